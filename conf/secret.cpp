@@ -1,0 +1,144 @@
+#include "secret.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/mem.h>
+
+extern char** environ;
+
+namespace postern::conf {
+
+secret::secret(secret&& other) noexcept : value_(std::move(other.value_)) { other.wipe(); }
+
+secret& secret::operator=(secret&& other) noexcept {
+  if (this != &other) {
+    wipe();
+    value_ = std::move(other.value_);
+    other.wipe();
+  }
+  return *this;
+}
+
+void secret::wipe() {
+  if (!value_.empty()) OPENSSL_cleanse(value_.data(), value_.size());
+  value_.clear();
+}
+
+namespace {
+
+std::string mode_string(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+/// First line of `text` without the line ending.
+std::string first_line(const std::string& text) {
+  auto end = text.find_first_of("\r\n");
+  return text.substr(0, end);
+}
+
+}  // namespace
+
+std::string check_private_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return path + ": cannot read: " + std::strerror(errno);
+  if (!S_ISREG(st.st_mode)) return path + ": not a regular file";
+  if (st.st_mode & (S_IRWXG | S_IRWXO))
+    return path + ": holds a secret but is accessible by group or others (mode " +
+           mode_string(st.st_mode) + "); run: chmod 600 " + path;
+  if (st.st_uid != 0 && st.st_uid != ::geteuid())
+    return path + ": holds a secret but is owned by uid " + std::to_string(st.st_uid) +
+           ", neither root nor the running user (uid " + std::to_string(::geteuid()) +
+           "); run: chown " + std::to_string(::geteuid()) + " " + path;
+  return {};
+}
+
+std::optional<secret> read_password_file(const std::string& path, std::string* error) {
+  if (auto problem = check_private_file(path); !problem.empty()) {
+    *error = problem;
+    return std::nullopt;
+  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *error = path + ": cannot open: " + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::string text(4096, '\0');
+  ssize_t n = ::read(fd, text.data(), text.size());
+  int saved = errno;
+  ::close(fd);
+  if (n < 0) {
+    OPENSSL_cleanse(text.data(), text.size());
+    *error = path + ": cannot read: " + std::strerror(saved);
+    return std::nullopt;
+  }
+  secret value(first_line(text.substr(0, static_cast<size_t>(n))));
+  OPENSSL_cleanse(text.data(), text.size());
+  if (value.empty()) {
+    *error = path + ": the first line is empty";
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<secret> run_password_command(const std::vector<std::string>& argv,
+                                           std::string* error) {
+  if (argv.empty()) {
+    *error = "password_command is empty";
+    return std::nullopt;
+  }
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    *error = std::string("pipe: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(pipe_fds[1]);
+  if (rc != 0) {
+    ::close(pipe_fds[0]);
+    *error = "password_command " + argv[0] + ": cannot run: " + std::strerror(rc);
+    return std::nullopt;
+  }
+  std::string output;
+  char chunk[512];
+  ssize_t n;
+  while ((n = ::read(pipe_fds[0], chunk, sizeof chunk)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0 && output.size() < 65536) output.append(chunk, static_cast<size_t>(n));
+  OPENSSL_cleanse(chunk, sizeof chunk);
+  ::close(pipe_fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  secret value(first_line(output));
+  OPENSSL_cleanse(output.data(), output.size());
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    *error = "password_command " + argv[0] + " failed (" +
+             (WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
+                                : "killed by signal " + std::to_string(WTERMSIG(status))) +
+             ")";
+    return std::nullopt;
+  }
+  if (value.empty()) {
+    *error = "password_command " + argv[0] + " printed no password on its first line";
+    return std::nullopt;
+  }
+  return value;
+}
+
+}  // namespace postern::conf

@@ -1,0 +1,44 @@
+#pragma once
+/// Secrets (passwords, private keys' files): read with permission checks, never printed,
+/// wiped from memory when dropped.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace postern::conf {
+
+/// A secret value. It has no operator<< and no to_string: the only way to the bytes is
+/// reveal(), so a secret cannot reach a log line by accident. Wiped on destruction.
+class secret {
+public:
+  secret() = default;
+  explicit secret(std::string value) : value_(std::move(value)) {}
+  secret(const secret&) = delete;
+  secret& operator=(const secret&) = delete;
+  secret(secret&& other) noexcept;
+  secret& operator=(secret&& other) noexcept;
+  ~secret() { wipe(); }
+
+  [[nodiscard]] const std::string& reveal() const { return value_; }
+  [[nodiscard]] bool empty() const { return value_.empty(); }
+  void wipe();
+
+private:
+  std::string value_;
+};
+
+/// Checks that a file holding a secret is private: a regular file, not readable or writable by
+/// group or others, owned by the running user or root. Returns "" when it is, else the problem
+/// and the fix (e.g. "... is readable by others (mode 0644); run: chmod 600 FILE").
+std::string check_private_file(const std::string& path);
+
+/// Reads the first line of a private password file (see check_private_file).
+std::optional<secret> read_password_file(const std::string& path, std::string* error);
+
+/// Runs argv (no shell) and takes the first line of its standard output. A non-zero exit,
+/// an empty line or no output is an error; the command's output never appears in the error.
+std::optional<secret> run_password_command(const std::vector<std::string>& argv,
+                                           std::string* error);
+
+}  // namespace postern::conf

@@ -1,0 +1,570 @@
+#include "connection.hpp"
+
+#include <arpa/inet.h>
+#include <cstring>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/generic/stream_protocol.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/local/stream_protocol.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "cli/log.hpp"
+#include "starttls_dialogue.hpp"
+
+namespace postern::tunnel {
+
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::experimental::as_tuple;
+using namespace asio::experimental::awaitable_operators;
+namespace lg = postern::log;
+
+namespace {
+
+/// Per-thread relay buffer: every connection on a thread shares it, because data never
+/// stays in it across a suspension (unsent bytes move to a per-connection copy).
+constexpr std::size_t scratch_size = 256 * 1024;
+char* scratch_buffer() {
+  thread_local std::unique_ptr<char[]> buffer(new char[scratch_size]);
+  return buffer.get();
+}
+
+proxy_addresses addresses_of(const sockaddr_storage& ss) {
+  proxy_addresses a;
+  char text[INET6_ADDRSTRLEN] = {0};
+  if (ss.ss_family == AF_INET) {
+    const auto& sin = reinterpret_cast<const sockaddr_in&>(ss);
+    ::inet_ntop(AF_INET, &sin.sin_addr, text, sizeof text);
+    a.family = AF_INET;
+    a.source_ip = text;
+    a.source_port = ntohs(sin.sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    const auto& sin6 = reinterpret_cast<const sockaddr_in6&>(ss);
+    ::inet_ntop(AF_INET6, &sin6.sin6_addr, text, sizeof text);
+    a.family = AF_INET6;
+    a.source_ip = text;
+    a.source_port = ntohs(sin6.sin6_port);
+  }
+  return a;
+}
+
+/// The client's address and the local address it reached, as the PROXY protocol carries them.
+void socket_addresses(int fd, proxy_addresses& client, proxy_addresses& local) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) client = addresses_of(ss);
+  len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) local = addresses_of(ss);
+  if (client.family == local.family && client.family != 0) {
+    client.destination_ip = local.source_ip;
+    client.destination_port = local.source_port;
+  }
+}
+
+/// A deadline that never comes (time_point::max() overflows inside timer arithmetic).
+std::chrono::steady_clock::time_point far_future() {
+  return std::chrono::steady_clock::now() + std::chrono::hours(24 * 365);
+}
+
+std::string duration_ms(std::chrono::steady_clock::duration d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+}
+
+}  // namespace
+
+const char* to_string(outcome o) {
+  switch (o) {
+    case outcome::closed: return "closed";
+    case outcome::reset: return "reset";
+    case outcome::timeout: return "timeout";
+    case outcome::connect_failed: return "connect_failed";
+    case outcome::tls_failed: return "tls_failed";
+    case outcome::protocol_error: return "protocol_error";
+    case outcome::error: return "error";
+    case outcome::stopped: return "stopped";
+  }
+  return "?";
+}
+
+int exit_code_for(outcome o) {
+  switch (o) {
+    case outcome::closed: return 0;
+    case outcome::reset: return 0;
+    case outcome::connect_failed: return 69;
+    case outcome::timeout: return 75;
+    case outcome::tls_failed:
+    case outcome::protocol_error: return 76;
+    default: return 70;
+  }
+}
+
+std::atomic<std::uint64_t>& live_connections() {
+  static std::atomic<std::uint64_t> count{0};
+  return count;
+}
+
+const char* connection::to_string(phase p) {
+  switch (p) {
+    case phase::proxy_header: return "proxy_header";
+    case phase::connect: return "connect";
+    case phase::starttls: return "starttls";
+    case phase::handshake: return "handshake";
+    case phase::relay: return "idle";
+    case phase::linger: return "close_linger";
+  }
+  return "?";
+}
+
+connection::connection(const asio::any_io_executor& ex, std::shared_ptr<service_runtime> service,
+                       int client_fd, int client_out_fd)
+    : executor_(ex),
+      service_(std::move(service)),
+      config_(service_->config),
+      session_(lg::new_session_id()),
+      client_(ex, client_fd, client_out_fd),
+      timer_(ex),
+      phase_deadline_(clock::now() + config_.timeouts.handshake),
+      stdio_(client_out_fd >= 0) {
+  service_->active.fetch_add(1, std::memory_order_relaxed);
+  live_connections().fetch_add(1, std::memory_order_relaxed);
+  if (!stdio_) socket_addresses(client_fd, client_address_, local_address_);
+  peer_ = stdio_ ? "stdio" : client_address_.family ? client_address_.source() : "unix";
+}
+
+connection::~connection() {
+  service_->active.fetch_sub(1, std::memory_order_relaxed);
+  live_connections().fetch_sub(1, std::memory_order_relaxed);
+}
+
+void connection::stop() {
+  if (outcome_) return;
+  fail(outcome::stopped, "shutdown grace period expired");
+  stopping_ = true;
+  client_.cancel();
+  if (server_) server_->cancel();
+  timer_.cancel();
+}
+
+void connection::fail(outcome o, std::string reason) {
+  if (outcome_) return;
+  outcome_ = o;
+  reason_ = std::move(reason);
+}
+
+void connection::begin_phase(phase p, conf::duration budget) {
+  phase_ = p;
+  phase_deadline_ = clock::now() + budget;
+}
+
+awaitable<bool> connection::wait_until(stream_end& end, io_want want) {
+  // The watchdog enforces the phase deadline by cancelling the wait.
+  if (stopping_) co_return false;
+  bool ready = co_await end.wait(want);
+  co_return ready && !stopping_;
+}
+
+awaitable<bool> connection::write_all(stream_end& end, const std::string& data) {
+  std::size_t off = 0;
+  while (off < data.size()) {
+    io_result r = end.write(data.data() + off, data.size() - off);
+    off += r.n;
+    if (r.failed || r.reset) {
+      fail(outcome::reset, r.error);
+      co_return false;
+    }
+    if (r.want != io_want::none && !co_await wait_until(end, r.want)) co_return false;
+  }
+  co_return true;
+}
+
+void connection::start() {
+  auto self = shared_from_this();
+  lg::debug("conn.start", {{"session", session_}, {"service", config_.name}, {"peer", peer_}});
+  co_spawn(executor_, watchdog(self), asio::detached);
+  co_spawn(executor_, run(self), asio::detached);
+}
+
+awaitable<void> connection::run(std::shared_ptr<connection> self) {
+  outcome o = co_await setup();
+  if (o != outcome::closed) {
+    finish();
+    co_return;
+  }
+  open_directions_ = 2;
+  begin_phase(phase::relay, config_.timeouts.idle);
+  co_spawn(executor_, pump(client_, *server_, bytes_up_, self), asio::detached);
+  co_spawn(executor_, pump(*server_, client_, bytes_down_, self), asio::detached);
+}
+
+void connection::finish() {
+  if (finished_) return;
+  if (!outcome_) outcome_ = outcome::closed;
+  client_.close();
+  if (server_) server_->close();
+  finished_ = true;
+  timer_.cancel();
+  log_summary();
+}
+
+
+awaitable<void> connection::watchdog(std::shared_ptr<connection> self) {
+  (void)self;  // keeps the connection alive while the watchdog runs
+  while (!finished_) {
+    clock::time_point deadline = phase_deadline_;
+    if (phase_ == phase::relay || phase_ == phase::linger) {
+      deadline = last_activity_ + config_.timeouts.idle;
+      if (phase_ == phase::linger)
+        deadline = std::min(deadline, first_direction_done_ + config_.timeouts.close_linger);
+    }
+    if (clock::now() >= deadline) {
+      on_deadline();
+      continue;
+    }
+    timer_.expires_at(deadline);
+    co_await timer_.async_wait(as_tuple(use_awaitable));
+  }
+}
+
+void connection::on_deadline() {
+  if (phase_ == phase::connect) {
+    // One attempt ran out of time: abandon it; connect_target tries the next target.
+    attempt_timed_out_ = true;
+    std::error_code ignored;
+    if (connecting_) connecting_->close(ignored);
+    if (resolving_) resolving_->cancel();
+    phase_deadline_ = far_future();
+    return;
+  }
+  fail(outcome::timeout, std::string("no progress within ") + to_string(phase_) + "_timeout");
+  if (phase_ == phase::linger) reason_ = "other direction still open after close_linger";
+  if (phase_ == phase::relay) reason_ = "no data in either direction within idle_timeout";
+  stopping_ = true;
+  phase_deadline_ = far_future();
+  phase_ = phase::proxy_header;  // stop the relay deadline computation from firing again
+  client_.cancel();
+  if (server_) server_->cancel();
+}
+
+awaitable<outcome> connection::setup() {
+  const bool client_mode = config_.mode == conf::tunnel_mode::client;
+  if (config_.proxy_accept)
+    {
+      outcome o = co_await read_proxy_header();
+      if (o != outcome::closed) co_return o;
+    }
+  if (!client_mode) {
+    client_.attach_tls(service_->tls->new_server());
+    {
+      outcome o = co_await tls_handshake(client_);
+      if (o != outcome::closed) co_return o;
+    }
+  }
+  {
+      outcome o = co_await connect_target();
+      if (o != outcome::closed) co_return o;
+    }
+  if (config_.proxy_send != conf::proxy_version::none) {
+    begin_phase(phase::handshake, config_.timeouts.handshake);
+    if (!co_await write_all(*server_, proxy_header_to_send())) co_return *outcome_;
+  }
+  if (client_mode) {
+    if (config_.starttls != conf::app_protocol::none)
+      {
+      outcome o = co_await starttls_preamble();
+      if (o != outcome::closed) co_return o;
+    }
+    const auto& host = config_.tls.verify_host.empty() ? target_host_ : config_.tls.verify_host;
+    server_->attach_tls(service_->tls->new_client(host, target_));
+    {
+      outcome o = co_await tls_handshake(*server_);
+      if (o != outcome::closed) co_return o;
+    }
+    if (!starttls_greeting_.empty() && !co_await write_all(client_, starttls_greeting_))
+      co_return *outcome_;
+  }
+  co_return outcome::closed;
+}
+
+std::string connection::proxy_header_to_send() const {
+  return config_.proxy_send == conf::proxy_version::v1 ? build_proxy_v1(client_address_)
+                                                       : build_proxy_v2(client_address_);
+}
+
+awaitable<outcome> connection::read_proxy_header() {
+  begin_phase(phase::proxy_header, config_.timeouts.handshake);
+  char buf[proxy_max_header];
+  for (;;) {
+    io_result r = client_.peek(buf, sizeof buf);
+    if (r.want != io_want::none) {
+      if (!co_await wait_until(client_, r.want)) co_return *outcome_;
+      continue;
+    }
+    if (r.eof || r.reset || r.failed) {
+      fail(outcome::protocol_error, "connection closed before the PROXY header");
+      co_return *outcome_;
+    }
+    auto parsed = parse_proxy_header({reinterpret_cast<const std::uint8_t*>(buf), r.n});
+    if (parsed.status == proxy_parse_status::invalid) {
+      fail(outcome::protocol_error, parsed.error);
+      co_return *outcome_;
+    }
+    if (parsed.status == proxy_parse_status::done) {
+      // Consume exactly the header; what follows (a ClientHello, say) stays in the socket.
+      client_.read(buf, parsed.consumed);
+      if (parsed.addresses.family != 0) {
+        client_address_ = parsed.addresses;
+        peer_ = client_address_.source();
+      }
+      co_return outcome::closed;
+    }
+    // A partial header: wait for more, bounded by the phase deadline.
+    if (r.n == sizeof buf || !co_await wait_until(client_, io_want::read)) {
+      fail(outcome::protocol_error, "incomplete PROXY header");
+      co_return *outcome_;
+    }
+  }
+}
+
+awaitable<bool> connection::connect_one(const conf::address& target) {
+  using generic = asio::generic::stream_protocol;
+  std::vector<generic::endpoint> endpoints;
+  attempt_timed_out_ = false;
+  begin_phase(phase::connect, config_.timeouts.connect);
+  if (target.kind == conf::address_kind::unix_path) {
+    endpoints.emplace_back(asio::local::stream_protocol::endpoint(target.path));
+  } else {
+    asio::ip::tcp::resolver resolver(executor_);
+    resolving_ = &resolver;
+    auto [ec, results] = co_await resolver.async_resolve(target.host, std::to_string(target.port),
+                                                         as_tuple(use_awaitable));
+    resolving_ = nullptr;
+    if (ec) {
+      connect_errors_ += target.to_string() + ": " +
+                         (attempt_timed_out_ ? "name resolution timed out" : ec.message()) + "; ";
+      co_return false;
+    }
+    for (const auto& r : results) endpoints.emplace_back(r.endpoint());
+  }
+  for (const auto& ep : endpoints) {
+    if (stopping_) co_return false;
+    generic::socket socket(executor_);
+    connecting_ = &socket;
+    auto [ec] = co_await socket.async_connect(ep, as_tuple(use_awaitable));
+    connecting_ = nullptr;
+    if (!ec && !attempt_timed_out_) {
+      if (target.kind == conf::address_kind::tcp) {
+        socket.set_option(asio::ip::tcp::no_delay(true), ec);
+        target_ = target.to_string();
+        target_host_ = target.host;
+      } else {
+        target_ = target.to_string();
+      }
+      server_.emplace(executor_, socket.release());
+      co_return true;
+    }
+    connect_errors_ += target.to_string() + ": " +
+                       (attempt_timed_out_ ? "timed out after connect_timeout" : ec.message()) +
+                       "; ";
+    if (attempt_timed_out_) co_return false;  // the attempt used the target's whole budget
+  }
+  co_return false;
+}
+
+awaitable<outcome> connection::connect_target() {
+  const auto& targets = config_.connect;
+  std::size_t first = 0;
+  if (config_.failover == conf::failover_policy::round_robin)
+    first = service_->next_target.fetch_add(1, std::memory_order_relaxed) % targets.size();
+  for (std::size_t i = 0; i < targets.size() && !stopping_; ++i)
+    if (co_await connect_one(targets[(first + i) % targets.size()])) co_return outcome::closed;
+  if (!connect_errors_.empty()) connect_errors_.resize(connect_errors_.size() - 2);
+  fail(stopping_ && outcome_ ? *outcome_ : outcome::connect_failed,
+       "no target reachable: " + connect_errors_);
+  co_return *outcome_;
+}
+
+awaitable<outcome> connection::starttls_preamble() {
+  begin_phase(phase::starttls, config_.timeouts.handshake);
+  starttls_dialogue dialogue(config_.starttls, config_.starttls_hostname.empty()
+                                                   ? std::string("localhost")
+                                                   : config_.starttls_hostname);
+  char buf[1024];
+  starttls_dialogue::step step = dialogue.on_input({});
+  for (;;) {
+    if (step.what == starttls_dialogue::action::send) {
+      if (!co_await write_all(*server_, step.data)) co_return *outcome_;
+      step = dialogue.on_input({});
+      continue;
+    }
+    if (step.what == starttls_dialogue::action::start_tls) break;
+    if (step.what == starttls_dialogue::action::fail) {
+      fail(outcome::protocol_error, "STARTTLS: " + step.data);
+      co_return *outcome_;
+    }
+    io_result r = server_->read(buf, sizeof buf);
+    if (r.want != io_want::none) {
+      if (!co_await wait_until(*server_, r.want)) co_return *outcome_;
+      continue;
+    }
+    if (r.eof || r.reset || r.failed) {
+      fail(outcome::protocol_error, "STARTTLS: server closed the connection during the preamble");
+      co_return *outcome_;
+    }
+    step = dialogue.on_input({buf, r.n});
+  }
+  if (lg::logger::instance().enabled(lg::level::trace))
+    lg::event(lg::level::trace, "starttls.dialogue",
+              {{"session", session_}, {"transcript", dialogue.transcript()}});
+  starttls_greeting_ = dialogue.greeting_for_client();
+  co_return outcome::closed;
+}
+
+awaitable<outcome> connection::tls_handshake(stream_end& end) {
+  begin_phase(phase::handshake, config_.timeouts.handshake);
+  for (;;) {
+    io_result r = end.handshake();
+    if (r.n == 1) break;
+    if (r.want != io_want::none) {
+      if (!co_await wait_until(end, r.want)) co_return *outcome_;
+      continue;
+    }
+    fail(outcome::tls_failed, tls_context::handshake_error(end.ssl(), SSL_ERROR_SSL) +
+                                  (r.error.empty() || r.failed ? "" : " (" + r.error + ")"));
+    verdict_.verify = "failed";
+    co_return *outcome_;
+  }
+  verdict_ = service_->tls->check_peer(end.ssl());
+  if (!verdict_.ok) {
+    fail(outcome::tls_failed, verdict_.reason);
+    co_return *outcome_;
+  }
+  co_return outcome::closed;
+}
+
+awaitable<void> connection::pump(stream_end& from, stream_end& to, std::uint64_t& counter,
+                                 std::shared_ptr<connection> self) {
+  std::unique_ptr<char[]> held;  // unsent bytes while `to` is not writable
+  io_result pending;             // an end seen while draining, handled next round
+  bool orderly_end = false;
+  while (!stopping_) {
+    char* scratch = scratch_buffer();
+    io_result r = pending.eof || pending.failed || pending.reset ? pending : from.read(scratch, scratch_size);
+    pending = {};
+    if (r.want != io_want::none) {
+      if (!co_await wait_until(from, r.want)) break;
+      continue;
+    }
+    if (r.eof) {
+      orderly_end = true;
+      break;
+    }
+    if (r.failed || r.reset) {
+      fail(r.reset ? outcome::reset : outcome::error, r.error);
+      break;
+    }
+    std::size_t n = r.n;
+    // TLS returns one record per read: gather what is already here into one write.
+    while (from.ssl() && n + 16384 + 256 <= scratch_size) {
+      io_result more = from.read(scratch + n, scratch_size - n);
+      if (more.n == 0) {
+        if (more.want == io_want::none) pending = more;
+        break;
+      }
+      n += more.n;
+    }
+    counter += n;
+    last_activity_ = clock::now();
+    const char* data = scratch;
+    std::size_t off = 0;
+    while (off < n && !stopping_) {
+      io_result w = to.write(data + off, n - off);
+      off += w.n;
+      if (w.n > 0) continue;
+      if (w.want == io_want::none) {
+        fail(w.reset ? outcome::reset : outcome::error, w.error);
+        stopping_ = true;
+        from.cancel();
+        break;
+      }
+      if (!held) {
+        held.reset(new char[n - off]);
+        std::memcpy(held.get(), data + off, n - off);
+        data = held.get();
+        n -= off;
+        off = 0;
+      }
+      if (!co_await wait_until(to, w.want)) break;
+      last_activity_ = clock::now();
+    }
+    held.reset();
+  }
+  if (orderly_end && !stopping_) {
+    // Half-close: pass the end on, keep the other direction running.
+    for (;;) {
+      io_result r = to.shutdown_write();
+      if (r.want == io_want::none || !co_await wait_until(to, r.want)) break;
+    }
+  } else if (!orderly_end) {
+    // An abort in one direction ends both.
+    stopping_ = true;
+    client_.cancel();
+    if (server_) server_->cancel();
+  }
+  direction_finished();
+  (void)self;
+}
+
+void connection::direction_finished() {
+  if (--open_directions_ == 1 && !stopping_) {
+    first_direction_done_ = clock::now();
+    phase_ = phase::linger;
+    timer_.cancel();
+    return;
+  }
+  if (open_directions_ == 0) finish();
+}
+
+void connection::log_summary() {
+  outcome o = outcome_.value_or(outcome::closed);
+  bool failed_handshake = o == outcome::tls_failed && config_.mode == conf::tunnel_mode::server &&
+                          bytes_up_ == 0 && verdict_.verify != "failed";
+  lg::level l = lg::level::info;
+  if (o == outcome::connect_failed || o == outcome::tls_failed || o == outcome::protocol_error ||
+      o == outcome::error)
+    l = lg::level::warn;
+  // Scanners and TCP health checks that never finish a handshake are noise unless asked for.
+  if ((failed_handshake || (o == outcome::protocol_error && phase_ == phase::proxy_header)) &&
+      !config_.log_handshake_errors)
+    l = lg::level::debug;
+  if (!lg::logger::instance().enabled(l)) return;
+  stream_end* tls_end = config_.mode == conf::tunnel_mode::client ? (server_ ? &*server_ : nullptr)
+                                                                  : &client_;
+  std::string version = tls_end ? tls_end->tls_version() : "";
+  std::string cipher = tls_end ? tls_end->tls_cipher() : "";
+  bool resumed = tls_end && tls_end->ssl() && SSL_session_reused(tls_end->ssl());
+  lg::event(l, "conn.end",
+            {{"session", session_},
+             {"service", config_.name},
+             {"peer", peer_},
+             {"target", target_.empty() ? "-" : target_},
+             {"outcome", tunnel::to_string(o)},
+             {"bytes_up", bytes_up_},
+             {"bytes_down", bytes_down_},
+             {"duration_ms", duration_ms(clock::now() - started_)},
+             {"tls", version.empty() ? "-" : version},
+             {"cipher", cipher.empty() ? "-" : cipher},
+             {"resumed", resumed ? "yes" : "no"},
+             {"verify", verdict_.verify.empty() ? "-" : verdict_.verify},
+             {"reason", reason_.empty() ? (verdict_.reason.empty() ? "-" : verdict_.reason)
+                                        : reason_}});
+}
+
+}  // namespace postern::tunnel

@@ -1,0 +1,127 @@
+#pragma once
+/// One tunnelled connection, from accept to the summary line: PROXY header, connect with
+/// failover, STARTTLS, TLS handshake and verification, then the half-close-aware relay.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <asio/awaitable.hpp>
+#include <asio/generic/stream_protocol.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "conf/tunnel_config.hpp"
+#include "proxy_protocol.hpp"
+#include "stream_end.hpp"
+#include "tls_context.hpp"
+
+namespace postern::tunnel {
+
+/// A service as it runs: its configuration, TLS context and counters. Connections hold a
+/// shared_ptr, so a reload never changes the settings of a connection already running.
+struct service_runtime {
+  conf::tunnel_service config;
+  std::shared_ptr<tls_context> tls;
+  std::atomic<std::uint32_t> active{0};
+  std::atomic<std::uint32_t> next_target{0};
+};
+
+/// How a connection ended, for the summary line and --stdio's exit status.
+enum class outcome {
+  closed,          ///< both directions ended normally
+  reset,           ///< a peer aborted
+  timeout,         ///< a phase ran out of time (phase named in the reason)
+  connect_failed,  ///< no target could be reached
+  tls_failed,      ///< handshake or verification failed
+  protocol_error,  ///< bad PROXY header, STARTTLS refused, ...
+  error,           ///< local failure
+  stopped,         ///< cancelled by shutdown
+};
+const char* to_string(outcome o);
+/// sysexits code for --stdio: 0, 69 (unreachable), 75 (timeout), 76 (TLS/protocol), 70.
+int exit_code_for(outcome o);
+
+/// Number of connections alive in the process (all services), for graceful shutdown.
+std::atomic<std::uint64_t>& live_connections();
+
+class connection : public std::enable_shared_from_this<connection> {
+public:
+  /// `client_fd` is the accepted socket; for --stdio, `client_fd` = 0 and `client_out_fd` = 1.
+  connection(const asio::any_io_executor& ex, std::shared_ptr<service_runtime> service,
+             int client_fd, int client_out_fd = -1);
+  ~connection();
+
+  /// Starts the connection; it keeps itself alive until it has logged its summary.
+  void start();
+  /// How it ended; set once the summary is logged.
+  [[nodiscard]] std::optional<outcome> result() const { return finished_ ? outcome_ : std::nullopt; }
+
+  /// Stops the connection at the next opportunity (shutdown grace period expired).
+  void stop();
+
+private:
+  enum class phase { proxy_header, connect, starttls, handshake, relay, linger };
+  static const char* to_string(phase p);
+  using clock = std::chrono::steady_clock;
+
+  asio::awaitable<void> run(std::shared_ptr<connection> self);
+  asio::awaitable<outcome> setup();
+  asio::awaitable<bool> connect_one(const conf::address& target);
+  asio::awaitable<outcome> read_proxy_header();
+  asio::awaitable<outcome> connect_target();
+  asio::awaitable<outcome> starttls_preamble();
+  asio::awaitable<outcome> tls_handshake(stream_end& end);
+  asio::awaitable<bool> write_all(stream_end& end, const std::string& data);
+  asio::awaitable<bool> wait_until(stream_end& end, io_want want);
+  asio::awaitable<void> pump(stream_end& from, stream_end& to, std::uint64_t& counter,
+                             std::shared_ptr<connection> self);
+  asio::awaitable<void> watchdog(std::shared_ptr<connection> self);
+  void on_deadline();
+  void begin_phase(phase p, conf::duration budget);
+  void direction_finished();
+  void finish();
+  void fail(outcome o, std::string reason);
+  void log_summary();
+  std::string proxy_header_to_send() const;
+
+  asio::any_io_executor executor_;
+  std::shared_ptr<service_runtime> service_;
+  const conf::tunnel_service& config_;
+  std::string session_;
+  stream_end client_;
+  std::optional<stream_end> server_;
+  asio::steady_timer timer_;
+
+  proxy_addresses client_address_;  ///< who connected (from PROXY header when received)
+  proxy_addresses local_address_;   ///< where they connected to
+  std::string peer_;                ///< client_address_ as text, for logs
+  std::string target_;              ///< the target reached, for logs ("host:port")
+  std::string target_host_;         ///< its host name, for verification and SNI
+  std::string connect_errors_;      ///< every failed attempt, for the failure reason
+  asio::generic::stream_protocol::socket* connecting_ = nullptr;
+  asio::ip::tcp::resolver* resolving_ = nullptr;
+  bool attempt_timed_out_ = false;
+  bool finished_ = false;
+  std::string starttls_greeting_;
+  peer_verdict verdict_;
+
+  phase phase_ = phase::proxy_header;
+  clock::time_point phase_deadline_;
+  clock::time_point started_ = clock::now();
+  clock::time_point last_activity_ = started_;
+  clock::time_point first_direction_done_{};
+  std::uint64_t bytes_up_ = 0;    ///< client -> target
+  std::uint64_t bytes_down_ = 0;  ///< target -> client
+  int open_directions_ = 0;
+  bool stopping_ = false;
+  bool timed_out_ = false;
+  bool stdio_ = false;
+  std::optional<outcome> outcome_;
+  std::string reason_;
+};
+
+}  // namespace postern::tunnel

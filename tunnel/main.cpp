@@ -1,0 +1,174 @@
+// postern-tunnel: plain <-> TLS port forwarder (the stunnel replacement).
+#include <csignal>
+#include <iostream>
+
+#include <asio/signal_set.hpp>
+
+#include "cli/exit_codes.hpp"
+#include "cli/log.hpp"
+#include "cli/options.hpp"
+#include "cli/service_manager.hpp"
+#include "conf/tunnel_config.hpp"
+#include "postern/version.hpp"
+#include "tunnel/stdio_tunnel.hpp"
+#include "tunnel/tunnel_server.hpp"
+
+namespace {
+
+using namespace postern;
+namespace lg = postern::log;
+
+std::optional<conf::tunnel_config> load(const std::string& file) {
+  conf::diagnostics diags;
+  auto config = conf::load_tunnel_config(file, diags);
+  for (const auto& d : diags.items()) lg::error("config.error", {{"error", d.to_string()}});
+  return config;
+}
+
+/// --check: every configuration error, TLS files included, then "configuration OK".
+int check(const std::string& file) {
+  conf::diagnostics diags;
+  auto config = conf::load_tunnel_config(file, diags);
+  if (!config) {
+    std::cerr << diags.to_string();
+    return exit_code::config;
+  }
+  std::vector<std::string> errors;
+  tunnel::build_services(*config, errors);
+  for (const auto& e : errors) std::cerr << file << ": " << e << "\n";
+  if (!errors.empty()) return exit_code::config;
+  tunnel::log_insecure_settings(*config);
+  std::cout << "configuration OK\n";
+  return exit_code::ok;
+}
+
+void reload(tunnel::tunnel_server& server, const std::string& file) {
+  cli::notify_reloading();
+  lg::info("reload.start", {{"config", file}});
+  auto config = load(file);
+  std::vector<std::string> errors;
+  if (config && server.apply(*config, errors)) {
+    tunnel::log_insecure_settings(*config);
+    lg::info("reload.done", {{"config", file}, {"services", config->services.size()}});
+  } else {
+    for (const auto& e : errors) lg::error("config.error", {{"error", e}});
+    lg::error("reload.failed", {{"config", file}, {"action", "previous configuration kept"}});
+  }
+  cli::notify_ready("serving");
+}
+
+int serve(const std::string& file, conf::duration grace) {
+  auto config = load(file);
+  if (!config) return exit_code::config;
+  tunnel::tunnel_server server(config->threads);
+  std::vector<std::string> errors;
+  if (!server.apply(*config, errors)) {
+    for (const auto& e : errors) lg::error("config.error", {{"error", e}});
+    return exit_code::config;
+  }
+  tunnel::log_insecure_settings(*config);
+  asio::signal_set signals(server.main_context(), SIGHUP, SIGTERM, SIGINT);
+  std::function<void(const std::error_code&, int)> on_signal = [&](const std::error_code& ec,
+                                                                    int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      reload(server, file);
+    } else {
+      cli::notify_stopping();
+      server.shutdown(grace);
+      return;
+    }
+    signals.async_wait(on_signal);
+  };
+  signals.async_wait(on_signal);
+  lg::info("start", {{"version", POSTERN_VERSION},
+                     {"config", file},
+                     {"services", config->services.size()},
+                     {"threads", server.worker_count()}});
+  cli::notify_ready("serving");
+  server.run();
+  lg::info("stop", {});
+  return exit_code::ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Writes to a peer that has gone must fail with EPIPE, not kill the process.
+  std::signal(SIGPIPE, SIG_IGN);
+  CLI::App app{
+      "postern-tunnel: forward plaintext connections over TLS (client mode) or TLS "
+      "connections to plaintext services (server mode), with certificate verification on by "
+      "default.",
+      "postern-tunnel"};
+  app.footer("Exit status: 0 ok, 64 usage, 69 target unreachable, 75 timeout, 76 TLS or "
+             "protocol failure, 78 configuration error.\nSee postern-tunnel(1) and "
+             "postern-tunnel.toml(5).");
+  cli::common_options common;
+  cli::add_common_options(app, common, POSTERN_SYSCONFDIR "/tunnel.toml");
+  std::string grace_text = "30s";
+  app.add_option("--grace", grace_text,
+                 "On SIGTERM/SIGINT, how long open connections may take to finish")
+      ->capture_default_str();
+
+  bool stdio = false;
+  tunnel::stdio_options so;
+  auto* stdio_flag = app.add_flag("--stdio", stdio,
+                                  "Carry one connection over stdin/stdout instead of listening");
+  auto group = app.add_option_group("stdio", "Options of --stdio mode");
+  group->add_option("--connect", so.connect_url,
+                    "Target URL: tls://host:port, smtps://host, smtp+starttls://host, "
+                    "pop3s://host, pop3+starttls://host, imaps://host, imap+starttls://host");
+  group->add_option("--ca-file", so.tls.ca_file, "Trusted CA certificates (PEM); default: system store");
+  group->add_option("--ca-dir", so.tls.ca_dir, "Directory of trusted CA certificates (hashed)");
+  group->add_option("--verify-host", so.tls.verify_host, "Name the certificate must match");
+  group->add_option("--sni", so.tls.sni, "SNI name to send (\"\" for none)");
+  group->add_option("--pin-sha256", so.tls.pin_sha256, "Accepted SPKI SHA-256 pin (base64); repeatable");
+  group->add_option("--verify", so.verify, "\"full\" (default) or \"none\" (insecure, logged)")
+      ->check(CLI::IsMember({"full", "none"}));
+  group->add_option("--cert-file", so.tls.cert_file, "Client certificate chain (PEM) for mTLS");
+  group->add_option("--key-file", so.tls.key_file, "Its private key (must be mode 0600)");
+  group->add_option("--alpn", so.tls.alpn, "ALPN protocol to offer; repeatable");
+  group->add_option("--tls-min", so.tls_min, "Lowest TLS version: 1.2 or 1.3")
+      ->check(CLI::IsMember({"1.2", "1.3"}));
+  group->add_option("--ciphers", so.tls.ciphers, "TLS 1.2 cipher list");
+  group->add_option("--ehlo", so.starttls_hostname, "Name for EHLO in smtp+starttls mode");
+  group->add_option("--connect-timeout", so.connect_timeout, "Default 10s");
+  group->add_option("--handshake-timeout", so.handshake_timeout, "Default 15s");
+  group->add_option("--idle-timeout", so.idle_timeout, "Default 60m");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : exit_code::usage;
+  }
+  cli::apply_logging(common);
+  (void)stdio_flag;
+
+  if (stdio) {
+    if (so.connect_url.empty()) {
+      std::cerr << "postern-tunnel: --stdio needs --connect URL\n";
+      return exit_code::usage;
+    }
+    conf::tunnel_service service;
+    std::vector<std::string> errors;
+    if (!tunnel::make_stdio_service(so, service, errors)) {
+      for (const auto& e : errors) std::cerr << "postern-tunnel: " << e << "\n";
+      return exit_code::usage;
+    }
+    return tunnel::run_stdio(service);
+  }
+  if (!so.connect_url.empty()) {
+    std::cerr << "postern-tunnel: --connect is an option of --stdio mode\n";
+    return exit_code::usage;
+  }
+  if (common.check) return check(common.config);
+  std::string error;
+  auto grace = conf::parse_duration(grace_text, &error);
+  if (!grace) {
+    std::cerr << "postern-tunnel: --grace: " << error << "\n";
+    return exit_code::usage;
+  }
+  return serve(common.config, *grace);
+}

@@ -1,0 +1,172 @@
+#include "stream_end.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/use_awaitable.hpp>
+#include <openssl/err.h>
+
+namespace postern::tunnel {
+
+namespace {
+
+io_result from_errno(const char* what) {
+  int e = errno;
+  io_result r;
+  if (e == EAGAIN || e == EWOULDBLOCK) return r;
+  // A peer that resets or vanishes is routine, not a fault of ours.
+  if (e == ECONNRESET || e == EPIPE)
+    r.reset = true;
+  else
+    r.failed = true;
+  r.error = std::string(what) + ": " + std::strerror(e);
+  return r;
+}
+
+bool is_socket(int fd) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+}  // namespace
+
+stream_end::stream_end(const asio::any_io_executor& ex, int fd_in, int fd_out)
+    : in_(ex, fd_in), is_socket_(is_socket(fd_in)) {
+  in_.non_blocking(true);
+  if (fd_out >= 0 && fd_out != fd_in) {
+    out_.emplace(ex, fd_out);
+    out_->non_blocking(true);
+  }
+}
+
+void stream_end::attach_tls(bssl::UniquePtr<SSL> ssl) {
+  ssl_ = std::move(ssl);
+  SSL_set_fd(ssl_.get(), in_.native_handle());
+}
+
+io_result stream_end::tls_result(int ret, const char* what) {
+  int err = SSL_get_error(ssl_.get(), ret);
+  switch (err) {
+    case SSL_ERROR_WANT_READ: return {0, io_want::read};
+    case SSL_ERROR_WANT_WRITE: return {0, io_want::write};
+    case SSL_ERROR_ZERO_RETURN: return {0, io_want::none, true, false, false, "close_notify"};
+    case SSL_ERROR_SYSCALL:
+      if (ERR_peek_error() == 0) {
+        ERR_clear_error();
+        io_result r;
+        if (ret == 0) {
+          r.eof = true;
+          r.error = "closed without close_notify";
+        } else {
+          (errno == ECONNRESET || errno == EPIPE ? r.reset : r.failed) = true;
+          r.error = std::string(what) + ": " + std::strerror(errno);
+        }
+        return r;
+      }
+      [[fallthrough]];
+    default: {
+      char text[256];
+      ERR_error_string_n(ERR_get_error(), text, sizeof text);
+      ERR_clear_error();
+      return {0, io_want::none, false, false, true, std::string(what) + ": " + text};
+    }
+  }
+}
+
+io_result stream_end::read(char* buf, std::size_t len) {
+  if (ssl_) {
+    int ret = SSL_read(ssl_.get(), buf, static_cast<int>(std::min<std::size_t>(len, INT32_MAX)));
+    if (ret > 0) return {static_cast<std::size_t>(ret)};
+    return tls_result(ret, "TLS read");
+  }
+  ssize_t n = ::read(in_.native_handle(), buf, len);
+  if (n > 0) return {static_cast<std::size_t>(n)};
+  if (n == 0) return {0, io_want::none, true};
+  io_result r = from_errno("read");
+  if (!r.reset && !r.failed) r.want = io_want::read;
+  return r;
+}
+
+io_result stream_end::write(const char* buf, std::size_t len) {
+  if (ssl_) {
+    int ret = SSL_write(ssl_.get(), buf, static_cast<int>(std::min<std::size_t>(len, INT32_MAX)));
+    if (ret > 0) return {static_cast<std::size_t>(ret)};
+    return tls_result(ret, "TLS write");
+  }
+  int fd = out_ ? out_->native_handle() : in_.native_handle();
+  ssize_t n = is_socket_ && !out_ ? ::send(fd, buf, len, MSG_NOSIGNAL) : ::write(fd, buf, len);
+  if (n >= 0) return {static_cast<std::size_t>(n)};
+  io_result r = from_errno("write");
+  if (!r.reset && !r.failed) r.want = io_want::write;
+  return r;
+}
+
+io_result stream_end::handshake() {
+  int ret = SSL_do_handshake(ssl_.get());
+  if (ret == 1) return {1};
+  return tls_result(ret, "TLS handshake");
+}
+
+io_result stream_end::shutdown_write() {
+  if (write_shut_) return {1};
+  if (ssl_) {
+    int ret = SSL_shutdown(ssl_.get());
+    if (ret < 0) {
+      io_result r = tls_result(ret, "TLS shutdown");
+      if (r.want != io_want::none) return r;
+      // Could not send close_notify (peer gone): fall through to FIN.
+    }
+  }
+  write_shut_ = true;
+  if (out_) {
+    out_->close();
+    out_.reset();
+    return {1};
+  }
+  if (is_socket_) ::shutdown(in_.native_handle(), SHUT_WR);
+  return {1};
+}
+
+io_result stream_end::peek(char* buf, std::size_t len) {
+  ssize_t n = ::recv(in_.native_handle(), buf, len, MSG_PEEK);
+  if (n > 0) return {static_cast<std::size_t>(n)};
+  if (n == 0) return {0, io_want::none, true};
+  io_result r = from_errno("read");
+  if (!r.reset && !r.failed) r.want = io_want::read;
+  return r;
+}
+
+asio::awaitable<bool> stream_end::wait(io_want want) {
+  auto& d = want == io_want::write ? out() : in_;
+  if (!d.is_open()) co_return false;
+  auto [ec] = co_await d.async_wait(want == io_want::write ? asio::posix::descriptor_base::wait_write
+                                                           : asio::posix::descriptor_base::wait_read,
+                                    asio::experimental::as_tuple(asio::use_awaitable));
+  co_return !ec;
+}
+
+void stream_end::cancel() {
+  std::error_code ignored;
+  in_.cancel(ignored);
+  if (out_) out_->cancel(ignored);
+}
+
+void stream_end::close() {
+  std::error_code ignored;
+  in_.close(ignored);
+  if (out_) out_->close(ignored);
+}
+
+std::string stream_end::tls_version() const { return ssl_ ? SSL_get_version(ssl_.get()) : ""; }
+
+std::string stream_end::tls_cipher() const {
+  if (!ssl_) return {};
+  const SSL_CIPHER* c = SSL_get_current_cipher(ssl_.get());
+  return c ? SSL_CIPHER_standard_name(c) : "";
+}
+
+}  // namespace postern::tunnel

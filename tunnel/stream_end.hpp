@@ -1,0 +1,69 @@
+#pragma once
+/// One end of a tunnelled connection: a non-blocking descriptor (a socket, or stdin/stdout)
+/// with TLS optionally on top. I/O calls never block; they say which readiness to wait for.
+/// BoringSSL runs directly on the socket, so no per-connection buffers exist while idle.
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <system_error>
+
+#include <asio/awaitable.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+#include <openssl/ssl.h>
+
+namespace postern::tunnel {
+
+enum class io_want { none, read, write };
+
+struct io_result {
+  std::size_t n = 0;
+  io_want want = io_want::none;
+  bool eof = false;    ///< orderly end (FIN, or TLS close_notify / truncation)
+  bool reset = false;  ///< the peer aborted (ECONNRESET, EPIPE)
+  bool failed = false;
+  std::string error;  ///< when failed
+};
+
+class stream_end {
+public:
+  /// Takes ownership of `fd_in` and, when different and >= 0, of `fd_out`.
+  stream_end(const asio::any_io_executor& ex, int fd_in, int fd_out = -1);
+  stream_end(const stream_end&) = delete;
+  stream_end& operator=(const stream_end&) = delete;
+
+  /// Puts TLS on this end (sockets only); the SSL is driven on the descriptor itself.
+  void attach_tls(bssl::UniquePtr<SSL> ssl);
+  [[nodiscard]] SSL* ssl() const { return ssl_.get(); }
+  [[nodiscard]] int fd() { return in_.native_handle(); }
+
+  io_result read(char* buf, std::size_t len);
+  io_result write(const char* buf, std::size_t len);
+  /// Drives the TLS handshake one step.
+  io_result handshake();
+  /// Ends our sending direction: TLS close_notify then FIN (or closes a pipe).
+  io_result shutdown_write();
+  /// Peeks at bytes without consuming them (plain sockets; for the PROXY header).
+  io_result peek(char* buf, std::size_t len);
+
+  /// Waits until the descriptor is ready; false when cancelled or closed.
+  asio::awaitable<bool> wait(io_want want);
+  void cancel();
+  void close();
+
+  /// "TLSv1.3", cipher name, or "" for plain ends.
+  [[nodiscard]] std::string tls_version() const;
+  [[nodiscard]] std::string tls_cipher() const;
+
+private:
+  io_result tls_result(int ret, const char* what);
+  asio::posix::stream_descriptor& out() { return out_ ? *out_ : in_; }
+
+  asio::posix::stream_descriptor in_;
+  std::optional<asio::posix::stream_descriptor> out_;
+  bssl::UniquePtr<SSL> ssl_;
+  bool is_socket_ = false;
+  bool write_shut_ = false;
+};
+
+}  // namespace postern::tunnel

@@ -1,0 +1,77 @@
+#pragma once
+/// TLS configuration built once per service (and again on reload): BoringSSL contexts,
+/// verification policy, client session cache, post-handshake identity checks.
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include <openssl/ssl.h>
+
+#include "conf/tunnel_config.hpp"
+
+#ifndef OPENSSL_IS_BORINGSSL
+#error "postern must be built against BoringSSL (android-libboringssl-dev), not OpenSSL"
+#endif
+
+namespace postern::tunnel {
+
+/// Outcome of verifying the peer, for the connection's summary line.
+struct peer_verdict {
+  bool ok = false;
+  std::string verify;  ///< "ok", "none" (not checked, by configuration), "pin", "failed"
+  std::string reason;  ///< why it failed, or the peer identity when ok
+};
+
+/// The trust store used when no ca_file/ca_dir is set (Debian's ca-certificates).
+inline constexpr const char* system_ca_file = "/etc/ssl/certs/ca-certificates.crt";
+inline constexpr const char* system_ca_dir = "/etc/ssl/certs";
+
+class tls_context {
+public:
+  /// Builds the context; on failure returns null and a message naming the file and problem.
+  static std::shared_ptr<tls_context> create(const conf::tls_settings& settings,
+                                             conf::tunnel_mode mode, std::string& error);
+  ~tls_context();
+
+  /// A client-side SSL for one connection to `host` (verified name and SNI unless overridden);
+  /// `session_key` selects the cached session to resume ("host:port").
+  bssl::UniquePtr<SSL> new_client(const std::string& host, const std::string& session_key);
+  /// A server-side SSL for one accepted connection.
+  bssl::UniquePtr<SSL> new_server();
+
+  /// After a successful handshake: pins and identity allow-lists, with the verdict to log.
+  peer_verdict check_peer(SSL* ssl) const;
+  /// After a failed handshake: the verification error if there was one, else the TLS error.
+  static std::string handshake_error(SSL* ssl, int ssl_error);
+
+  [[nodiscard]] const conf::tls_settings& settings() const { return settings_; }
+  [[nodiscard]] SSL_CTX* native() const { return ctx_.get(); }
+
+  /// SHA-256 of the certificate's SubjectPublicKeyInfo, base64: the pin_sha256 format.
+  static std::string spki_sha256(X509* cert);
+
+private:
+  tls_context(const conf::tls_settings& settings, conf::tunnel_mode mode);
+  bool setup_common(std::string& error);
+  bool setup_client(std::string& error);
+  bool setup_server(std::string& error);
+  static int on_new_session(SSL* ssl, SSL_SESSION* session);
+  static int on_alpn_select(SSL* ssl, const uint8_t** out, uint8_t* out_len, const uint8_t* in,
+                            unsigned in_len, void* arg);
+  bool identity_allowed(X509* cert, std::string& identity) const;
+
+  conf::tls_settings settings_;
+  conf::tunnel_mode mode_;
+  bssl::UniquePtr<SSL_CTX> ctx_;
+  std::string alpn_wire_;
+
+  mutable std::mutex sessions_mutex_;
+  std::unordered_map<std::string, bssl::UniquePtr<SSL_SESSION>> sessions_;
+};
+
+/// "TLSv1.3" etc.
+std::string tls_version_name(const SSL* ssl);
+
+}  // namespace postern::tunnel

@@ -1,0 +1,254 @@
+#include "tunnel_server.hpp"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/generic/stream_protocol.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/local/stream_protocol.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "cli/log.hpp"
+#include "cli/service_manager.hpp"
+
+namespace postern::tunnel {
+
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::experimental::as_tuple;
+namespace lg = postern::log;
+
+struct listener {
+  explicit listener(asio::io_context& ctx) : acceptor(ctx) {}
+  conf::address address;
+  asio::basic_socket_acceptor<asio::generic::stream_protocol> acceptor;
+  std::shared_ptr<service_runtime> service;
+  bool closed = false;
+
+  void close() {
+    closed = true;
+    std::error_code ignored;
+    // Sockets from systemd stay open: a later reload may listen on them again.
+    if (address.kind == conf::address_kind::systemd)
+      acceptor.release(ignored);
+    else
+      acceptor.close(ignored);
+    if (address.kind == conf::address_kind::unix_path) ::unlink(address.path.c_str());
+  }
+};
+
+std::vector<std::shared_ptr<service_runtime>> build_services(const conf::tunnel_config& config,
+                                                             std::vector<std::string>& errors) {
+  std::vector<std::shared_ptr<service_runtime>> out;
+  for (const auto& s : config.services) {
+    std::string error;
+    auto tls = tls_context::create(s.tls, s.mode, error);
+    if (!tls) {
+      errors.push_back("service " + s.name + ": " + error);
+      continue;
+    }
+    auto runtime = std::make_shared<service_runtime>();
+    runtime->config = s;
+    runtime->tls = std::move(tls);
+    out.push_back(std::move(runtime));
+  }
+  if (!errors.empty()) out.clear();
+  return out;
+}
+
+void log_insecure_settings(const conf::tunnel_config& config) {
+  for (const auto& s : config.services) {
+    if (s.mode == conf::tunnel_mode::client && s.tls.verify == conf::verify_mode::none)
+      lg::warn("config.insecure",
+               {{"service", s.name},
+                {"setting", "verify = \"none\""},
+                {"effect", s.tls.pin_sha256.empty()
+                               ? "server certificates are NOT verified: anyone on the path can "
+                                 "impersonate the server"
+                               : "only pin_sha256 is checked, not the chain or host name"}});
+    if (s.allow_cleartext)
+      lg::warn("config.insecure", {{"service", s.name},
+                                   {"setting", "allow_cleartext = true"},
+                                   {"effect", "plaintext side may cross the network"}});
+  }
+}
+
+tunnel_server::tunnel_server(unsigned threads) {
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < threads; ++i) workers_.push_back(std::make_unique<asio::io_context>(1));
+}
+
+tunnel_server::~tunnel_server() {
+  for (auto& w : workers_) w->stop();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+}
+
+asio::io_context& tunnel_server::next_worker() {
+  auto& w = *workers_[next_worker_];
+  next_worker_ = (next_worker_ + 1) % workers_.size();
+  return w;
+}
+
+bool tunnel_server::open_listener(listener& l, std::string& error) {
+  using generic = asio::generic::stream_protocol;
+  std::error_code ec;
+  const auto& a = l.address;
+  if (a.kind == conf::address_kind::systemd) {
+    const auto& sockets = cli::activated_sockets();
+    auto it = sockets.find(a.path);
+    if (it == sockets.end()) {
+      error = "accept = systemd:" + a.path + ": no socket of that FileDescriptorName= was passed";
+      return false;
+    }
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ::getsockname(it->second, reinterpret_cast<sockaddr*>(&ss), &len);
+    l.acceptor.assign(generic(ss.ss_family, SOCK_STREAM), it->second, ec);
+  } else if (a.kind == conf::address_kind::unix_path) {
+    struct stat st {};
+    if (::lstat(a.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(a.path.c_str());
+    asio::local::stream_protocol::endpoint ep(a.path);
+    l.acceptor.open(generic(AF_UNIX, SOCK_STREAM), ec);
+    if (!ec) l.acceptor.bind(generic::endpoint(ep), ec);
+    if (!ec) l.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  } else {
+    asio::ip::tcp::resolver resolver(main_);
+    auto results = resolver.resolve(a.host, std::to_string(a.port),
+                                    asio::ip::tcp::resolver::passive, ec);
+    if (ec || results.empty()) {
+      error = "accept = " + a.to_string() + ": cannot resolve: " + ec.message();
+      return false;
+    }
+    generic::endpoint ep(results.begin()->endpoint());
+    l.acceptor.open(ep.protocol(), ec);
+    if (!ec) {
+      l.acceptor.set_option(asio::socket_base::reuse_address(true));
+      int one = 1;
+      // More instances may share the port (zero-downtime restarts, scale-out).
+      ::setsockopt(l.acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+      l.acceptor.bind(ep, ec);
+    }
+    if (!ec) l.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  }
+  if (ec) {
+    error = "accept = " + a.to_string() + ": " + ec.message();
+    std::error_code ignored;
+    l.acceptor.close(ignored);
+    return false;
+  }
+  return true;
+}
+
+bool tunnel_server::apply(const conf::tunnel_config& config, std::vector<std::string>& errors) {
+  auto services = build_services(config, errors);
+  if (!errors.empty()) return false;
+  std::vector<std::shared_ptr<listener>> next, opened;
+  for (const auto& svc : services) {
+    std::shared_ptr<listener> l;
+    for (const auto& old : listeners_)
+      if (old->address == svc->config.accept) l = old;
+    if (!l) {
+      l = std::make_shared<listener>(main_);
+      l->address = svc->config.accept;
+      std::string error;
+      if (!open_listener(*l, error)) {
+        errors.push_back("service " + svc->config.name + ": " + error);
+        continue;
+      }
+      opened.push_back(l);
+    }
+    next.push_back(l);
+  }
+  if (!errors.empty()) {
+    for (auto& l : opened) l->close();
+    return false;
+  }
+  // Commit: from here on nothing can fail.
+  for (auto& old : listeners_)
+    if (std::find(next.begin(), next.end(), old) == next.end()) old->close();
+  for (std::size_t i = 0; i < next.size(); ++i) next[i]->service = services[i];
+  for (auto& l : opened) co_spawn(main_, accept_loop(l), asio::detached);
+  listeners_ = std::move(next);
+  for (const auto& l : listeners_)
+    lg::info("listen", {{"service", l->service->config.name},
+                        {"accept", l->address.to_string()},
+                        {"mode", conf::to_string(l->service->config.mode)}});
+  return true;
+}
+
+awaitable<void> tunnel_server::accept_loop(std::shared_ptr<listener> l) {
+  asio::steady_timer backoff(main_);
+  auto delay = std::chrono::milliseconds(50);
+  while (!l->closed) {
+    auto& worker = next_worker();
+    auto [ec, socket] = co_await l->acceptor.async_accept(worker, as_tuple(use_awaitable));
+    if (l->closed) break;
+    if (ec) {
+      // Out of descriptors or memory: wait instead of spinning, keep serving.
+      lg::error("accept.failed", {{"accept", l->address.to_string()}, {"error", ec.message()}});
+      backoff.expires_after(delay);
+      co_await backoff.async_wait(as_tuple(use_awaitable));
+      delay = std::min(delay * 2, std::chrono::milliseconds(2000));
+      continue;
+    }
+    delay = std::chrono::milliseconds(50);
+    auto service = l->service;
+    if (service->active.load(std::memory_order_relaxed) >= service->config.max_connections) {
+      lg::warn("conn.refused", {{"service", service->config.name},
+                                {"reason", "max_connections reached"},
+                                {"max_connections", service->config.max_connections}});
+      continue;  // the socket closes as it goes out of scope
+    }
+    if (l->address.kind != conf::address_kind::unix_path)
+      socket.set_option(asio::ip::tcp::no_delay(true), ec);
+    int fd = socket.release();
+    asio::post(worker, [&worker, service, fd] {
+      std::make_shared<connection>(worker.get_executor(), service, fd)->start();
+    });
+  }
+}
+
+void tunnel_server::shutdown(conf::duration grace) {
+  if (stopping_) return;
+  stopping_ = true;
+  for (auto& l : listeners_) l->close();
+  lg::info("shutdown", {{"connections", live_connections().load()},
+                        {"grace", conf::format_duration(grace)}});
+  co_spawn(main_, drain(grace), asio::detached);
+}
+
+awaitable<void> tunnel_server::drain(conf::duration grace) {
+  asio::steady_timer tick(main_);
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (live_connections().load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    tick.expires_after(std::chrono::milliseconds(50));
+    co_await tick.async_wait(as_tuple(use_awaitable));
+  }
+  if (auto left = live_connections().load(); left > 0)
+    lg::warn("shutdown.cut", {{"connections", left}, {"reason", "grace period expired"}});
+  for (auto& w : workers_) w->stop();
+  main_.stop();
+}
+
+void tunnel_server::run() {
+  for (auto& w : workers_)
+    threads_.emplace_back([ctx = w.get()] {
+      auto guard = asio::make_work_guard(*ctx);
+      ctx->run();
+    });
+  auto guard = asio::make_work_guard(main_);
+  main_.run();
+  for (auto& w : workers_) w->stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+}  // namespace postern::tunnel

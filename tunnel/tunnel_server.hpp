@@ -1,0 +1,59 @@
+#pragma once
+/// The running tunnel: one event loop per worker thread, listeners on the main loop, and
+/// configuration reload that either applies completely or changes nothing.
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <asio/io_context.hpp>
+
+#include "connection.hpp"
+
+namespace postern::tunnel {
+
+struct listener;
+
+/// Builds the runtime form of every service (TLS contexts loaded from disk). Errors name the
+/// service and the problem; on any error the result is empty.
+std::vector<std::shared_ptr<service_runtime>> build_services(const conf::tunnel_config& config,
+                                                             std::vector<std::string>& errors);
+
+class tunnel_server {
+public:
+  /// `threads` worker event loops (0 = one per core).
+  explicit tunnel_server(unsigned threads);
+  ~tunnel_server();
+
+  /// Applies a configuration: new listeners are bound, kept ones take the new settings for
+  /// new connections, removed ones stop. On any error nothing changes.
+  bool apply(const conf::tunnel_config& config, std::vector<std::string>& errors);
+
+  /// Stops accepting; connections get `grace` to finish, then everything stops.
+  void shutdown(conf::duration grace);
+
+  /// Runs the workers and the main loop until shutdown completes.
+  void run();
+
+  asio::io_context& main_context() { return main_; }
+  [[nodiscard]] std::size_t worker_count() const { return workers_.size(); }
+
+private:
+  asio::awaitable<void> accept_loop(std::shared_ptr<listener> l);
+  asio::awaitable<void> drain(conf::duration grace);
+  bool open_listener(listener& l, std::string& error);
+  asio::io_context& next_worker();
+
+  asio::io_context main_;
+  std::vector<std::unique_ptr<asio::io_context>> workers_;
+  std::vector<std::thread> threads_;
+  std::vector<std::shared_ptr<listener>> listeners_;
+  std::size_t next_worker_ = 0;
+  bool stopping_ = false;
+};
+
+/// Sets the warnings every start and reload must repeat (verify = "none", cleartext).
+void log_insecure_settings(const conf::tunnel_config& config);
+
+}  // namespace postern::tunnel
