@@ -1,10 +1,10 @@
 #include "log.hpp"
 
+#include <unistd.h>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
 #include <random>
-#include <unistd.h>
 
 namespace postern::log {
 

@@ -24,15 +24,15 @@ struct field {
   field(std::string_view k, std::string_view v) : key(k), value(v) {}
   field(std::string_view k, const char* v) : key(k), value(v ? v : "") {}
   template <typename N>
-    requires std::is_arithmetic_v<N>
-  field(std::string_view k, N v) : key(k), value(std::to_string(v)) {}
+  requires std::is_arithmetic_v<N> field(std::string_view k, N v)
+      : key(k), value(std::to_string(v)) {}
 };
 
 using sink = std::function<void(std::string_view line)>;
 
 /// Process-wide logger. Thread-safe; each event is written with one call to the sink.
 class logger {
-public:
+ public:
   static logger& instance();
 
   void set_level(level l) { level_.store(l, std::memory_order_relaxed); }
@@ -40,16 +40,14 @@ public:
   /// Timestamps are left out under journald (JOURNAL_STREAM set), which adds its own.
   void set_timestamps(bool on) { timestamps_ = on; }
   void set_sink(sink s);
-  [[nodiscard]] bool enabled(level l) const {
-    return l <= level_.load(std::memory_order_relaxed);
-  }
+  [[nodiscard]] bool enabled(level l) const { return l <= level_.load(std::memory_order_relaxed); }
 
   void write(level l, std::string_view event, std::initializer_list<field> fields);
   /// Formats without writing (used by write and by tests).
   [[nodiscard]] std::string format_line(level l, std::string_view event,
                                         std::initializer_list<field> fields) const;
 
-private:
+ private:
   logger();
   std::atomic<level> level_{level::info};
   format format_ = format::text;
@@ -62,10 +60,18 @@ inline void event(level l, std::string_view name, std::initializer_list<field> f
   auto& lg = logger::instance();
   if (lg.enabled(l)) lg.write(l, name, fields);
 }
-inline void error(std::string_view name, std::initializer_list<field> f) { event(level::error, name, f); }
-inline void warn(std::string_view name, std::initializer_list<field> f) { event(level::warn, name, f); }
-inline void info(std::string_view name, std::initializer_list<field> f) { event(level::info, name, f); }
-inline void debug(std::string_view name, std::initializer_list<field> f) { event(level::debug, name, f); }
+inline void error(std::string_view name, std::initializer_list<field> f) {
+  event(level::error, name, f);
+}
+inline void warn(std::string_view name, std::initializer_list<field> f) {
+  event(level::warn, name, f);
+}
+inline void info(std::string_view name, std::initializer_list<field> f) {
+  event(level::info, name, f);
+}
+inline void debug(std::string_view name, std::initializer_list<field> f) {
+  event(level::debug, name, f);
+}
 
 /// A short unique id for a connection or session ("s" + 8 hex digits), unique per process run.
 std::string new_session_id();

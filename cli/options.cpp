@@ -15,8 +15,7 @@ void add_common_options(CLI::App& app, common_options& opts, const std::string& 
                "Validate the configuration, print \"configuration OK\" and exit (78 on errors)");
   app.add_flag("-v,--verbose", opts.verbose, "More detail in logs (repeat for protocol traces)");
   app.add_flag("-q,--quiet", opts.quiet, "Log only warnings and errors");
-  app.add_flag("--trace", opts.trace,
-               "Log protocol dialogues (credentials are always redacted)");
+  app.add_flag("--trace", opts.trace, "Log protocol dialogues (credentials are always redacted)");
   app.add_option("--log-format", opts.log_format, "Log line format")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();

@@ -10,11 +10,11 @@
 namespace postern::cli {
 
 struct common_options {
-  std::string config;       ///< -c/--config
-  bool check = false;       ///< --check: validate, print "configuration OK", exit
-  int verbose = 0;          ///< -v, repeatable: info -> debug -> trace
-  bool quiet = false;       ///< -q: warnings and errors only
-  bool trace = false;       ///< --trace: protocol dialogues (secrets redacted)
+  std::string config;  ///< -c/--config
+  bool check = false;  ///< --check: validate, print "configuration OK", exit
+  int verbose = 0;     ///< -v, repeatable: info -> debug -> trace
+  bool quiet = false;  ///< -q: warnings and errors only
+  bool trace = false;  ///< --trace: protocol dialogues (secrets redacted)
   std::string log_format = "text";
 };
 

@@ -19,14 +19,14 @@ struct diagnostic {
 
 /// Collects every diagnostic of one load, so the user sees them all at once.
 class diagnostics {
-public:
+ public:
   void add(diagnostic d) { items_.push_back(std::move(d)); }
   [[nodiscard]] bool empty() const { return items_.empty(); }
   [[nodiscard]] const std::vector<diagnostic>& items() const { return items_; }
   /// All diagnostics, one per line.
   [[nodiscard]] std::string to_string() const;
 
-private:
+ private:
   std::vector<diagnostic> items_;
 };
 

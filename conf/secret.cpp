@@ -1,12 +1,12 @@
 #include "secret.hpp"
 
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 #include <openssl/mem.h>
 
@@ -48,8 +48,7 @@ std::string first_line(const std::string& text) {
 
 std::string check_private_file(const std::string& path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0)
-    return path + ": cannot read: " + std::strerror(errno);
+  if (::stat(path.c_str(), &st) != 0) return path + ": cannot read: " + std::strerror(errno);
   if (!S_ISREG(st.st_mode)) return path + ": not a regular file";
   if (st.st_mode & (S_IRWXG | S_IRWXO))
     return path + ": holds a secret but is accessible by group or others (mode " +

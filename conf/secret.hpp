@@ -11,7 +11,7 @@ namespace postern::conf {
 /// A secret value. It has no operator<< and no to_string: the only way to the bytes is
 /// reveal(), so a secret cannot reach a log line by accident. Wiped on destruction.
 class secret {
-public:
+ public:
   secret() = default;
   explicit secret(std::string value) : value_(std::move(value)) {}
   secret(const secret&) = delete;
@@ -24,7 +24,7 @@ public:
   [[nodiscard]] bool empty() const { return value_.empty(); }
   void wipe();
 
-private:
+ private:
   std::string value_;
 };
 

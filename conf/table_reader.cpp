@@ -76,8 +76,8 @@ std::optional<std::int64_t> table_reader::get_int(std::string_view key, std::int
   }
   auto v = *node->value<std::int64_t>();
   if (v < min || v > max) {
-    error(key, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
-                   ", got " + std::to_string(v));
+    error(key, "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " +
+                   std::to_string(v));
     return std::nullopt;
   }
   return v;
@@ -115,8 +115,8 @@ std::optional<std::vector<std::string>> table_reader::get_string_list(std::strin
     if (!item.is_string()) {
       const auto& where = item.source().begin;
       diags_.add({file_, static_cast<int>(where.line), static_cast<int>(where.column),
-                  key_path(key), std::string("expected strings in the array, got ") +
-                                     type_name(item)});
+                  key_path(key),
+                  std::string("expected strings in the array, got ") + type_name(item)});
       return std::nullopt;
     }
     out.push_back(*item.value<std::string>());
@@ -181,7 +181,10 @@ std::optional<toml::table> parse_toml_file(const std::string& file, diagnostics&
     return toml::parse(text.str(), file);
   } catch (const toml::parse_error& e) {
     const auto& where = e.source().begin;
-    diags.add({file, static_cast<int>(where.line), static_cast<int>(where.column), {},
+    diags.add({file,
+               static_cast<int>(where.line),
+               static_cast<int>(where.column),
+               {},
                std::string(e.description())});
     return std::nullopt;
   }

@@ -20,7 +20,7 @@
 namespace postern::conf {
 
 class table_reader {
-public:
+ public:
   /// `path` is the key path of this table ("" for the root, "service[1]" for an array entry).
   table_reader(const toml::table& table, std::string path, const std::string& file,
                diagnostics& diags);
@@ -64,7 +64,7 @@ public:
   [[nodiscard]] const std::string& file() const { return file_; }
   [[nodiscard]] diagnostics& diags() { return diags_; }
 
-private:
+ private:
   const toml::node* lookup(std::string_view key);
   void type_error(std::string_view key, const toml::node& node, std::string_view expected);
   static std::string choice_message(const std::string& got, const std::vector<std::string>& words);

@@ -11,9 +11,15 @@ namespace postern::conf {
 
 namespace {
 
-constexpr const char* client_only_keys[] = {"verify",  "ca_file",    "ca_dir",
-                                            "verify_host", "sni",    "pin_sha256",
-                                            "session_resumption", "starttls", "starttls_hostname"};
+constexpr const char* client_only_keys[] = {"verify",
+                                            "ca_file",
+                                            "ca_dir",
+                                            "verify_host",
+                                            "sni",
+                                            "pin_sha256",
+                                            "session_resumption",
+                                            "starttls",
+                                            "starttls_hostname"};
 constexpr const char* server_only_keys[] = {"client_ca_file", "require_client_cert", "allow_cn",
                                             "allow_dns",      "allow_email",         "allow_uri",
                                             "session_tickets"};
@@ -22,8 +28,8 @@ bool is_sha256_base64(const std::string& text) {
   size_t len = 0;
   if (!EVP_DecodedLength(&len, text.size()) || len < 32) return false;
   std::vector<uint8_t> out(len);
-  return EVP_DecodeBase64(out.data(), &len, out.size(), reinterpret_cast<const uint8_t*>(text.data()),
-                          text.size()) &&
+  return EVP_DecodeBase64(out.data(), &len, out.size(),
+                          reinterpret_cast<const uint8_t*>(text.data()), text.size()) &&
          len == 32;
 }
 
@@ -33,7 +39,8 @@ void read_timeouts(table_reader& r, tunnel_timeouts& t) {
   if (auto v = r.get_duration("idle_timeout")) t.idle = *v;
   if (auto v = r.get_duration("close_linger")) t.close_linger = *v;
   for (auto [key, value] : {std::pair{"connect_timeout", t.connect},
-                            {"handshake_timeout", t.handshake}, {"idle_timeout", t.idle}})
+                            {"handshake_timeout", t.handshake},
+                            {"idle_timeout", t.idle}})
     if (value.count() <= 0 && r.has(key)) r.error(key, "must be longer than 0s");
 }
 
@@ -63,8 +70,8 @@ void validate_service(table_reader& r, tunnel_service& s) {
   auto check_keys = [&](auto& keys) {
     for (const char* key : keys)
       if (r.has(key))
-        r.error(key, std::string("applies only to mode = \"") + (client ? "server" : "client") +
-                         "\"");
+        r.error(key,
+                std::string("applies only to mode = \"") + (client ? "server" : "client") + "\"");
   };
   if (client)
     check_keys(server_only_keys);
@@ -72,7 +79,7 @@ void validate_service(table_reader& r, tunnel_service& s) {
     check_keys(client_only_keys);
   // The plaintext side must stay on this host unless the user says otherwise.
   if (!s.allow_cleartext) {
-    if (client && r.has("accept") && !s.accept.is_local() &&
+    if (client && !s.accept.host.empty() && !s.accept.is_local() &&
         s.accept.kind == address_kind::tcp)
       r.error("accept", "plaintext listener on a non-loopback address " + s.accept.to_string() +
                             "; set allow_cleartext = true if the network in between is trusted");
@@ -118,16 +125,17 @@ void read_service(table_reader& r, tunnel_service& s) {
           "failover",
           {{"priority", failover_policy::priority}, {"round-robin", failover_policy::round_robin}}))
     s.failover = *v;
-  if (auto v = r.get_choice<app_protocol>(
-          "starttls",
-          {{"smtp", app_protocol::smtp}, {"pop3", app_protocol::pop3}, {"imap", app_protocol::imap}}))
+  if (auto v = r.get_choice<app_protocol>("starttls", {{"smtp", app_protocol::smtp},
+                                                       {"pop3", app_protocol::pop3},
+                                                       {"imap", app_protocol::imap}}))
     s.starttls = *v;
   if (auto v = r.get_string("starttls_hostname")) s.starttls_hostname = *v;
-  if (auto v = r.get_choice<proxy_version>(
-          "proxy_protocol", {{"v1", proxy_version::v1}, {"v2", proxy_version::v2}}))
+  if (auto v = r.get_choice<proxy_version>("proxy_protocol",
+                                           {{"v1", proxy_version::v1}, {"v2", proxy_version::v2}}))
     s.proxy_send = *v;
   if (auto v = r.get_bool("accept_proxy_protocol")) s.proxy_accept = *v;
-  if (auto v = r.get_int("max_connections", 1, 1'000'000)) s.max_connections = static_cast<uint32_t>(*v);
+  if (auto v = r.get_int("max_connections", 1, 1'000'000))
+    s.max_connections = static_cast<uint32_t>(*v);
   if (auto v = r.get_bool("log_handshake_errors")) s.log_handshake_errors = *v;
   if (auto v = r.get_bool("allow_cleartext")) s.allow_cleartext = *v;
   read_timeouts(r, s.timeouts);
@@ -151,8 +159,8 @@ void read_tls_settings(table_reader& r, tunnel_mode mode, tls_settings& tls) {
     if (p.empty() || p.size() > 255) r.error("alpn", "protocol names must be 1-255 bytes");
   if (auto v = r.get_string("cert_file")) tls.cert_file = *v;
   if (auto v = r.get_string("key_file")) tls.key_file = *v;
-  if (auto v = r.get_choice<verify_mode>("verify",
-                                         {{"full", verify_mode::full}, {"none", verify_mode::none}}))
+  if (auto v = r.get_choice<verify_mode>(
+          "verify", {{"full", verify_mode::full}, {"none", verify_mode::none}}))
     tls.verify = *v;
   if (auto v = r.get_string("ca_file")) tls.ca_file = *v;
   if (auto v = r.get_string("ca_dir")) tls.ca_dir = *v;
@@ -177,8 +185,7 @@ std::optional<tunnel_config> load_tunnel_config(const std::string& file, diagnos
   table_reader r(*root, "", file, diags);
   if (auto v = r.get_int("threads", 0, 256)) config.threads = static_cast<unsigned>(*v);
   const toml::array* services = r.get_table_array("service");
-  if (!services && !r.has("service"))
-    r.error("service", "no [[service]] defined: nothing to do");
+  if (!services && !r.has("service")) r.error("service", "no [[service]] defined: nothing to do");
   if (services) {
     std::set<std::string> names;
     std::vector<address> accepts;

@@ -45,9 +45,9 @@ struct tls_settings {
 
 /// Per-phase timeouts; each phase of a connection is bounded by exactly one of them.
 struct tunnel_timeouts {
-  duration connect{std::chrono::seconds(10)};    ///< TCP connect to one target
-  duration handshake{std::chrono::seconds(15)};  ///< TLS handshake, STARTTLS, PROXY header
-  duration idle{std::chrono::minutes(60)};       ///< no byte in either direction
+  duration connect{std::chrono::seconds(10)};       ///< TCP connect to one target
+  duration handshake{std::chrono::seconds(15)};     ///< TLS handshake, STARTTLS, PROXY header
+  duration idle{std::chrono::minutes(60)};          ///< no byte in either direction
   duration close_linger{std::chrono::seconds(30)};  ///< one direction closed, other still open
 };
 

@@ -24,8 +24,8 @@ void set_error(std::string* error, std::string text) {
 }  // namespace
 
 std::optional<duration> parse_duration(std::string_view text, std::string* error) {
-  static constexpr std::array<std::pair<std::string_view, std::uint64_t>, 5> units{{
-      {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}}};
+  static constexpr std::array<std::pair<std::string_view, std::uint64_t>, 5> units{
+      {{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}}};
   std::uint64_t number = 0;
   std::string_view unit;
   if (!split_number(text, number, unit) || unit.empty()) {
@@ -47,20 +47,20 @@ std::optional<duration> parse_duration(std::string_view text, std::string* error
 }
 
 std::optional<std::uint64_t> parse_size(std::string_view text, std::string* error) {
-  static constexpr std::array<std::pair<std::string_view, std::uint64_t>, 8> units{{
-      {"", 1},
-      {"B", 1},
-      {"KB", 1000},
-      {"MB", 1000'000},
-      {"GB", 1000'000'000},
-      {"KiB", 1024},
-      {"MiB", 1024 * 1024},
-      {"GiB", 1024 * 1024 * 1024}}};
+  static constexpr std::array<std::pair<std::string_view, std::uint64_t>, 8> units{
+      {{"", 1},
+       {"B", 1},
+       {"KB", 1000},
+       {"MB", 1000'000},
+       {"GB", 1000'000'000},
+       {"KiB", 1024},
+       {"MiB", 1024 * 1024},
+       {"GiB", 1024 * 1024 * 1024}}};
   std::uint64_t number = 0;
   std::string_view unit;
   if (!split_number(text, number, unit)) {
-    set_error(error, "expected a size such as \"64KiB\" or \"30MB\", got \"" + std::string(text) +
-                         "\"");
+    set_error(error,
+              "expected a size such as \"64KiB\" or \"30MB\", got \"" + std::string(text) + "\"");
     return std::nullopt;
   }
   for (auto [name, factor] : units) {

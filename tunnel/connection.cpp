@@ -1,10 +1,10 @@
 #include "connection.hpp"
 
 #include <arpa/inet.h>
-#include <cstring>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <cstring>
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -214,7 +214,6 @@ void connection::finish() {
   log_summary();
 }
 
-
 awaitable<void> connection::watchdog(std::shared_ptr<connection> self) {
   (void)self;  // keeps the connection alive while the watchdog runs
   while (!finished_) {
@@ -255,11 +254,10 @@ void connection::on_deadline() {
 
 awaitable<outcome> connection::setup() {
   const bool client_mode = config_.mode == conf::tunnel_mode::client;
-  if (config_.proxy_accept)
-    {
-      outcome o = co_await read_proxy_header();
-      if (o != outcome::closed) co_return o;
-    }
+  if (config_.proxy_accept) {
+    outcome o = co_await read_proxy_header();
+    if (o != outcome::closed) co_return o;
+  }
   if (!client_mode) {
     client_.attach_tls(service_->tls->new_server());
     {
@@ -268,16 +266,15 @@ awaitable<outcome> connection::setup() {
     }
   }
   {
-      outcome o = co_await connect_target();
-      if (o != outcome::closed) co_return o;
-    }
+    outcome o = co_await connect_target();
+    if (o != outcome::closed) co_return o;
+  }
   if (config_.proxy_send != conf::proxy_version::none) {
     begin_phase(phase::handshake, config_.timeouts.handshake);
     if (!co_await write_all(*server_, proxy_header_to_send())) co_return *outcome_;
   }
   if (client_mode) {
-    if (config_.starttls != conf::app_protocol::none)
-      {
+    if (config_.starttls != conf::app_protocol::none) {
       outcome o = co_await starttls_preamble();
       if (o != outcome::closed) co_return o;
     }
@@ -456,7 +453,8 @@ awaitable<void> connection::pump(stream_end& from, stream_end& to, std::uint64_t
   bool orderly_end = false;
   while (!stopping_) {
     char* scratch = scratch_buffer();
-    io_result r = pending.eof || pending.failed || pending.reset ? pending : from.read(scratch, scratch_size);
+    io_result r =
+        pending.eof || pending.failed || pending.reset ? pending : from.read(scratch, scratch_size);
     pending = {};
     if (r.want != io_want::none) {
       if (!co_await wait_until(from, r.want)) break;
@@ -545,26 +543,26 @@ void connection::log_summary() {
       !config_.log_handshake_errors)
     l = lg::level::debug;
   if (!lg::logger::instance().enabled(l)) return;
-  stream_end* tls_end = config_.mode == conf::tunnel_mode::client ? (server_ ? &*server_ : nullptr)
-                                                                  : &client_;
+  stream_end* tls_end =
+      config_.mode == conf::tunnel_mode::client ? (server_ ? &*server_ : nullptr) : &client_;
   std::string version = tls_end ? tls_end->tls_version() : "";
   std::string cipher = tls_end ? tls_end->tls_cipher() : "";
   bool resumed = tls_end && tls_end->ssl() && SSL_session_reused(tls_end->ssl());
-  lg::event(l, "conn.end",
-            {{"session", session_},
-             {"service", config_.name},
-             {"peer", peer_},
-             {"target", target_.empty() ? "-" : target_},
-             {"outcome", tunnel::to_string(o)},
-             {"bytes_up", bytes_up_},
-             {"bytes_down", bytes_down_},
-             {"duration_ms", duration_ms(clock::now() - started_)},
-             {"tls", version.empty() ? "-" : version},
-             {"cipher", cipher.empty() ? "-" : cipher},
-             {"resumed", resumed ? "yes" : "no"},
-             {"verify", verdict_.verify.empty() ? "-" : verdict_.verify},
-             {"reason", reason_.empty() ? (verdict_.reason.empty() ? "-" : verdict_.reason)
-                                        : reason_}});
+  lg::event(
+      l, "conn.end",
+      {{"session", session_},
+       {"service", config_.name},
+       {"peer", peer_},
+       {"target", target_.empty() ? "-" : target_},
+       {"outcome", tunnel::to_string(o)},
+       {"bytes_up", bytes_up_},
+       {"bytes_down", bytes_down_},
+       {"duration_ms", duration_ms(clock::now() - started_)},
+       {"tls", version.empty() ? "-" : version},
+       {"cipher", cipher.empty() ? "-" : cipher},
+       {"resumed", resumed ? "yes" : "no"},
+       {"verify", verdict_.verify.empty() ? "-" : verdict_.verify},
+       {"reason", reason_.empty() ? (verdict_.reason.empty() ? "-" : verdict_.reason) : reason_}});
 }
 
 }  // namespace postern::tunnel

@@ -49,7 +49,7 @@ int exit_code_for(outcome o);
 std::atomic<std::uint64_t>& live_connections();
 
 class connection : public std::enable_shared_from_this<connection> {
-public:
+ public:
   /// `client_fd` is the accepted socket; for --stdio, `client_fd` = 0 and `client_out_fd` = 1.
   connection(const asio::any_io_executor& ex, std::shared_ptr<service_runtime> service,
              int client_fd, int client_out_fd = -1);
@@ -58,12 +58,14 @@ public:
   /// Starts the connection; it keeps itself alive until it has logged its summary.
   void start();
   /// How it ended; set once the summary is logged.
-  [[nodiscard]] std::optional<outcome> result() const { return finished_ ? outcome_ : std::nullopt; }
+  [[nodiscard]] std::optional<outcome> result() const {
+    return finished_ ? outcome_ : std::nullopt;
+  }
 
   /// Stops the connection at the next opportunity (shutdown grace period expired).
   void stop();
 
-private:
+ private:
   enum class phase { proxy_header, connect, starttls, handshake, relay, linger };
   static const char* to_string(phase p);
   using clock = std::chrono::steady_clock;

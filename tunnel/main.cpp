@@ -69,7 +69,7 @@ int serve(const std::string& file, conf::duration grace) {
   tunnel::log_insecure_settings(*config);
   asio::signal_set signals(server.main_context(), SIGHUP, SIGTERM, SIGINT);
   std::function<void(const std::error_code&, int)> on_signal = [&](const std::error_code& ec,
-                                                                    int sig) {
+                                                                   int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
       reload(server, file);
@@ -101,9 +101,10 @@ int main(int argc, char** argv) {
       "connections to plaintext services (server mode), with certificate verification on by "
       "default.",
       "postern-tunnel"};
-  app.footer("Exit status: 0 ok, 64 usage, 69 target unreachable, 75 timeout, 76 TLS or "
-             "protocol failure, 78 configuration error.\nSee postern-tunnel(1) and "
-             "postern-tunnel.toml(5).");
+  app.footer(
+      "Exit status: 0 ok, 64 usage, 69 target unreachable, 75 timeout, 76 TLS or "
+      "protocol failure, 78 configuration error.\nSee postern-tunnel(1) and "
+      "postern-tunnel.toml(5).");
   cli::common_options common;
   cli::add_common_options(app, common, POSTERN_SYSCONFDIR "/tunnel.toml");
   std::string grace_text = "30s";
@@ -113,17 +114,19 @@ int main(int argc, char** argv) {
 
   bool stdio = false;
   tunnel::stdio_options so;
-  auto* stdio_flag = app.add_flag("--stdio", stdio,
-                                  "Carry one connection over stdin/stdout instead of listening");
+  auto* stdio_flag =
+      app.add_flag("--stdio", stdio, "Carry one connection over stdin/stdout instead of listening");
   auto group = app.add_option_group("stdio", "Options of --stdio mode");
   group->add_option("--connect", so.connect_url,
                     "Target URL: tls://host:port, smtps://host, smtp+starttls://host, "
                     "pop3s://host, pop3+starttls://host, imaps://host, imap+starttls://host");
-  group->add_option("--ca-file", so.tls.ca_file, "Trusted CA certificates (PEM); default: system store");
+  group->add_option("--ca-file", so.tls.ca_file,
+                    "Trusted CA certificates (PEM); default: system store");
   group->add_option("--ca-dir", so.tls.ca_dir, "Directory of trusted CA certificates (hashed)");
   group->add_option("--verify-host", so.tls.verify_host, "Name the certificate must match");
   group->add_option("--sni", so.tls.sni, "SNI name to send (\"\" for none)");
-  group->add_option("--pin-sha256", so.tls.pin_sha256, "Accepted SPKI SHA-256 pin (base64); repeatable");
+  group->add_option("--pin-sha256", so.tls.pin_sha256,
+                    "Accepted SPKI SHA-256 pin (base64); repeatable");
   group->add_option("--verify", so.verify, "\"full\" (default) or \"none\" (insecure, logged)")
       ->check(CLI::IsMember({"full", "none"}));
   group->add_option("--cert-file", so.tls.cert_file, "Client certificate chain (PEM) for mTLS");

@@ -1,10 +1,10 @@
 #include "proxy_protocol.hpp"
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <charconv>
 #include <cstring>
 #include <string_view>
-#include <sys/socket.h>
 #include <vector>
 
 namespace postern::tunnel {

@@ -10,7 +10,8 @@ namespace {
 bool iequals_prefix(std::string_view text, std::string_view prefix) {
   if (text.size() < prefix.size()) return false;
   return std::equal(prefix.begin(), prefix.end(), text.begin(), [](char a, char b) {
-    return std::toupper(static_cast<unsigned char>(a)) == std::toupper(static_cast<unsigned char>(b));
+    return std::toupper(static_cast<unsigned char>(a)) ==
+           std::toupper(static_cast<unsigned char>(b));
   });
 }
 
@@ -72,7 +73,8 @@ starttls_dialogue::step starttls_dialogue::on_input(std::string_view bytes) {
       // Bytes after the STARTTLS reply would be read as if they came over TLS: the
       // classic STARTTLS injection (CVE-2011-0411). Refuse.
       return fail("server sent data after its STARTTLS reply (possible injection)");
-    if (next.what == action::send) transcript_ += "C: " + next.data.substr(0, next.data.size() - 2) + "\n";
+    if (next.what == action::send)
+      transcript_ += "C: " + next.data.substr(0, next.data.size() - 2) + "\n";
     if (next.what != action::read_more) return next;
   }
 }

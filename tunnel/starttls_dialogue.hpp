@@ -11,7 +11,7 @@
 namespace postern::tunnel {
 
 class starttls_dialogue {
-public:
+ public:
   enum class action { send, read_more, start_tls, fail };
   struct step {
     action what = action::read_more;
@@ -35,7 +35,7 @@ public:
   static constexpr std::size_t max_line = 4096;
   static constexpr std::size_t max_lines = 200;
 
-private:
+ private:
   enum class state { greeting, capabilities, starttls_reply, done, failed };
   step handle_line(std::string_view line);
   step handle_smtp(std::string_view line);

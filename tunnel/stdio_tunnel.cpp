@@ -33,7 +33,8 @@ bool make_stdio_service(const stdio_options& opts, conf::tunnel_service& out,
   out.starttls_hostname = opts.starttls_hostname;
   out.tls = opts.tls;
   out.tls.verify = opts.verify == "none" ? conf::verify_mode::none : conf::verify_mode::full;
-  out.tls.min_version = opts.tls_min == "1.3" ? conf::tls_version::tls1_3 : conf::tls_version::tls1_2;
+  out.tls.min_version =
+      opts.tls_min == "1.3" ? conf::tls_version::tls1_3 : conf::tls_version::tls1_2;
   out.timeouts = opts.timeouts;
   for (auto [text, target, name] :
        {std::tuple{&opts.connect_timeout, &out.timeouts.connect, "--connect-timeout"},
@@ -63,8 +64,8 @@ int run_stdio(const conf::tunnel_service& service) {
     return exit_code::config;
   }
   if (service.tls.verify == conf::verify_mode::none)
-    log::warn("config.insecure", {{"setting", "--verify none"},
-                                  {"effect", "the server certificate is NOT verified"}});
+    log::warn("config.insecure",
+              {{"setting", "--verify none"}, {"effect", "the server certificate is NOT verified"}});
   asio::io_context ctx(1);
   int in = ::dup(STDIN_FILENO), out = ::dup(STDOUT_FILENO);
   auto conn = std::make_shared<connection>(ctx.get_executor(), runtime, in, out);

@@ -1,14 +1,14 @@
 #include "stream_end.hpp"
 
-#include <cerrno>
-#include <cstring>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
+#include <openssl/err.h>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
-#include <openssl/err.h>
 
 namespace postern::tunnel {
 
@@ -143,9 +143,10 @@ io_result stream_end::peek(char* buf, std::size_t len) {
 asio::awaitable<bool> stream_end::wait(io_want want) {
   auto& d = want == io_want::write ? out() : in_;
   if (!d.is_open()) co_return false;
-  auto [ec] = co_await d.async_wait(want == io_want::write ? asio::posix::descriptor_base::wait_write
-                                                           : asio::posix::descriptor_base::wait_read,
-                                    asio::experimental::as_tuple(asio::use_awaitable));
+  auto [ec] =
+      co_await d.async_wait(want == io_want::write ? asio::posix::descriptor_base::wait_write
+                                                   : asio::posix::descriptor_base::wait_read,
+                            asio::experimental::as_tuple(asio::use_awaitable));
   co_return !ec;
 }
 

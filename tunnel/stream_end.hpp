@@ -8,9 +8,9 @@
 #include <string>
 #include <system_error>
 
+#include <openssl/ssl.h>
 #include <asio/awaitable.hpp>
 #include <asio/posix/stream_descriptor.hpp>
-#include <openssl/ssl.h>
 
 namespace postern::tunnel {
 
@@ -26,7 +26,7 @@ struct io_result {
 };
 
 class stream_end {
-public:
+ public:
   /// Takes ownership of `fd_in` and, when different and >= 0, of `fd_out`.
   stream_end(const asio::any_io_executor& ex, int fd_in, int fd_out = -1);
   stream_end(const stream_end&) = delete;
@@ -55,7 +55,7 @@ public:
   [[nodiscard]] std::string tls_version() const;
   [[nodiscard]] std::string tls_cipher() const;
 
-private:
+ private:
   io_result tls_result(int ret, const char* what);
   asio::posix::stream_descriptor& out() { return out_ ? *out_ : in_; }
 

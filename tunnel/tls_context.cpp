@@ -15,8 +15,7 @@ namespace {
 /// Index of the session-cache key (a heap std::string) stored on each client SSL.
 int session_key_index() {
   static const int index = SSL_get_ex_new_index(
-      0, nullptr, nullptr, nullptr,
-      [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+      0, nullptr, nullptr, nullptr, [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
         delete static_cast<std::string*>(ptr);
       });
   return index;
@@ -38,7 +37,8 @@ std::string last_ssl_error() {
 
 bool is_ip_literal(const std::string& host) {
   unsigned char buf[16];
-  return ::inet_pton(AF_INET, host.c_str(), buf) == 1 || ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
+  return ::inet_pton(AF_INET, host.c_str(), buf) == 1 ||
+         ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
 constexpr std::size_t max_cached_sessions = 1024;
@@ -72,7 +72,8 @@ bool tls_context::setup_common(std::string& error) {
   // Partial writes let the relay hand over large buffers and learn how much went out;
   // a moving buffer lets it retry from its own copy after EAGAIN.
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  if (!settings_.ciphers.empty() && !SSL_CTX_set_strict_cipher_list(ctx, settings_.ciphers.c_str())) {
+  if (!settings_.ciphers.empty() &&
+      !SSL_CTX_set_strict_cipher_list(ctx, settings_.ciphers.c_str())) {
     error = "ciphers: invalid cipher list \"" + settings_.ciphers + "\": " + last_ssl_error();
     return false;
   }
@@ -90,8 +91,7 @@ bool tls_context::setup_common(std::string& error) {
       return false;
     }
     if (!SSL_CTX_check_private_key(ctx)) {
-      error = "key_file " + settings_.key_file + " does not match cert_file " +
-              settings_.cert_file;
+      error = "key_file " + settings_.key_file + " does not match cert_file " + settings_.cert_file;
       return false;
     }
   }
@@ -110,9 +110,10 @@ bool tls_context::setup_client(std::string& error) {
     }
     if (!SSL_CTX_load_verify_locations(ctx, file, dir)) {
       error = std::string("cannot load CA certificates from ") + (file ? file : dir) + ": " +
-              last_ssl_error() + (settings_.ca_file.empty() && settings_.ca_dir.empty()
-                                      ? " (install ca-certificates, or set ca_file)"
-                                      : "");
+              last_ssl_error() +
+              (settings_.ca_file.empty() && settings_.ca_dir.empty()
+                   ? " (install ca-certificates, or set ca_file)"
+                   : "");
       return false;
     }
   } else {
@@ -175,7 +176,8 @@ int tls_context::on_alpn_select(SSL*, const uint8_t** out, uint8_t* out_len, con
 
 int tls_context::on_new_session(SSL* ssl, SSL_SESSION* session) {
   auto* key = static_cast<std::string*>(SSL_get_ex_data(ssl, session_key_index()));
-  auto* self = static_cast<tls_context*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), context_index()));
+  auto* self =
+      static_cast<tls_context*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), context_index()));
   if (!key || !self) return 0;
   std::lock_guard lock(self->sessions_mutex_);
   if (self->sessions_.size() >= max_cached_sessions && !self->sessions_.contains(*key))
@@ -189,7 +191,8 @@ bssl::UniquePtr<SSL> tls_context::new_client(const std::string& host,
   bssl::UniquePtr<SSL> ssl(SSL_new(ctx_.get()));
   if (!ssl) return ssl;
   SSL_set_connect_state(ssl.get());
-  std::string sni = settings_.sni.value_or(settings_.verify_host.empty() ? host : settings_.verify_host);
+  std::string sni =
+      settings_.sni.value_or(settings_.verify_host.empty() ? host : settings_.verify_host);
   if (!sni.empty() && !is_ip_literal(sni)) SSL_set_tlsext_host_name(ssl.get(), sni.c_str());
   if (settings_.verify == conf::verify_mode::full) {
     const std::string& name = settings_.verify_host.empty() ? host : settings_.verify_host;
@@ -242,8 +245,8 @@ bool tls_context::identity_allowed(X509* cert, std::string& identity) const {
     identity = std::string("CN=") + cn;
     if (matches_any(settings_.allow_cn, cn)) return true;
   }
-  auto* names = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   bool allowed = false;
   for (size_t i = 0; names && i < sk_GENERAL_NAME_num(names) && !allowed; ++i) {
     const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
@@ -320,8 +323,7 @@ std::string tls_context::handshake_error(SSL* ssl, int ssl_error) {
   long verify = SSL_get_verify_result(ssl);
   if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_CERTIFICATE_VERIFY_FAILED && verify != X509_V_OK) {
     ERR_clear_error();
-    return std::string("certificate verification failed: ") +
-           X509_verify_cert_error_string(verify);
+    return std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
   }
   if (ssl_error == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
     return "connection closed during the TLS handshake";

@@ -29,7 +29,7 @@ inline constexpr const char* system_ca_file = "/etc/ssl/certs/ca-certificates.cr
 inline constexpr const char* system_ca_dir = "/etc/ssl/certs";
 
 class tls_context {
-public:
+ public:
   /// Builds the context; on failure returns null and a message naming the file and problem.
   static std::shared_ptr<tls_context> create(const conf::tls_settings& settings,
                                              conf::tunnel_mode mode, std::string& error);
@@ -52,7 +52,7 @@ public:
   /// SHA-256 of the certificate's SubjectPublicKeyInfo, base64: the pin_sha256 format.
   static std::string spki_sha256(X509* cert);
 
-private:
+ private:
   tls_context(const conf::tls_settings& settings, conf::tunnel_mode mode);
   bool setup_common(std::string& error);
   bool setup_client(std::string& error);

@@ -121,8 +121,8 @@ bool tunnel_server::open_listener(listener& l, std::string& error) {
     if (!ec) l.acceptor.listen(asio::socket_base::max_listen_connections, ec);
   } else {
     asio::ip::tcp::resolver resolver(main_);
-    auto results = resolver.resolve(a.host, std::to_string(a.port),
-                                    asio::ip::tcp::resolver::passive, ec);
+    auto results =
+        resolver.resolve(a.host, std::to_string(a.port), asio::ip::tcp::resolver::passive, ec);
     if (ec || results.empty()) {
       error = "accept = " + a.to_string() + ": cannot resolve: " + ec.message();
       return false;
@@ -220,8 +220,8 @@ void tunnel_server::shutdown(conf::duration grace) {
   if (stopping_) return;
   stopping_ = true;
   for (auto& l : listeners_) l->close();
-  lg::info("shutdown", {{"connections", live_connections().load()},
-                        {"grace", conf::format_duration(grace)}});
+  lg::info("shutdown",
+           {{"connections", live_connections().load()}, {"grace", conf::format_duration(grace)}});
   co_spawn(main_, drain(grace), asio::detached);
 }
 

@@ -21,7 +21,7 @@ std::vector<std::shared_ptr<service_runtime>> build_services(const conf::tunnel_
                                                              std::vector<std::string>& errors);
 
 class tunnel_server {
-public:
+ public:
   /// `threads` worker event loops (0 = one per core).
   explicit tunnel_server(unsigned threads);
   ~tunnel_server();
@@ -39,7 +39,7 @@ public:
   asio::io_context& main_context() { return main_; }
   [[nodiscard]] std::size_t worker_count() const { return workers_.size(); }
 
-private:
+ private:
   asio::awaitable<void> accept_loop(std::shared_ptr<listener> l);
   asio::awaitable<void> drain(conf::duration grace);
   bool open_listener(listener& l, std::string& error);

@@ -1,0 +1,27 @@
+import pytest
+
+from harness import Processes, TUNNEL
+from pki import PKI
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    return PKI(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def procs(tmp_path, request):
+    if not TUNNEL.exists():
+        raise AssertionError(f"{TUNNEL} not built")
+    p = Processes(tmp_path)
+    yield p
+    p.stop_all()
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        print(p.dump())
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
