@@ -433,8 +433,7 @@ awaitable<outcome> connection::tls_handshake(stream_end& end) {
       if (!co_await wait_until(end, r.want)) co_return *outcome_;
       continue;
     }
-    fail(outcome::tls_failed, tls_context::handshake_error(end.ssl(), SSL_ERROR_SSL) +
-                                  (r.error.empty() || r.failed ? "" : " (" + r.error + ")"));
+    fail(outcome::tls_failed, r.error.empty() ? "TLS handshake failed" : r.error);
     verdict_.verify = "failed";
     co_return *outcome_;
   }

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 
@@ -69,10 +70,20 @@ io_result stream_end::tls_result(int ret, const char* what) {
       }
       [[fallthrough]];
     default: {
-      char text[256];
-      ERR_error_string_n(ERR_get_error(), text, sizeof text);
+      uint32_t code = ERR_get_error();
       ERR_clear_error();
-      return {0, io_want::none, false, false, true, std::string(what) + ": " + text};
+      long verify = SSL_get_verify_result(ssl_.get());
+      if (ERR_GET_REASON(code) == SSL_R_CERTIFICATE_VERIFY_FAILED && verify != X509_V_OK)
+        return {
+            0,
+            io_want::none,
+            false,
+            false,
+            true,
+            std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify)};
+      char text[256];
+      ERR_error_string_n(code, text, sizeof text);
+      return {0, io_want::none, false, false, true, std::string(what) + " failed: " + text};
     }
   }
 }

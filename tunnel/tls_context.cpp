@@ -319,17 +319,6 @@ peer_verdict tls_context::check_peer(SSL* ssl) const {
   return v;
 }
 
-std::string tls_context::handshake_error(SSL* ssl, int ssl_error) {
-  long verify = SSL_get_verify_result(ssl);
-  if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_CERTIFICATE_VERIFY_FAILED && verify != X509_V_OK) {
-    ERR_clear_error();
-    return std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
-  }
-  if (ssl_error == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
-    return "connection closed during the TLS handshake";
-  return "TLS handshake failed: " + last_ssl_error();
-}
-
 std::string tls_version_name(const SSL* ssl) { return SSL_get_version(ssl); }
 
 }  // namespace postern::tunnel

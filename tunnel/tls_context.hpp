@@ -43,8 +43,6 @@ class tls_context {
 
   /// After a successful handshake: pins and identity allow-lists, with the verdict to log.
   peer_verdict check_peer(SSL* ssl) const;
-  /// After a failed handshake: the verification error if there was one, else the TLS error.
-  static std::string handshake_error(SSL* ssl, int ssl_error);
 
   [[nodiscard]] const conf::tls_settings& settings() const { return settings_; }
   [[nodiscard]] SSL_CTX* native() const { return ctx_.get(); }
