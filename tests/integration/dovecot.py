@@ -1,0 +1,91 @@
+"""A real Dovecot (POP3 + IMAP, STARTTLS) in its own directory, as a test peer."""
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from harness import free_port, require, wait_port
+
+
+class Dovecot:
+    def __init__(self, procs, pki, user="alice", password="wonderland"):
+        require("dovecot", "dovecot-pop3d dovecot-imapd")
+        # Mail is read as 'nobody', which cannot enter pytest's private temp dirs.
+        self.root = Path(tempfile.mkdtemp(prefix="postern-dovecot-"))
+        self.root.chmod(0o755)
+        nobody = pwd.getpwnam("nobody")
+        home = self.root / "home"
+        (home / user / "Maildir" / "new").mkdir(parents=True)
+        for sub in ("cur", "tmp"):
+            (home / user / "Maildir" / sub).mkdir()
+        for path in [home, *home.rglob("*")]:
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        self.user, self.password = user, password
+        (self.root / "passwd").write_text(f"{user}:{{PLAIN}}{password}\n")
+        self.pop3_port, self.imap_port = free_port(), free_port()
+        config = self.root / "dovecot.conf"
+        config.write_text(f"""
+base_dir = {self.root}/run
+state_dir = {self.root}/state
+log_path = {self.root}/dovecot.log
+info_log_path = {self.root}/dovecot.log
+protocols = pop3 imap
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{pki.server.cert}
+ssl_key = <{pki.server.key}
+disable_plaintext_auth = yes
+auth_mechanisms = plain
+first_valid_uid = {nobody.pw_uid}
+passdb {{
+  driver = passwd-file
+  args = {self.root}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={nobody.pw_uid} gid={nobody.pw_gid} home={home}/%u
+}}
+mail_location = maildir:~/Maildir
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {self.pop3_port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {self.imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service stats {{
+  unix_listener stats-reader {{
+    mode = 0666
+  }}
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+""")
+        self.proc = procs.start("dovecot", ["dovecot", "-F", "-c", str(config)])
+        wait_port(self.pop3_port)
+        wait_port(self.imap_port)
+
+    def add_message(self, name, data):
+        nobody = pwd.getpwnam("nobody")
+        path = self.root / "home" / self.user / "Maildir" / "new" / name
+        path.write_bytes(data)
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+
+    def cleanup(self):
+        shutil.rmtree(self.root, ignore_errors=True)
