@@ -1,0 +1,99 @@
+"""Half-close: when one side stops sending, the other direction keeps flowing to its end."""
+
+import socket
+import threading
+import time
+
+from harness import Tunnel, free_port, recv_all, wait_port
+
+
+class SlowResponder:
+    """Reads the request to EOF, then answers in several pieces over time and closes."""
+
+    def __init__(self, pieces):
+        self.pieces = pieces
+        self.request = None
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        conn, _ = self.sock.accept()
+        with conn:
+            self.request = recv_all(conn)  # returns only once the client half-closed
+            for piece in self.pieces:
+                conn.sendall(piece)
+                time.sleep(0.2)
+
+
+def test_client_half_close_keeps_the_response_flowing(procs, tmp_path, pki):
+    pieces = [b"first\n", b"second\n", b"third\n" * 10000]
+    far = SlowResponder(pieces)
+    tls_port, port = free_port(), free_port()
+    # Both modes in one process: client mode into server mode, so both TLS ends are ours.
+    Tunnel(procs, tmp_path, f"""
+[[service]]
+name = "in"
+mode = "server"
+accept = "127.0.0.1:{tls_port}"
+connect = "127.0.0.1:{far.port}"
+cert_file = "{pki.server.cert}"
+key_file = "{pki.server.key}"
+
+[[service]]
+name = "out"
+mode = "client"
+accept = "127.0.0.1:{port}"
+connect = "localhost:{tls_port}"
+ca_file = "{pki.ca}"
+""")
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.sendall(b"request")
+        s.shutdown(socket.SHUT_WR)
+        response = recv_all(s)
+    assert far.request == b"request"
+    assert response == b"".join(pieces)
+
+
+def test_server_end_first_then_client_finishes(procs, tmp_path, pki):
+    """The far end closes first; the client keeps sending, and every byte arrives."""
+    received = []
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            conn.sendall(b"bye early\n")
+            conn.shutdown(socket.SHUT_WR)
+            received.append(recv_all(conn))
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    tls_port, port = free_port(), free_port()
+    Tunnel(procs, tmp_path, f"""
+[[service]]
+name = "in"
+mode = "server"
+accept = "127.0.0.1:{tls_port}"
+connect = "127.0.0.1:{srv.getsockname()[1]}"
+cert_file = "{pki.server.cert}"
+key_file = "{pki.server.key}"
+
+[[service]]
+name = "out"
+mode = "client"
+accept = "127.0.0.1:{port}"
+connect = "localhost:{tls_port}"
+ca_file = "{pki.ca}"
+""")
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        # Read to EOF: the far end's close has travelled all the way; only then send.
+        assert recv_all(s) == b"bye early\n"
+        s.sendall(b"late data " * 50000)
+        s.shutdown(socket.SHUT_WR)
+    t.join(20)
+    assert received == [b"late data " * 50000]
