@@ -83,11 +83,16 @@ bool tls_context::setup_common(std::string& error) {
   }
   if (!settings_.cert_file.empty()) {
     if (!SSL_CTX_use_certificate_chain_file(ctx, settings_.cert_file.c_str())) {
-      error = "cert_file " + settings_.cert_file + ": " + last_ssl_error();
+      error = "cert_file " + settings_.cert_file + ": cannot load the certificate chain: " +
+              last_ssl_error();
       return false;
     }
     if (!SSL_CTX_use_PrivateKey_file(ctx, settings_.key_file.c_str(), SSL_FILETYPE_PEM)) {
-      error = "key_file " + settings_.key_file + ": " + last_ssl_error();
+      bool mismatch = ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH;
+      error = "key_file " + settings_.key_file +
+              (mismatch ? " does not match cert_file " + settings_.cert_file
+                        : ": cannot load the private key: " + last_ssl_error());
+      ERR_clear_error();
       return false;
     }
     if (!SSL_CTX_check_private_key(ctx)) {

@@ -20,7 +20,9 @@ class Store:
 
     async def handle_DATA(self, server, session, envelope):
         self.count += 1
-        tls = "yes" if session.ssl is not None else "no"
+        # STARTTLS sets session.ssl; implicit TLS shows on the transport.
+        implicit = server.transport.get_extra_info("sslcontext") is not None
+        tls = "yes" if session.ssl is not None or implicit else "no"
         body = envelope.original_content or envelope.content
         (self.out / f"msg{self.count}.eml").write_bytes(body)
         (self.out / f"msg{self.count}.meta").write_text(
