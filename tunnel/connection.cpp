@@ -162,6 +162,7 @@ void connection::fail(outcome o, std::string reason) {
 void connection::begin_phase(phase p, conf::duration budget) {
   phase_ = p;
   phase_deadline_ = clock::now() + budget;
+  timer_.cancel();  // the watchdog re-arms on the new deadline
 }
 
 awaitable<bool> connection::wait_until(stream_end& end, io_want want) {
@@ -434,7 +435,7 @@ awaitable<outcome> connection::tls_handshake(stream_end& end) {
       continue;
     }
     fail(outcome::tls_failed, r.error.empty() ? "TLS handshake failed" : r.error);
-    verdict_.verify = "failed";
+    if (reason_.starts_with("certificate verification failed")) verdict_.verify = "failed";
     co_return *outcome_;
   }
   verdict_ = service_->tls->check_peer(end.ssl());

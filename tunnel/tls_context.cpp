@@ -83,8 +83,8 @@ bool tls_context::setup_common(std::string& error) {
   }
   if (!settings_.cert_file.empty()) {
     if (!SSL_CTX_use_certificate_chain_file(ctx, settings_.cert_file.c_str())) {
-      error = "cert_file " + settings_.cert_file + ": cannot load the certificate chain: " +
-              last_ssl_error();
+      error = "cert_file " + settings_.cert_file +
+              ": cannot load the certificate chain: " + last_ssl_error();
       return false;
     }
     if (!SSL_CTX_use_PrivateKey_file(ctx, settings_.key_file.c_str(), SSL_FILETYPE_PEM)) {
