@@ -207,7 +207,7 @@ max_connections = 100000
             url = f"https://127.0.0.1:{port}/"
         before = cpu_seconds(t.pid)
         n = self.args.requests
-        out = subprocess.run(["ab", "-q", "-n", str(n), "-c", "16", "-Z", "TLS_AES_128_GCM_SHA256",
+        out = subprocess.run(["ab", "-q", "-n", str(n), "-c", "16",
                               url] if mode == "server" else
                              ["ab", "-q", "-n", str(n), "-c", "16", url], capture_output=True, text=True)
         cpu = cpu_seconds(t.pid) - before
