@@ -183,7 +183,19 @@ awaitable<bool> connection::write_all(stream_end& end, const std::string& data) 
     }
     if (r.want != io_want::none && !co_await wait_until(end, r.want)) co_return false;
   }
-  co_return true;
+  co_return co_await flush_all(end);
+}
+
+awaitable<bool> connection::flush_all(stream_end& end) {
+  for (;;) {
+    io_result f = end.flush();
+    if (f.failed || f.reset) {
+      fail(f.reset ? outcome::reset : outcome::error, f.error);
+      co_return false;
+    }
+    if (f.want == io_want::none) co_return true;
+    if (!co_await wait_until(end, f.want)) co_return false;
+  }
 }
 
 void connection::start() {
@@ -443,6 +455,7 @@ awaitable<outcome> connection::tls_handshake(stream_end& end) {
     // acknowledges the client's Finished at once; otherwise a client with Nagle on holds its
     // first request back for a delayed ACK (40 ms on Linux).
     SSL_write(end.ssl(), "", 0);
+    end.flush();  // would_block is fine: the next read or write sends them
   }
   verdict_ = service_->tls->check_peer(end.ssl());
   if (!verdict_.ok) {
@@ -509,6 +522,11 @@ awaitable<void> connection::pump(stream_end& from, stream_end& to, std::uint64_t
       last_activity_ = clock::now();
     }
     held.reset();
+    if (!stopping_ && !co_await flush_all(to)) {
+      stopping_ = true;
+      from.cancel();
+      break;
+    }
   }
   if (orderly_end && !stopping_) {
     // Half-close: pass the end on, keep the other direction running.

@@ -78,6 +78,7 @@ class connection : public std::enable_shared_from_this<connection> {
   asio::awaitable<outcome> starttls_preamble();
   asio::awaitable<outcome> tls_handshake(stream_end& end);
   asio::awaitable<bool> write_all(stream_end& end, const std::string& data);
+  asio::awaitable<bool> flush_all(stream_end& end);
   asio::awaitable<bool> wait_until(stream_end& end, io_want want);
   asio::awaitable<void> pump(stream_end& from, stream_end& to, std::uint64_t& counter,
                              std::shared_ptr<connection> self);

@@ -46,7 +46,22 @@ stream_end::stream_end(const asio::any_io_executor& ex, int fd_in, int fd_out)
 
 void stream_end::attach_tls(bssl::UniquePtr<SSL> ssl) {
   ssl_ = std::move(ssl);
-  SSL_set_fd(ssl_.get(), in_.native_handle());
+  bio_ = std::make_unique<socket_bio>(in_.native_handle());
+  BIO* bio = bio_->make_bio().release();
+  SSL_set_bio(ssl_.get(), bio, bio);  // one reference serves both directions
+}
+
+io_result stream_end::flush() {
+  if (!bio_) return {1};
+  switch (bio_->flush()) {
+    case socket_bio::flush_result::done: return {1};
+    case socket_bio::flush_result::would_block: return {0, io_want::write};
+    case socket_bio::flush_result::failed: break;
+  }
+  io_result r;
+  (errno == ECONNRESET || errno == EPIPE ? r.reset : r.failed) = true;
+  r.error = std::string("write: ") + std::strerror(errno);
+  return r;
 }
 
 io_result stream_end::tls_result(int ret, const char* what) {
@@ -92,7 +107,14 @@ io_result stream_end::read(char* buf, std::size_t len) {
   if (ssl_) {
     int ret = SSL_read(ssl_.get(), buf, static_cast<int>(std::min<std::size_t>(len, INT32_MAX)));
     if (ret > 0) return {static_cast<std::size_t>(ret)};
-    return tls_result(ret, "TLS read");
+    io_result r = tls_result(ret, "TLS read");
+    // Reading can make TLS write (alerts, key updates): send that before waiting to read,
+    // or the peer may wait for it.
+    if (r.want == io_want::read && bio_->has_pending_output()) {
+      io_result f = flush();
+      if (f.want != io_want::none || f.failed || f.reset) return f;
+    }
+    return r;
   }
   ssize_t n = ::read(in_.native_handle(), buf, len);
   if (n > 0) return {static_cast<std::size_t>(n)};
@@ -125,12 +147,17 @@ io_result stream_end::handshake() {
 io_result stream_end::shutdown_write() {
   if (write_shut_) return {1};
   if (ssl_) {
-    int ret = SSL_shutdown(ssl_.get());
-    if (ret < 0) {
-      io_result r = tls_result(ret, "TLS shutdown");
-      if (r.want != io_want::none) return r;
-      // Could not send close_notify (peer gone): fall through to FIN.
+    if (!close_notify_sent_) {
+      int ret = SSL_shutdown(ssl_.get());
+      if (ret < 0) {
+        io_result r = tls_result(ret, "TLS shutdown");
+        if (r.want != io_want::none) return r;
+        // Could not send close_notify (the peer is gone): still end with FIN below.
+      }
+      close_notify_sent_ = true;
     }
+    io_result f = flush();
+    if (f.want != io_want::none) return f;
   }
   write_shut_ = true;
   if (out_) {

@@ -4,13 +4,16 @@
 /// BoringSSL runs directly on the socket, so no per-connection buffers exist while idle.
 
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
 
 #include <openssl/ssl.h>
+
 #include <asio/awaitable.hpp>
 #include <asio/posix/stream_descriptor.hpp>
+#include "socket_bio.hpp"
 
 namespace postern::tunnel {
 
@@ -41,6 +44,8 @@ class stream_end {
   io_result write(const char* buf, std::size_t len);
   /// Drives the TLS handshake one step.
   io_result handshake();
+  /// Sends what TLS has buffered; call after a batch of writes (want = write: wait, retry).
+  io_result flush();
   /// Ends our sending direction: TLS close_notify then FIN (or closes a pipe).
   io_result shutdown_write();
   /// Peeks at bytes without consuming them (plain sockets; for the PROXY header).
@@ -61,8 +66,10 @@ class stream_end {
 
   asio::posix::stream_descriptor in_;
   std::optional<asio::posix::stream_descriptor> out_;
+  std::unique_ptr<socket_bio> bio_;  ///< declared before ssl_: the SSL's BIO points into it
   bssl::UniquePtr<SSL> ssl_;
   bool is_socket_ = false;
+  bool close_notify_sent_ = false;
   bool write_shut_ = false;
 };
 
