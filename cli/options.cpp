@@ -8,7 +8,7 @@ namespace postern::cli {
 
 void add_common_options(CLI::App& app, common_options& opts, const std::string& default_config) {
   opts.config = default_config;
-  app.add_option("-c,--config", opts.config, "Configuration file")
+  app.add_option("-c,--config", opts.config, "Configuration file (default " + default_config + ")")
       ->capture_default_str()
       ->option_text("PATH");
   app.add_flag("--check", opts.check,
