@@ -51,9 +51,10 @@ def wait_port(port, timeout=10):
 
 
 def cpu_seconds(pid):
-    """utime + stime of the process and all its threads."""
+    """utime + stime of the process and its threads, plus its reaped children (socat forks
+    one per connection)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
+    return sum(int(f) for f in fields[11:15]) / CLK
 
 
 def rss_kib(pid):
@@ -127,6 +128,9 @@ defaults
 
     # --- the tools under test -------------------------------------------------------------
     def tool(self, tool, mode, accept, connect):
+        if tool == "socat":  # the floor: a plain relay with 256 KiB buffers, no TLS at all
+            return self.start("socat", ["socat", "-b", "262144", f"TCP-LISTEN:{accept},bind=127.0.0.1,"
+                                        "reuseaddr,fork", f"TCP:127.0.0.1:{connect}"])
         if tool == "postern":
             cfg = self.dir / f"postern-{mode}.toml"
             tls = (f'ca_file = "{self.dir}/ca.pem"' if mode == "client" else
@@ -157,7 +161,11 @@ max_connections = 100000
         iperf_port, tls_port, port = free_port(), free_port(), free_port()
         srv = self.start("iperf3", ["iperf3", "-s", "-p", str(iperf_port)])
         wait_port(iperf_port)
-        if mode == "client":  # iperf3 -> tool (plain in, TLS out) -> haproxy TLS -> iperf3
+        if tool == "socat":
+            t = self.tool(tool, mode, port, iperf_port)
+            wait_port(port)
+            far, entry = None, port
+        elif mode == "client":  # iperf3 -> tool (plain in, TLS out) -> haproxy TLS -> iperf3
             far = self.haproxy("far", f"listen far\n  mode tcp\n  bind 127.0.0.1:{tls_port} ssl crt "
                                f"{self.dir}/combined.pem\n  server s 127.0.0.1:{iperf_port}")
             wait_port(tls_port)
@@ -186,7 +194,8 @@ max_connections = 100000
             cpu_total += cpu
             bytes_total += moved
         for p in (t, far, srv):
-            self.stop(p)
+            if p:
+                self.stop(p)
         return results[0], results[1], cpu_total / (bytes_total / 1e9)
 
     def handshakes(self, tool, mode):
@@ -291,6 +300,10 @@ def main():
     rows = []
     only = args.only or ["throughput", "handshakes", "idle"]
     try:
+        if "throughput" in only:
+            row = {"tool": "socat (plain relay, no TLS)", "mode": "-"}
+            row["up"], row["down"], row["cpu_gb"] = b.throughput("socat", "-")
+            rows.append(row)
         for mode in ("client", "server"):
             for tool in ("stunnel", "postern"):
                 row = {"tool": tool, "mode": mode}
@@ -315,13 +328,16 @@ def main():
         st = next(r for r in rows if r["tool"] == "stunnel" and r["mode"] == mode)
         pt = next(r for r in rows if r["tool"] == "postern" and r["mode"] == mode)
         parts = []
+        if "cpu_gb" in st and rows[0]["tool"].startswith("socat"):
+            parts.append(f"CPU/GB {pt['cpu_gb'] / rows[0]['cpu_gb']:.2f}x the plain relay")
         if "cpu_gb" in st:
             parts.append(f"CPU/GB {pt['cpu_gb'] / st['cpu_gb']:.2f}x stunnel")
         if "cpu_conn" in st:
             parts.append(f"CPU/conn {pt['cpu_conn'] / st['cpu_conn']:.2f}x stunnel")
         if "idle_kib" in st:
             parts.append(f"RSS/idle conn {pt['idle_kib'] / st['idle_kib']:.2f}x stunnel")
-        print(f"\n{mode} mode: postern " + ", ".join(parts))
+        if parts:
+            print(f"\n{mode} mode: postern " + ", ".join(parts))
 
 
 if __name__ == "__main__":
