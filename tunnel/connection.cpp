@@ -572,6 +572,7 @@ void connection::log_summary() {
   std::string version = tls_end ? tls_end->tls_version() : "";
   std::string cipher = tls_end ? tls_end->tls_cipher() : "";
   bool resumed = tls_end && tls_end->ssl() && SSL_session_reused(tls_end->ssl());
+  std::string alpn = tls_end ? tls_end->alpn() : "";
   lg::event(
       l, "conn.end",
       {{"session", session_},
@@ -585,6 +586,7 @@ void connection::log_summary() {
        {"tls", version.empty() ? "-" : version},
        {"cipher", cipher.empty() ? "-" : cipher},
        {"resumed", resumed ? "yes" : "no"},
+       {"alpn", alpn.empty() ? "-" : alpn},
        {"verify", verdict_.verify.empty() ? "-" : verdict_.verify},
        {"reason", reason_.empty() ? (verdict_.reason.empty() ? "-" : verdict_.reason) : reason_}});
 }

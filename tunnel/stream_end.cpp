@@ -202,6 +202,14 @@ void stream_end::close() {
 
 std::string stream_end::tls_version() const { return ssl_ ? SSL_get_version(ssl_.get()) : ""; }
 
+std::string stream_end::alpn() const {
+  if (!ssl_) return {};
+  const uint8_t* data = nullptr;
+  unsigned len = 0;
+  SSL_get0_alpn_selected(ssl_.get(), &data, &len);
+  return std::string(reinterpret_cast<const char*>(data), len);
+}
+
 std::string stream_end::tls_cipher() const {
   if (!ssl_) return {};
   const SSL_CIPHER* c = SSL_get_current_cipher(ssl_.get());

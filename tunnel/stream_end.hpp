@@ -59,6 +59,8 @@ class stream_end {
   /// "TLSv1.3", cipher name, or "" for plain ends.
   [[nodiscard]] std::string tls_version() const;
   [[nodiscard]] std::string tls_cipher() const;
+  /// The negotiated ALPN protocol, or "".
+  [[nodiscard]] std::string alpn() const;
 
  private:
   io_result tls_result(int ret, const char* what);

@@ -1,0 +1,215 @@
+"""ALPN, session resumption and tickets, IPv6 and unix-socket endpoints, connect timeouts."""
+
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from harness import SinkServer, Tunnel, free_port, recv_all, require, wait_for, wait_port
+from peers import s_client, s_server
+
+
+def server_tunnel(procs, tmp_path, pki, connect, extra="", accept=None):
+    port = free_port()
+    tunnel = Tunnel(procs, tmp_path, f"""
+[[service]]
+name = "in"
+mode = "server"
+accept = "{accept or f'127.0.0.1:{port}'}"
+connect = "{connect}"
+cert_file = "{pki.server.cert}"
+key_file = "{pki.server.key}"
+{extra}
+""")
+    return port, tunnel
+
+
+def test_server_alpn_selects_a_configured_protocol(procs, tmp_path, pki):
+    sink = SinkServer(reply=b"ok", expect=2)
+    port, tunnel = server_tunnel(procs, tmp_path, pki, f"127.0.0.1:{sink.port}",
+                                 'alpn = ["h2", "http/1.1"]')
+    out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile",
+                          str(pki.ca), "-alpn", "http/1.1"], input=b"hi", capture_output=True,
+                         timeout=20).stdout.decode()
+    assert "ALPN protocol: http/1.1" in out
+    tunnel.wait_log(r"event=conn.end")
+    assert tunnel.conn_ends()[0]["alpn"] == "http/1.1"
+
+
+def test_server_alpn_refuses_a_client_with_no_common_protocol(procs, tmp_path, pki):
+    sink = SinkServer(reply=b"ok", expect=2)
+    port, tunnel = server_tunnel(procs, tmp_path, pki, f"127.0.0.1:{sink.port}",
+                                 'alpn = ["h2"]\nlog_handshake_errors = true')
+    result = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile",
+                             str(pki.ca), "-alpn", "imap"], input=b"hi", capture_output=True,
+                            timeout=20)
+    assert b"no application protocol" in result.stderr.lower() + result.stdout.lower()
+    tunnel.wait_log(r"event=conn.end")
+    assert tunnel.conn_ends()[0]["outcome"] == "tls_failed"
+    assert sink.received == []
+
+
+def test_client_alpn_is_offered_to_the_server(procs, tmp_path, pki):
+    target, server = s_server(procs, pki.server, ["-alpn", "smtp"], name="s_server")
+    port = free_port()
+    tunnel = Tunnel(procs, tmp_path, f"""
+[[service]]
+name = "out"
+mode = "client"
+accept = "127.0.0.1:{port}"
+connect = "localhost:{target}"
+ca_file = "{pki.ca}"
+alpn = ["smtp"]
+""")
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.sendall(b"x\n")
+        server.stdin.write(b"y\n")
+        server.stdin.flush()
+        assert s.recv(10) == b"y\n"
+    tunnel.wait_log(r"event=conn.end")
+    assert tunnel.conn_ends()[0]["alpn"] == "smtp"
+
+
+def test_client_resumes_sessions_with_the_same_target(procs, tmp_path, pki):
+    require("stunnel", "stunnel4")
+    sink = SinkServer(reply=b"r", expect=1)
+    tls_port, port = free_port(), free_port()
+    conf = tmp_path / "stunnel.conf"
+    conf.write_text(f"foreground = yes\npid =\ndebug = 7\n[far]\naccept = 127.0.0.1:{tls_port}\n"
+                    f"connect = 127.0.0.1:{sink.port}\ncert = {pki.server.cert}\nkey = {pki.server.key}\n")
+    procs.start("stunnel", ["stunnel", str(conf)])
+    wait_port(tls_port)
+    tunnel = Tunnel(procs, tmp_path, f"""
+[[service]]
+name = "out"
+mode = "client"
+accept = "127.0.0.1:{port}"
+connect = "localhost:{tls_port}"
+ca_file = "{pki.ca}"
+""")
+    for i in range(3):
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            s.sendall(b"x")
+            assert recv_all(s) == b"r"
+        tunnel.wait_log(r"event=conn.end", count=i + 1)
+    resumed = [e["resumed"] for e in tunnel.conn_ends()]
+    assert resumed[0] == "no" and resumed[1:] == ["yes", "yes"], resumed
+    # The far end agrees: it reused a session.
+    assert "previous session reused" in procs.log("stunnel")
+
+
+def test_server_issues_tickets_that_resume(procs, tmp_path, pki):
+    # The far end answers and closes; -ign_eof keeps s_client reading until then, so the
+    # tickets (sent right after the handshake) have arrived before it saves the session.
+    sink = SinkServer(reply=b"bye", expect=2)
+    port, tunnel = server_tunnel(procs, tmp_path, pki, f"127.0.0.1:{sink.port}")
+    sess = tmp_path / "sess.pem"
+    first = subprocess.run(["openssl", "s_client", "-ign_eof", "-connect", f"127.0.0.1:{port}",
+                            "-CAfile", str(pki.ca), "-sess_out", str(sess)], input=b"hi",
+                           capture_output=True,
+                           timeout=20).stdout.decode()
+    assert "New, TLSv1.3" in first
+    second = subprocess.run(["openssl", "s_client", "-ign_eof", "-connect", f"127.0.0.1:{port}",
+                             "-CAfile", str(pki.ca), "-sess_in", str(sess)], input=b"hi",
+                            capture_output=True,
+                            timeout=20)
+    assert "Reused, TLSv1.3" in second.stdout.decode(), second.stderr.decode()
+
+
+def test_ipv6_listener(procs, tmp_path, pki):
+    if not socket.has_ipv6:
+        raise AssertionError("this machine has no IPv6 loopback")
+    sink = SinkServer(reply=b"v6", expect=2)
+    port = free_port()
+    tunnel = Tunnel(procs, tmp_path, f"""
+[[service]]
+name = "in"
+mode = "server"
+accept = "[::1]:{port}"
+connect = "127.0.0.1:{sink.port}"
+cert_file = "{pki.server.cert}"
+key_file = "{pki.server.key}"
+""")
+    rc, out = s_client(procs, port, ["-connect", f"[::1]:{port}", "-CAfile", str(pki.ca)],
+                       stdin_data=b"hi")
+    tunnel.wait_log(r"event=conn.end")
+    assert tunnel.conn_ends()[0]["peer"].startswith("[::1]:")
+    assert sink.received == [b"hi"]
+
+
+def test_unix_socket_listener_and_target(procs, tmp_path, pki):
+    # Plain side on unix sockets at both ends: client mode listens on one, server mode
+    # connects to another.
+    target_path = tmp_path / "backend.sock"
+    backend = socket.socket(socket.AF_UNIX)
+    backend.bind(str(target_path))
+    backend.listen(4)
+    got = []
+
+    def serve():
+        conn, _ = backend.accept()
+        with conn:
+            got.append(recv_all(conn, 5))
+            conn.sendall(b"unix!")
+
+    threading.Thread(target=serve, daemon=True).start()
+    tls_port = free_port()
+    front = tmp_path / "front.sock"
+    tunnel = Tunnel(procs, tmp_path, f"""
+[[service]]
+name = "in"
+mode = "server"
+accept = "127.0.0.1:{tls_port}"
+connect = "unix:{target_path}"
+cert_file = "{pki.server.cert}"
+key_file = "{pki.server.key}"
+
+[[service]]
+name = "out"
+mode = "client"
+accept = "unix:{front}"
+connect = "localhost:{tls_port}"
+ca_file = "{pki.ca}"
+""")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(front))
+        s.sendall(b"hello")
+        assert recv_all(s) == b"unix!"
+    assert got == [b"hello"]
+
+
+def test_connect_timeout_moves_to_the_next_target(procs, tmp_path, pki):
+    # A listener whose accept queue is full drops further SYNs: connecting to it hangs.
+    stuck = socket.socket()
+    stuck.bind(("127.0.0.1", 0))
+    stuck.listen(0)
+    fillers = []
+    for _ in range(4):
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(stuck.getsockname())
+        fillers.append(f)
+    sink = SinkServer(reply=b"second", expect=1)
+    port = free_port()
+    tunnel = Tunnel(procs, tmp_path, f"""
+[[service]]
+name = "in"
+mode = "server"
+accept = "127.0.0.1:{port}"
+connect = ["127.0.0.1:{stuck.getsockname()[1]}", "127.0.0.1:{sink.port}"]
+connect_timeout = "1s"
+cert_file = "{pki.server.cert}"
+key_file = "{pki.server.key}"
+""")
+    started = time.monotonic()
+    rc, out = s_client(procs, port, ["-CAfile", str(pki.ca)], stdin_data=b"x")
+    tunnel.wait_log(r"event=conn.end")
+    end = tunnel.conn_ends()[0]
+    assert end["target"] == f"127.0.0.1:{sink.port}", end
+    assert out == b"second"
+    for f in fillers:
+        f.close()
+    stuck.close()
