@@ -24,6 +24,9 @@ proxy_parse_result invalid(std::string why) {
 }
 
 bool valid_ip(int family, const std::string& text) {
+  // inet_pton reads a C string: an embedded NUL would hide what follows it (found by
+  // tests/fuzz/fuzz_proxy_protocol).
+  if (text.find('\0') != std::string::npos) return false;
   std::uint8_t buf[16];
   return ::inet_pton(family, text.c_str(), buf) == 1;
 }

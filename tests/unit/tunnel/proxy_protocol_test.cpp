@@ -34,6 +34,8 @@ TEST_CASE("PROXY v1 waits for more bytes, then rejects overlong and malformed he
   CHECK(parse("GET / HTTP/1.1\r\n").error ==
         "connection does not start with a PROXY protocol header");
   CHECK(parse("PROXY UNKNOWN\r\n").status == proxy_parse_status::done);
+  CHECK(parse(std::string("PROXY TCP4 2.0.2.1\0 1.1.1.1 1 2\r\n", 33)).error ==
+        "PROXY v1 header has an invalid address");
 }
 
 TEST_CASE("PROXY v2 round-trips through the builder for IPv4 and IPv6") {
