@@ -211,3 +211,41 @@ def send_and_receive(port, payload, host="127.0.0.1", timeout=60):
         data = recv_all(s)
         sender.join()
         return data
+
+
+def _toml_value(value):
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+    return f'"{value}"'
+
+
+def server_service(pki, accept, connect, name="in", extra=""):
+    """A [[service]] in server mode (TLS in, plain out) with the test PKI's certificate.
+    `accept` and `connect` are addresses ("127.0.0.1:1234"); `connect` may be a list."""
+    return f"""
+[[service]]
+name = "{name}"
+mode = "server"
+accept = "{accept}"
+connect = {_toml_value(connect)}
+cert_file = "{pki.server.cert}"
+key_file = "{pki.server.key}"
+{extra}
+"""
+
+
+def client_service(pki, accept, connect, name="out", extra=""):
+    """A [[service]] in client mode (plain in, TLS out) trusting the test CA."""
+    return f"""
+[[service]]
+name = "{name}"
+mode = "client"
+accept = "{accept}"
+connect = {_toml_value(connect)}
+ca_file = "{pki.ca}"
+{extra}
+"""
+
+
+def local(port):
+    return f"127.0.0.1:{port}"

@@ -7,21 +7,13 @@ import ssl
 import threading
 import time
 
-from harness import SinkServer, Tunnel, free_port, recv_all, wait_for
+from harness import (SinkServer, Tunnel, client_service, free_port, local, recv_all,
+                     server_service, wait_for)
 
 
 def server_tunnel(procs, tmp_path, pki, sink_port, extra=""):
     port = free_port()
-    tunnel = Tunnel(procs, tmp_path, f"""
-[[service]]
-name = "in"
-mode = "server"
-accept = "127.0.0.1:{port}"
-connect = "127.0.0.1:{sink_port}"
-cert_file = "{pki.server.cert}"
-key_file = "{pki.server.key}"
-{extra}
-""")
+    tunnel = Tunnel(procs, tmp_path, server_service(pki, local(port), local(sink_port), extra=extra))
     return port, tunnel
 
 
@@ -83,15 +75,8 @@ def test_server_that_never_speaks_tls_times_out(procs, tmp_path, pki):
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)  # accepts TCP (in the kernel), never answers
     port = free_port()
-    tunnel = Tunnel(procs, tmp_path, f"""
-[[service]]
-name = "out"
-mode = "client"
-accept = "127.0.0.1:{port}"
-connect = "localhost:{silent.getsockname()[1]}"
-ca_file = "{pki.ca}"
-handshake_timeout = "1s"
-""")
+    tunnel = Tunnel(procs, tmp_path, client_service(
+        pki, local(port), f"localhost:{silent.getsockname()[1]}", extra='handshake_timeout = "1s"'))
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
         assert recv_all(s) == b""
@@ -154,15 +139,8 @@ def test_failover_skips_a_dead_target(procs, tmp_path, pki):
     dead = free_port()
     sink = SinkServer(reply=b"alive", expect=1)
     port = free_port()
-    tunnel = Tunnel(procs, tmp_path, f"""
-[[service]]
-name = "in"
-mode = "server"
-accept = "127.0.0.1:{port}"
-connect = ["127.0.0.1:{dead}", "127.0.0.1:{sink.port}"]
-cert_file = "{pki.server.cert}"
-key_file = "{pki.server.key}"
-""")
+    tunnel = Tunnel(procs, tmp_path,
+                    server_service(pki, local(port), [local(dead), local(sink.port)]))
     assert good_client(port, pki.ca, b"x") == b"alive"
     tunnel.wait_log(r"event=conn.end")
     assert tunnel.conn_ends()[0]["target"] == f"127.0.0.1:{sink.port}"
@@ -172,16 +150,8 @@ def test_round_robin_spreads_connections(procs, tmp_path, pki):
     a = SinkServer(reply=b"a", expect=1)
     b = SinkServer(reply=b"b", expect=1)
     port = free_port()
-    Tunnel(procs, tmp_path, f"""
-[[service]]
-name = "in"
-mode = "server"
-accept = "127.0.0.1:{port}"
-connect = ["127.0.0.1:{a.port}", "127.0.0.1:{b.port}"]
-failover = "round-robin"
-cert_file = "{pki.server.cert}"
-key_file = "{pki.server.key}"
-""")
+    Tunnel(procs, tmp_path, server_service(pki, local(port), [local(a.port), local(b.port)],
+                                           extra='failover = "round-robin"'))
     answers = [good_client(port, pki.ca, b"x") for _ in range(4)]
     assert sorted(answers) == [b"a", b"a", b"b", b"b"]
 
@@ -189,14 +159,7 @@ key_file = "{pki.server.key}"
 def test_all_targets_down_names_every_attempt(procs, tmp_path, pki):
     d1, d2 = free_port(), free_port()
     port = free_port()
-    tunnel = Tunnel(procs, tmp_path, f"""
-[[service]]
-name = "out"
-mode = "client"
-accept = "127.0.0.1:{port}"
-connect = ["127.0.0.1:{d1}", "localhost:{d2}"]
-ca_file = "{pki.ca}"
-""")
+    tunnel = Tunnel(procs, tmp_path, client_service(pki, local(port), [local(d1), f"localhost:{d2}"]))
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         assert recv_all(s) == b""
     tunnel.wait_log(r"event=conn.end")

@@ -4,7 +4,7 @@ import socket
 import threading
 import time
 
-from harness import Tunnel, free_port, recv_all, wait_port
+from harness import Tunnel, client_service, free_port, local, recv_all, server_service
 
 
 class SlowResponder:
@@ -33,22 +33,8 @@ def test_client_half_close_keeps_the_response_flowing(procs, tmp_path, pki):
     far = SlowResponder(pieces)
     tls_port, port = free_port(), free_port()
     # Both modes in one process: client mode into server mode, so both TLS ends are ours.
-    Tunnel(procs, tmp_path, f"""
-[[service]]
-name = "in"
-mode = "server"
-accept = "127.0.0.1:{tls_port}"
-connect = "127.0.0.1:{far.port}"
-cert_file = "{pki.server.cert}"
-key_file = "{pki.server.key}"
-
-[[service]]
-name = "out"
-mode = "client"
-accept = "127.0.0.1:{port}"
-connect = "localhost:{tls_port}"
-ca_file = "{pki.ca}"
-""")
+    Tunnel(procs, tmp_path, server_service(pki, local(tls_port), local(far.port))
+           + client_service(pki, local(port), f"localhost:{tls_port}"))
     with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
         s.sendall(b"request")
         s.shutdown(socket.SHUT_WR)
@@ -74,22 +60,8 @@ def test_server_end_first_then_client_finishes(procs, tmp_path, pki):
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     tls_port, port = free_port(), free_port()
-    Tunnel(procs, tmp_path, f"""
-[[service]]
-name = "in"
-mode = "server"
-accept = "127.0.0.1:{tls_port}"
-connect = "127.0.0.1:{srv.getsockname()[1]}"
-cert_file = "{pki.server.cert}"
-key_file = "{pki.server.key}"
-
-[[service]]
-name = "out"
-mode = "client"
-accept = "127.0.0.1:{port}"
-connect = "localhost:{tls_port}"
-ca_file = "{pki.ca}"
-""")
+    Tunnel(procs, tmp_path, server_service(pki, local(tls_port), local(srv.getsockname()[1]))
+           + client_service(pki, local(port), f"localhost:{tls_port}"))
     with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
         # Read to EOF: the far end's close has travelled all the way; only then send.
         assert recv_all(s) == b"bye early\n"

@@ -5,7 +5,8 @@ import socket
 
 import pytest
 
-from harness import SinkServer, Tunnel, free_port, require, wait_for, wait_port
+from harness import (SinkServer, Tunnel, client_service, free_port, local, require,
+                     server_service, wait_for, wait_port)
 
 
 def haproxy(procs, tmp_path, frontend, backend, name="haproxy"):
@@ -39,15 +40,8 @@ def test_tunnel_sends_proxy_header_haproxy_reads(procs, tmp_path, pki, version):
     haproxy(procs, tmp_path, f"bind 127.0.0.1:{hp_port} accept-proxy ssl crt {combined}",
             f"server s1 127.0.0.1:{sink.port}")
     wait_port(hp_port)
-    Tunnel(procs, tmp_path, f"""
-[[service]]
-name = "out"
-mode = "client"
-accept = "127.0.0.1:{port}"
-connect = "localhost:{hp_port}"
-ca_file = "{pki.ca}"
-proxy_protocol = "{version}"
-""")
+    Tunnel(procs, tmp_path, client_service(pki, local(port), f"localhost:{hp_port}",
+                                           extra=f'proxy_protocol = "{version}"'))
     with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
         me = "%s:%d" % s.getsockname()
         s.sendall(b"ping")
@@ -62,16 +56,8 @@ proxy_protocol = "{version}"
 def test_haproxy_sends_proxy_header_tunnel_reads(procs, tmp_path, pki, send_proxy):
     sink = SinkServer(reply=b"pong", expect=4)
     hp_port, port = free_port(), free_port()
-    tunnel = Tunnel(procs, tmp_path, f"""
-[[service]]
-name = "in"
-mode = "server"
-accept = "127.0.0.1:{port}"
-connect = "127.0.0.1:{sink.port}"
-cert_file = "{pki.server.cert}"
-key_file = "{pki.server.key}"
-accept_proxy_protocol = true
-""")
+    tunnel = Tunnel(procs, tmp_path, server_service(pki, local(port), local(sink.port),
+                                                    extra="accept_proxy_protocol = true"))
     haproxy(procs, tmp_path, f"bind 127.0.0.1:{hp_port}",
             f"server s1 127.0.0.1:{port} {send_proxy} ssl verify required ca-file {pki.ca} "
             f"sni str(localhost) verifyhost localhost")

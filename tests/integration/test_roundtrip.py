@@ -6,36 +6,19 @@ import os
 import subprocess
 import threading
 
-from harness import (SinkServer, Tunnel, free_port, require, send_and_receive, sha256,
-                     wait_for, wait_port, recv_all)
+from harness import (SinkServer, Tunnel, client_service, free_port, local, recv_all, require,
+                     send_and_receive, server_service, sha256, wait_for, wait_port)
 import socket
 
 SIZE = 10 * 1024 * 1024
 
 
-def client_config(accept, connect, ca, extra=""):
-    return f"""
-[[service]]
-name = "out"
-mode = "client"
-accept = "127.0.0.1:{accept}"
-connect = "localhost:{connect}"
-ca_file = "{ca}"
-{extra}
-"""
+def client_config(pki, accept, connect):
+    return client_service(pki, local(accept), f"localhost:{connect}")
 
 
-def server_config(accept, connect, cert, extra=""):
-    return f"""
-[[service]]
-name = "in"
-mode = "server"
-accept = "127.0.0.1:{accept}"
-connect = "127.0.0.1:{connect}"
-cert_file = "{cert.cert}"
-key_file = "{cert.key}"
-{extra}
-"""
+def server_config(pki, accept, connect):
+    return server_service(pki, local(accept), local(connect))
 
 
 def stunnel_config(tmp_path, name, body):
@@ -54,7 +37,7 @@ def test_client_mode_roundtrip_with_openssl_s_server(procs, tmp_path, pki):
                                       "-cert", str(pki.server.cert), "-key", str(pki.server.key)],
                          stdin=subprocess.PIPE, stdout=open(received, "wb"))
     wait_port(tls_port)
-    Tunnel(procs, tmp_path, client_config(port, tls_port, pki.ca.as_posix()))
+    Tunnel(procs, tmp_path, client_config(pki, port, tls_port))
     with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
         # s_server sends what it reads on stdin; it stays open until the test ends.
         feeder = threading.Thread(target=lambda: (server.stdin.write(down), server.stdin.flush()))
@@ -81,7 +64,7 @@ key = {pki.server.key}
 """)
     procs.start("stunnel", ["stunnel", str(conf)])
     wait_port(tls_port)
-    tunnel = Tunnel(procs, tmp_path, client_config(port, tls_port, pki.ca.as_posix()))
+    tunnel = Tunnel(procs, tmp_path, client_config(pki, port, tls_port))
     got = send_and_receive(port, up)
     assert sha256(got) == sha256(down)
     assert [sha256(r) for r in sink.received] == [sha256(up)]
@@ -96,7 +79,7 @@ def test_server_mode_roundtrip_with_openssl_s_client(procs, tmp_path, pki):
     up, down = os.urandom(SIZE), os.urandom(SIZE)
     sink = SinkServer(reply=down, expect=SIZE)
     port = free_port()
-    Tunnel(procs, tmp_path, server_config(port, sink.port, pki.server))
+    Tunnel(procs, tmp_path, server_config(pki, port, sink.port))
     (tmp_path / "up.bin").write_bytes(up)
     out = tmp_path / "s_client.out"
     client = procs.start("s_client", ["openssl", "s_client", "-quiet", "-connect",
@@ -113,7 +96,7 @@ def test_server_mode_roundtrip_with_stunnel_client(procs, tmp_path, pki):
     up, down = os.urandom(SIZE), os.urandom(SIZE)
     sink = SinkServer(reply=down)
     port, plain_port = free_port(), free_port()
-    tunnel = Tunnel(procs, tmp_path, server_config(port, sink.port, pki.server))
+    tunnel = Tunnel(procs, tmp_path, server_config(pki, port, sink.port))
     conf = stunnel_config(tmp_path, "stunnel", f"""
 [near]
 client = yes

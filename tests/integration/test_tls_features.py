@@ -8,28 +8,20 @@ import time
 
 import pytest
 
-from harness import SinkServer, Tunnel, free_port, recv_all, require, wait_for, wait_port
+from harness import (SinkServer, Tunnel, client_service, free_port, local, recv_all, require,
+                     server_service, wait_for, wait_port)
 from peers import s_client, s_server
 
 
-def server_tunnel(procs, tmp_path, pki, connect, extra="", accept=None):
+def server_tunnel(procs, tmp_path, pki, connect, extra=""):
     port = free_port()
-    tunnel = Tunnel(procs, tmp_path, f"""
-[[service]]
-name = "in"
-mode = "server"
-accept = "{accept or f'127.0.0.1:{port}'}"
-connect = "{connect}"
-cert_file = "{pki.server.cert}"
-key_file = "{pki.server.key}"
-{extra}
-""")
+    tunnel = Tunnel(procs, tmp_path, server_service(pki, local(port), connect, extra=extra))
     return port, tunnel
 
 
 def test_server_alpn_selects_a_configured_protocol(procs, tmp_path, pki):
     sink = SinkServer(reply=b"ok", expect=2)
-    port, tunnel = server_tunnel(procs, tmp_path, pki, f"127.0.0.1:{sink.port}",
+    port, tunnel = server_tunnel(procs, tmp_path, pki, local(sink.port),
                                  'alpn = ["h2", "http/1.1"]')
     out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile",
                           str(pki.ca), "-alpn", "http/1.1"], input=b"hi", capture_output=True,
@@ -41,7 +33,7 @@ def test_server_alpn_selects_a_configured_protocol(procs, tmp_path, pki):
 
 def test_server_alpn_refuses_a_client_with_no_common_protocol(procs, tmp_path, pki):
     sink = SinkServer(reply=b"ok", expect=2)
-    port, tunnel = server_tunnel(procs, tmp_path, pki, f"127.0.0.1:{sink.port}",
+    port, tunnel = server_tunnel(procs, tmp_path, pki, local(sink.port),
                                  'alpn = ["h2"]\nlog_handshake_errors = true')
     result = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile",
                              str(pki.ca), "-alpn", "imap"], input=b"hi", capture_output=True,
@@ -55,15 +47,8 @@ def test_server_alpn_refuses_a_client_with_no_common_protocol(procs, tmp_path, p
 def test_client_alpn_is_offered_to_the_server(procs, tmp_path, pki):
     target, server = s_server(procs, pki.server, ["-alpn", "smtp"], name="s_server")
     port = free_port()
-    tunnel = Tunnel(procs, tmp_path, f"""
-[[service]]
-name = "out"
-mode = "client"
-accept = "127.0.0.1:{port}"
-connect = "localhost:{target}"
-ca_file = "{pki.ca}"
-alpn = ["smtp"]
-""")
+    tunnel = Tunnel(procs, tmp_path, client_service(pki, local(port), f"localhost:{target}",
+                                                    extra='alpn = ["smtp"]'))
     with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
         s.sendall(b"x\n")
         server.stdin.write(b"y\n")
@@ -82,14 +67,7 @@ def test_client_resumes_sessions_with_the_same_target(procs, tmp_path, pki):
                     f"connect = 127.0.0.1:{sink.port}\ncert = {pki.server.cert}\nkey = {pki.server.key}\n")
     procs.start("stunnel", ["stunnel", str(conf)])
     wait_port(tls_port)
-    tunnel = Tunnel(procs, tmp_path, f"""
-[[service]]
-name = "out"
-mode = "client"
-accept = "127.0.0.1:{port}"
-connect = "localhost:{tls_port}"
-ca_file = "{pki.ca}"
-""")
+    tunnel = Tunnel(procs, tmp_path, client_service(pki, local(port), f"localhost:{tls_port}"))
     for i in range(3):
         with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
             s.sendall(b"x")
@@ -105,7 +83,7 @@ def test_server_issues_tickets_that_resume(procs, tmp_path, pki):
     # The far end answers and closes; -ign_eof keeps s_client reading until then, so the
     # tickets (sent right after the handshake) have arrived before it saves the session.
     sink = SinkServer(reply=b"bye", expect=2)
-    port, tunnel = server_tunnel(procs, tmp_path, pki, f"127.0.0.1:{sink.port}")
+    port, tunnel = server_tunnel(procs, tmp_path, pki, local(sink.port))
     sess = tmp_path / "sess.pem"
     first = subprocess.run(["openssl", "s_client", "-ign_eof", "-connect", f"127.0.0.1:{port}",
                             "-CAfile", str(pki.ca), "-sess_out", str(sess)], input=b"hi",
@@ -124,15 +102,7 @@ def test_ipv6_listener(procs, tmp_path, pki):
         raise AssertionError("this machine has no IPv6 loopback")
     sink = SinkServer(reply=b"v6", expect=2)
     port = free_port()
-    tunnel = Tunnel(procs, tmp_path, f"""
-[[service]]
-name = "in"
-mode = "server"
-accept = "[::1]:{port}"
-connect = "127.0.0.1:{sink.port}"
-cert_file = "{pki.server.cert}"
-key_file = "{pki.server.key}"
-""")
+    tunnel = Tunnel(procs, tmp_path, server_service(pki, f"[::1]:{port}", local(sink.port)))
     rc, out = s_client(procs, port, ["-connect", f"[::1]:{port}", "-CAfile", str(pki.ca)],
                        stdin_data=b"hi")
     tunnel.wait_log(r"event=conn.end")
@@ -158,22 +128,9 @@ def test_unix_socket_listener_and_target(procs, tmp_path, pki):
     threading.Thread(target=serve, daemon=True).start()
     tls_port = free_port()
     front = tmp_path / "front.sock"
-    tunnel = Tunnel(procs, tmp_path, f"""
-[[service]]
-name = "in"
-mode = "server"
-accept = "127.0.0.1:{tls_port}"
-connect = "unix:{target_path}"
-cert_file = "{pki.server.cert}"
-key_file = "{pki.server.key}"
-
-[[service]]
-name = "out"
-mode = "client"
-accept = "unix:{front}"
-connect = "localhost:{tls_port}"
-ca_file = "{pki.ca}"
-""")
+    tunnel = Tunnel(procs, tmp_path,
+                    server_service(pki, local(tls_port), f"unix:{target_path}")
+                    + client_service(pki, f"unix:{front}", f"localhost:{tls_port}"))
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(str(front))
         s.sendall(b"hello")
@@ -194,21 +151,14 @@ def test_connect_timeout_moves_to_the_next_target(procs, tmp_path, pki):
         fillers.append(f)
     sink = SinkServer(reply=b"second", expect=1)
     port = free_port()
-    tunnel = Tunnel(procs, tmp_path, f"""
-[[service]]
-name = "in"
-mode = "server"
-accept = "127.0.0.1:{port}"
-connect = ["127.0.0.1:{stuck.getsockname()[1]}", "127.0.0.1:{sink.port}"]
-connect_timeout = "1s"
-cert_file = "{pki.server.cert}"
-key_file = "{pki.server.key}"
-""")
+    tunnel = Tunnel(procs, tmp_path, server_service(
+        pki, local(port), [local(stuck.getsockname()[1]), local(sink.port)],
+        extra='connect_timeout = "1s"'))
     started = time.monotonic()
     rc, out = s_client(procs, port, ["-CAfile", str(pki.ca)], stdin_data=b"x")
     tunnel.wait_log(r"event=conn.end")
     end = tunnel.conn_ends()[0]
-    assert end["target"] == f"127.0.0.1:{sink.port}", end
+    assert end["target"] == local(sink.port), end
     assert out == b"second"
     for f in fillers:
         f.close()

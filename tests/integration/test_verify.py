@@ -2,17 +2,18 @@
 
 import socket
 
-from harness import Tunnel, free_port, recv_all, SinkServer
+from harness import SinkServer, Tunnel, free_port, local, recv_all, server_service
 from peers import s_server, s_client
 
 
 def client_tunnel(procs, tmp_path, target_port, extra):
+    """A client-mode service with only `extra` for TLS settings (no ca_file unless given)."""
     port = free_port()
     tunnel = Tunnel(procs, tmp_path, f"""
 [[service]]
 name = "out"
 mode = "client"
-accept = "127.0.0.1:{port}"
+accept = "{local(port)}"
 connect = "localhost:{target_port}"
 {extra}
 """)
@@ -111,18 +112,9 @@ def test_client_certificate_is_presented_for_mtls(procs, tmp_path, pki):
 def mtls_server(procs, tmp_path, pki, extra):
     sink = SinkServer(reply=b"admitted\n", expect=3)
     port = free_port()
-    tunnel = Tunnel(procs, tmp_path, f"""
-[[service]]
-name = "in"
-mode = "server"
-accept = "127.0.0.1:{port}"
-connect = "127.0.0.1:{sink.port}"
-cert_file = "{pki.server.cert}"
-key_file = "{pki.server.key}"
-client_ca_file = "{pki.ca}"
-require_client_cert = true
-{extra}
-""")
+    tunnel = Tunnel(procs, tmp_path, server_service(
+        pki, local(port), local(sink.port),
+        extra=f'client_ca_file = "{pki.ca}"\nrequire_client_cert = true\n{extra}'))
     return port, tunnel, sink
 
 
