@@ -23,3 +23,14 @@ def s_client(procs, port, extra=(), stdin_data=b"", name="s_client", timeout=20)
                           input=stdin_data, capture_output=True, timeout=timeout)
     (procs.workdir / f"{name}.log").write_bytes(proc.stderr)
     return proc.returncode, proc.stdout
+
+
+def exchange_via(port, server, request, reply):
+    """Through the tunnel at `port`: send `request`, have s_server answer `reply`, and
+    return what arrived (s_server logs what it received)."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.sendall(request)
+        server.stdin.write(reply)
+        server.stdin.flush()
+        return s.recv(len(reply) + 100)

@@ -1,16 +1,14 @@
 """ALPN, session resumption and tickets, IPv6 and unix-socket endpoints, connect timeouts."""
 
-import os
 import socket
 import subprocess
 import threading
 import time
 
-import pytest
 
 from harness import (SinkServer, Tunnel, client_service, free_port, local, recv_all, require,
                      server_service, wait_for, wait_port)
-from peers import s_client, s_server
+from peers import exchange_via, s_client, s_server
 
 
 def server_tunnel(procs, tmp_path, pki, connect, extra=""):
@@ -49,11 +47,7 @@ def test_client_alpn_is_offered_to_the_server(procs, tmp_path, pki):
     port = free_port()
     tunnel = Tunnel(procs, tmp_path, client_service(pki, local(port), f"localhost:{target}",
                                                     extra='alpn = ["smtp"]'))
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-        s.sendall(b"x\n")
-        server.stdin.write(b"y\n")
-        server.stdin.flush()
-        assert s.recv(10) == b"y\n"
+    assert exchange_via(port, server, b"x\n", b"y\n") == b"y\n"
     tunnel.wait_log(r"event=conn.end")
     assert tunnel.conn_ends()[0]["alpn"] == "smtp"
 

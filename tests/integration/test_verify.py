@@ -3,7 +3,7 @@
 import socket
 
 from harness import SinkServer, Tunnel, free_port, local, recv_all, server_service
-from peers import s_server, s_client
+from peers import exchange_via, s_client, s_server
 
 
 def client_tunnel(procs, tmp_path, target_port, extra):
@@ -74,11 +74,7 @@ def test_matching_pin_connects(procs, tmp_path, pki):
     target, server = s_server(procs, pki.server)
     port, tunnel = client_tunnel(procs, tmp_path, target,
                                  f'ca_file = "{pki.ca}"\npin_sha256 = "{pki.spki_pin(pki.server)}"')
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-        s.sendall(b"pinned\n")
-        server.stdin.write(b"hello\n")
-        server.stdin.flush()
-        assert s.recv(100) == b"hello\n"
+    assert exchange_via(port, server, b"pinned\n", b"hello\n") == b"hello\n"
     tunnel.wait_log(r"event=conn.end")
     assert tunnel.conn_ends()[0]["verify"] == "ok+pin"
     assert "pinned" in procs.log("s_server")
@@ -88,11 +84,7 @@ def test_verify_none_connects_and_warns(procs, tmp_path, pki):
     target, server = s_server(procs, pki.untrusted)
     port, tunnel = client_tunnel(procs, tmp_path, target, 'verify = "none"')
     assert 'event=config.insecure service=out setting="verify = \\"none\\""' in tunnel.log()
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-        s.sendall(b"insecure\n")
-        server.stdin.write(b"ok\n")
-        server.stdin.flush()
-        assert s.recv(100) == b"ok\n"
+    assert exchange_via(port, server, b"insecure\n", b"ok\n") == b"ok\n"
     tunnel.wait_log(r"event=conn.end")
     assert tunnel.conn_ends()[0]["verify"] == "none"
 
@@ -102,11 +94,7 @@ def test_client_certificate_is_presented_for_mtls(procs, tmp_path, pki):
     port, tunnel = client_tunnel(procs, tmp_path, target,
                                  f'ca_file = "{pki.ca}"\ncert_file = "{pki.client.cert}"\n'
                                  f'key_file = "{pki.client.key}"')
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-        s.sendall(b"with-client-cert\n")
-        server.stdin.write(b"welcome\n")
-        server.stdin.flush()
-        assert s.recv(100) == b"welcome\n"
+    assert exchange_via(port, server, b"with-client-cert\n", b"welcome\n") == b"welcome\n"
 
 
 def mtls_server(procs, tmp_path, pki, extra):
