@@ -139,7 +139,7 @@ void read_service(table_reader& r, tunnel_service& s) {
   if (auto v = r.get_bool("log_handshake_errors")) s.log_handshake_errors = *v;
   if (auto v = r.get_bool("allow_cleartext")) s.allow_cleartext = *v;
   read_timeouts(r, s.timeouts);
-  read_tls_settings(r, s.mode, s.tls);
+  read_tls_settings(r, s.tls);
   r.finish();
   validate_service(r, s);
 }
@@ -148,8 +148,7 @@ void read_service(table_reader& r, tunnel_service& s) {
 
 const char* to_string(tunnel_mode m) { return m == tunnel_mode::client ? "client" : "server"; }
 
-void read_tls_settings(table_reader& r, tunnel_mode mode, tls_settings& tls) {
-  (void)mode;
+void read_tls_settings(table_reader& r, tls_settings& tls) {
   if (auto v = r.get_choice<tls_version>(
           "tls_min", {{"1.2", tls_version::tls1_2}, {"1.3", tls_version::tls1_3}}))
     tls.min_version = *v;

@@ -78,9 +78,9 @@ struct tunnel_config {
 /// problem in `diags`.
 std::optional<tunnel_config> load_tunnel_config(const std::string& file, diagnostics& diags);
 
-/// Reads the TLS keys shared by the config file and `--stdio` options into `tls`.
+/// Reads a service's TLS keys into `tls` (mode-specific checks come after).
 class table_reader;
-void read_tls_settings(table_reader& r, tunnel_mode mode, tls_settings& tls);
+void read_tls_settings(table_reader& r, tls_settings& tls);
 
 const char* to_string(tunnel_mode m);
 

@@ -144,15 +144,6 @@ connection::~connection() {
   live_connections().fetch_sub(1, std::memory_order_relaxed);
 }
 
-void connection::stop() {
-  if (outcome_) return;
-  fail(outcome::stopped, "shutdown grace period expired");
-  stopping_ = true;
-  client_.cancel();
-  if (server_) server_->cancel();
-  timer_.cancel();
-}
-
 void connection::fail(outcome o, std::string reason) {
   if (outcome_) return;
   outcome_ = o;
@@ -230,8 +221,8 @@ void connection::finish() {
 awaitable<void> connection::watchdog(std::shared_ptr<connection> self) {
   (void)self;  // keeps the connection alive while the watchdog runs
   while (!finished_) {
-    clock::time_point deadline = phase_deadline_;
-    if (phase_ == phase::relay || phase_ == phase::linger) {
+    clock::time_point deadline = timed_out_ ? far_future() : phase_deadline_;
+    if (!timed_out_ && (phase_ == phase::relay || phase_ == phase::linger)) {
       deadline = last_activity_ + config_.timeouts.idle;
       if (phase_ == phase::linger)
         deadline = std::min(deadline, first_direction_done_ + config_.timeouts.close_linger);
@@ -255,12 +246,12 @@ void connection::on_deadline() {
     phase_deadline_ = far_future();
     return;
   }
-  fail(outcome::timeout, std::string("no progress within ") + to_string(phase_) + "_timeout");
-  if (phase_ == phase::linger) reason_ = "other direction still open after close_linger";
-  if (phase_ == phase::relay) reason_ = "no data in either direction within idle_timeout";
+  std::string reason = std::string("no progress within ") + to_string(phase_) + "_timeout";
+  if (phase_ == phase::linger) reason = "other direction still open after close_linger";
+  if (phase_ == phase::relay) reason = "no data in either direction within idle_timeout";
+  fail(outcome::timeout, std::move(reason));
+  timed_out_ = true;  // the watchdog waits for finish() from here on
   stopping_ = true;
-  phase_deadline_ = far_future();
-  phase_ = phase::proxy_header;  // stop the relay deadline computation from firing again
   client_.cancel();
   if (server_) server_->cancel();
 }

@@ -62,9 +62,6 @@ class connection : public std::enable_shared_from_this<connection> {
     return finished_ ? outcome_ : std::nullopt;
   }
 
-  /// Stops the connection at the next opportunity (shutdown grace period expired).
-  void stop();
-
  private:
   enum class phase { proxy_header, connect, starttls, handshake, relay, linger };
   static const char* to_string(phase p);
@@ -121,7 +118,7 @@ class connection : public std::enable_shared_from_this<connection> {
   std::uint64_t bytes_down_ = 0;  ///< target -> client
   int open_directions_ = 0;
   bool stopping_ = false;
-  bool timed_out_ = false;
+  bool timed_out_ = false;  ///< a phase deadline passed; the connection is ending
   bool stdio_ = false;
   std::optional<outcome> outcome_;
   std::string reason_;

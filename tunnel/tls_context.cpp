@@ -324,6 +324,4 @@ peer_verdict tls_context::check_peer(SSL* ssl) const {
   return v;
 }
 
-std::string tls_version_name(const SSL* ssl) { return SSL_get_version(ssl); }
-
 }  // namespace postern::tunnel

@@ -69,7 +69,4 @@ class tls_context {
   std::unordered_map<std::string, bssl::UniquePtr<SSL_SESSION>> sessions_;
 };
 
-/// "TLSv1.3" etc.
-std::string tls_version_name(const SSL* ssl);
-
 }  // namespace postern::tunnel
