@@ -4,7 +4,7 @@ import socket
 import threading
 import time
 
-from harness import Tunnel, client_service, free_port, local, recv_all, server_service
+from harness import Tunnel, client_service, free_port, local, recv_all, server_service, wait_for
 
 
 class SlowResponder:
@@ -69,3 +69,37 @@ def test_server_end_first_then_client_finishes(procs, tmp_path, pki):
         s.shutdown(socket.SHUT_WR)
     t.join(20)
     assert received == [b"late data " * 50000]
+
+
+def test_close_linger_bounds_the_other_direction(procs, tmp_path, pki):
+    """The client ends its side; the far end neither answers nor closes: after close_linger
+    the tunnel closes the connection, and says why."""
+    held = []
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def serve():
+        conn, _ = srv.accept()
+        held.append(conn)
+        held.append(recv_all(conn))  # EOF arrives; we keep our side open and say nothing
+
+    threading.Thread(target=serve, daemon=True).start()
+    tls_port, port = free_port(), free_port()
+    # A client-mode service in front, so the test's client is a plain socket that can
+    # half-close (Python's TLS sockets cannot).
+    tunnel = Tunnel(procs, tmp_path,
+                    server_service(pki, local(tls_port), local(srv.getsockname()[1]),
+                                   extra='close_linger = "1s"')
+                    + client_service(pki, local(port), f"localhost:{tls_port}"))
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.sendall(b"last words")
+        s.shutdown(socket.SHUT_WR)
+        assert recv_all(s) == b""  # ended by the tunnel
+    assert time.monotonic() - started < 10
+    wait_for(lambda: any(e["service"] == "in" for e in tunnel.conn_ends()), what="conn.end of in")
+    end = next(e for e in tunnel.conn_ends() if e["service"] == "in")
+    assert end["outcome"] == "timeout"
+    assert end["reason"] == "other direction still open after close_linger"
+    assert held[1] == b"last words"
