@@ -13,6 +13,7 @@
 #include <asio/generic/stream_protocol.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
+#include <asio/post.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
@@ -32,6 +33,8 @@ namespace {
 /// Per-thread relay buffer: every connection on a thread shares it, because data never
 /// stays in it across a suspension (unsent bytes move to a per-connection copy).
 constexpr std::size_t scratch_size = 256 * 1024;
+/// Bytes one direction may move before it lets other connections of its thread run.
+constexpr std::size_t yield_every = 4 * 1024 * 1024;
 char* scratch_buffer() {
   thread_local std::unique_ptr<char[]> buffer(new char[scratch_size]);
   return buffer.get();
@@ -461,6 +464,7 @@ awaitable<void> connection::pump(stream_end& from, stream_end& to, std::uint64_t
   std::unique_ptr<char[]> held;  // unsent bytes while `to` is not writable
   io_result pending;             // an end seen while draining, handled next round
   bool orderly_end = false;
+  std::size_t since_yield = 0;
   while (!stopping_) {
     char* scratch = scratch_buffer();
     io_result r =
@@ -517,6 +521,13 @@ awaitable<void> connection::pump(stream_end& from, stream_end& to, std::uint64_t
       stopping_ = true;
       from.cancel();
       break;
+    }
+    // A source that never runs dry would keep this thread to itself: let the other
+    // connections of the thread run now and then.
+    since_yield += n;
+    if (since_yield >= yield_every) {
+      since_yield = 0;
+      co_await asio::post(executor_, use_awaitable);
     }
   }
   if (orderly_end && !stopping_) {

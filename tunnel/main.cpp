@@ -47,6 +47,8 @@ void reload(tunnel::tunnel_server& server, const std::string& file) {
   lg::info("reload.start", {{"config", file}});
   auto config = load(file);
   std::vector<std::string> errors;
+  if (config && config->threads != 0 && config->threads != server.worker_count())
+    lg::warn("reload.partial", {{"setting", "threads"}, {"effect", "takes effect at restart"}});
   if (config && server.apply(*config, errors)) {
     tunnel::log_insecure_settings(*config);
     lg::info("reload.done", {{"config", file}, {"services", config->services.size()}});

@@ -31,6 +31,8 @@ struct listener {
   asio::basic_socket_acceptor<asio::generic::stream_protocol> acceptor;
   std::shared_ptr<service_runtime> service;
   bool closed = false;
+  std::uint64_t refused = 0;  ///< refusals not yet logged
+  std::chrono::steady_clock::time_point last_refusal_log{};
 
   void close() {
     closed = true;
@@ -202,9 +204,17 @@ awaitable<void> tunnel_server::accept_loop(std::shared_ptr<listener> l) {
     delay = std::chrono::milliseconds(50);
     auto service = l->service;
     if (service->active.load(std::memory_order_relaxed) >= service->config.max_connections) {
-      lg::warn("conn.refused", {{"service", service->config.name},
-                                {"reason", "max_connections reached"},
-                                {"max_connections", service->config.max_connections}});
+      // One line per refused connection, but at most one per second under a flood.
+      ++l->refused;
+      auto now = std::chrono::steady_clock::now();
+      if (now - l->last_refusal_log >= std::chrono::seconds(1)) {
+        lg::warn("conn.refused", {{"service", service->config.name},
+                                  {"reason", "max_connections reached"},
+                                  {"max_connections", service->config.max_connections},
+                                  {"refused", l->refused}});
+        l->refused = 0;
+        l->last_refusal_log = now;
+      }
       continue;  // the socket closes as it goes out of scope
     }
     if (l->address.kind != conf::address_kind::unix_path)
