@@ -2,12 +2,11 @@
 #include <csignal>
 #include <iostream>
 
-#include <asio/signal_set.hpp>
-
 #include "cli/exit_codes.hpp"
 #include "cli/log.hpp"
 #include "cli/options.hpp"
 #include "cli/service_manager.hpp"
+#include "cli/service_signals.hpp"
 #include "conf/tunnel_config.hpp"
 #include "postern/version.hpp"
 #include "tunnel/stdio_tunnel.hpp"
@@ -42,21 +41,19 @@ int check(const std::string& file) {
   return exit_code::ok;
 }
 
-void reload(tunnel::tunnel_server& server, const std::string& file) {
-  cli::notify_reloading();
-  lg::info("reload.start", {{"config", file}});
+/// Loads and applies `file`; false (with every error logged) keeps the running config.
+bool reload(tunnel::tunnel_server& server, const std::string& file) {
   auto config = load(file);
-  std::vector<std::string> errors;
-  if (config && config->threads != 0 && config->threads != server.worker_count())
+  if (!config) return false;
+  if (config->threads != 0 && config->threads != server.worker_count())
     lg::warn("reload.partial", {{"setting", "threads"}, {"effect", "takes effect at restart"}});
-  if (config && server.apply(*config, errors)) {
-    tunnel::log_insecure_settings(*config);
-    lg::info("reload.done", {{"config", file}, {"services", config->services.size()}});
-  } else {
+  std::vector<std::string> errors;
+  if (!server.apply(*config, errors)) {
     for (const auto& e : errors) lg::error("config.error", {{"error", e}});
-    lg::error("reload.failed", {{"config", file}, {"action", "previous configuration kept"}});
+    return false;
   }
-  cli::notify_ready("serving");
+  tunnel::log_insecure_settings(*config);
+  return true;
 }
 
 int serve(const std::string& file, conf::duration grace) {
@@ -69,20 +66,9 @@ int serve(const std::string& file, conf::duration grace) {
     return exit_code::config;
   }
   tunnel::log_insecure_settings(*config);
-  asio::signal_set signals(server.main_context(), SIGHUP, SIGTERM, SIGINT);
-  std::function<void(const std::error_code&, int)> on_signal = [&](const std::error_code& ec,
-                                                                   int sig) {
-    if (ec) return;
-    if (sig == SIGHUP) {
-      reload(server, file);
-    } else {
-      cli::notify_stopping();
-      server.shutdown(grace);
-      return;
-    }
-    signals.async_wait(on_signal);
-  };
-  signals.async_wait(on_signal);
+  cli::service_signals signals(
+      server.main_context(), file, [&] { return reload(server, file); },
+      [&] { server.shutdown(grace); });
   lg::info("start", {{"version", POSTERN_VERSION},
                      {"config", file},
                      {"services", config->services.size()},
