@@ -157,3 +157,37 @@ def test_connect_timeout_moves_to_the_next_target(procs, tmp_path, pki):
     for f in fillers:
         f.close()
     stuck.close()
+
+
+def test_tls_min_refuses_older_clients(procs, tmp_path, pki):
+    sink = SinkServer(reply=b"ok", expect=2)
+    port, tunnel = server_tunnel(procs, tmp_path, pki, local(sink.port),
+                                 'tls_min = "1.3"\nlog_handshake_errors = true')
+    old = subprocess.run(["openssl", "s_client", "-tls1_2", "-connect", f"127.0.0.1:{port}",
+                          "-CAfile", str(pki.ca)], input=b"hi", capture_output=True, timeout=20)
+    assert b"alert protocol version" in old.stderr, old.stderr
+    tunnel.wait_log(r"event=conn.end")
+    assert tunnel.conn_ends()[0]["outcome"] == "tls_failed"
+    assert "UNSUPPORTED_PROTOCOL" in tunnel.conn_ends()[0]["reason"]
+    assert sink.received == []
+
+
+def test_client_cipher_list_is_what_the_server_gets_to_choose_from(procs, tmp_path, pki):
+    target, server = s_server(procs, pki.server, ["-tls1_2"], name="s_server")
+    port = free_port()
+    tunnel = Tunnel(procs, tmp_path, client_service(
+        pki, local(port), f"localhost:{target}", extra='ciphers = "ECDHE-ECDSA-AES256-GCM-SHA384"'))
+    assert exchange_via(port, server, b"x\n", b"y\n") == b"y\n"
+    tunnel.wait_log(r"event=conn.end")
+    end = tunnel.conn_ends()[0]
+    assert end["tls"] == "TLSv1.2"
+    assert end["cipher"] == "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+
+
+def test_unknown_cipher_is_a_configuration_error(tmp_path, pki):
+    path = tmp_path / "c.toml"
+    path.write_text(client_service(pki, "127.0.0.1:1", "localhost:2", extra='ciphers = "NOPE-CIPHER"'))
+    from harness import TUNNEL
+    result = subprocess.run([str(TUNNEL), "--check", "-c", str(path)], capture_output=True, text=True)
+    assert result.returncode == 78
+    assert 'service out: ciphers: invalid cipher list "NOPE-CIPHER"' in result.stderr
