@@ -15,9 +15,9 @@ from harness import Tunnel, free_port, require, wait_for, wait_port
 HERE = Path(__file__).resolve().parent
 
 
-def starttls_tunnel(procs, tmp_path, pki, target_port, protocol):
+def starttls_tunnel(procs, tmp_path, pki, target_port, protocol, extra_args=()):
     port = free_port()
-    tunnel = Tunnel(procs, tmp_path, f"""
+    tunnel = Tunnel(procs, tmp_path, extra_args=extra_args, config_text=f"""
 [[service]]
 name = "{protocol}"
 mode = "client"
@@ -43,7 +43,7 @@ def smtp_server(procs, tmp_path, pki, mode):
 def test_smtp_starttls_with_aiosmtpd(procs, tmp_path, pki):
     require("swaks", "swaks")
     target, out = smtp_server(procs, tmp_path, pki, "starttls")
-    port, tunnel = starttls_tunnel(procs, tmp_path, pki, target, "smtp")
+    port, tunnel = starttls_tunnel(procs, tmp_path, pki, target, "smtp", extra_args=["--trace"])
     result = subprocess.run(["swaks", "--server", f"127.0.0.1:{port}", "--from", "a@example.org",
                              "--to", "b@example.org", "--body", "through STARTTLS"],
                             capture_output=True, text=True, timeout=30)
@@ -58,6 +58,9 @@ def test_smtp_starttls_with_aiosmtpd(procs, tmp_path, pki):
     tunnel.wait_log(r"event=conn.end")
     end = tunnel.conn_ends()[0]
     assert end["outcome"] == "closed" and end["verify"] == "ok"
+    # --trace shows the plaintext preamble the tunnel had with the server.
+    trace = next(l for l in tunnel.log().splitlines() if "event=starttls.dialogue" in l)
+    assert "C: EHLO relay.test" in trace and "C: STARTTLS" in trace and "S: 220 " in trace
 
 
 def test_smtp_server_without_starttls_is_refused(procs, tmp_path, pki):
