@@ -3,19 +3,18 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <cstring>
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/generic/stream_protocol.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
 #include <asio/post.hpp>
-#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
+
+#include <openssl/err.h>
 
 #include "cli/log.hpp"
 #include "starttls_dialogue.hpp"
@@ -25,7 +24,6 @@ namespace postern::tunnel {
 using asio::awaitable;
 using asio::use_awaitable;
 using asio::experimental::as_tuple;
-using namespace asio::experimental::awaitable_operators;
 namespace lg = postern::log;
 
 namespace {
@@ -153,6 +151,12 @@ void connection::fail(outcome o, std::string reason) {
   reason_ = std::move(reason);
 }
 
+outcome connection::aborted() {
+  // Every path that stops a connection records why first; this is the safety net.
+  fail(outcome::error, "setup aborted");
+  return *outcome_;
+}
+
 void connection::begin_phase(phase p, conf::duration budget) {
   phase_ = p;
   phase_deadline_ = clock::now() + budget;
@@ -172,7 +176,7 @@ awaitable<bool> connection::write_all(stream_end& end, const std::string& data) 
     io_result r = end.write(data.data() + off, data.size() - off);
     off += r.n;
     if (r.failed || r.reset) {
-      fail(outcome::reset, r.error);
+      fail(r.reset ? outcome::reset : outcome::error, r.error);
       co_return false;
     }
     if (r.want != io_want::none && !co_await wait_until(end, r.want)) co_return false;
@@ -278,7 +282,7 @@ awaitable<outcome> connection::setup() {
   }
   if (config_.proxy_send != conf::proxy_version::none) {
     begin_phase(phase::handshake, config_.timeouts.handshake);
-    if (!co_await write_all(*server_, proxy_header_to_send())) co_return *outcome_;
+    if (!co_await write_all(*server_, proxy_header_to_send())) co_return aborted();
   }
   if (client_mode) {
     if (config_.starttls != conf::app_protocol::none) {
@@ -292,7 +296,7 @@ awaitable<outcome> connection::setup() {
       if (o != outcome::closed) co_return o;
     }
     if (!starttls_greeting_.empty() && !co_await write_all(client_, starttls_greeting_))
-      co_return *outcome_;
+      co_return aborted();
   }
   co_return outcome::closed;
 }
@@ -308,17 +312,17 @@ awaitable<outcome> connection::read_proxy_header() {
   for (;;) {
     io_result r = client_.peek(buf, sizeof buf);
     if (r.want != io_want::none) {
-      if (!co_await wait_until(client_, r.want)) co_return *outcome_;
+      if (!co_await wait_until(client_, r.want)) co_return aborted();
       continue;
     }
     if (r.eof || r.reset || r.failed) {
       fail(outcome::protocol_error, "connection closed before the PROXY header");
-      co_return *outcome_;
+      co_return aborted();
     }
     auto parsed = parse_proxy_header({reinterpret_cast<const std::uint8_t*>(buf), r.n});
     if (parsed.status == proxy_parse_status::invalid) {
       fail(outcome::protocol_error, parsed.error);
-      co_return *outcome_;
+      co_return aborted();
     }
     if (parsed.status == proxy_parse_status::done) {
       // Consume exactly the header; what follows (a ClientHello, say) stays in the socket.
@@ -332,7 +336,7 @@ awaitable<outcome> connection::read_proxy_header() {
     // A partial header: wait for more, bounded by the phase deadline.
     if (r.n == sizeof buf || !co_await wait_until(client_, io_want::read)) {
       fail(outcome::protocol_error, "incomplete PROXY header");
-      co_return *outcome_;
+      co_return aborted();
     }
   }
 }
@@ -390,9 +394,8 @@ awaitable<outcome> connection::connect_target() {
   for (std::size_t i = 0; i < targets.size() && !stopping_; ++i)
     if (co_await connect_one(targets[(first + i) % targets.size()])) co_return outcome::closed;
   if (!connect_errors_.empty()) connect_errors_.resize(connect_errors_.size() - 2);
-  fail(stopping_ && outcome_ ? *outcome_ : outcome::connect_failed,
-       "no target reachable: " + connect_errors_);
-  co_return *outcome_;
+  fail(outcome::connect_failed, "no target reachable: " + connect_errors_);
+  co_return aborted();
 }
 
 awaitable<outcome> connection::starttls_preamble() {
@@ -404,23 +407,23 @@ awaitable<outcome> connection::starttls_preamble() {
   starttls_dialogue::step step = dialogue.on_input({});
   for (;;) {
     if (step.what == starttls_dialogue::action::send) {
-      if (!co_await write_all(*server_, step.data)) co_return *outcome_;
+      if (!co_await write_all(*server_, step.data)) co_return aborted();
       step = dialogue.on_input({});
       continue;
     }
     if (step.what == starttls_dialogue::action::start_tls) break;
     if (step.what == starttls_dialogue::action::fail) {
       fail(outcome::protocol_error, "STARTTLS: " + step.data);
-      co_return *outcome_;
+      co_return aborted();
     }
     io_result r = server_->read(buf, sizeof buf);
     if (r.want != io_want::none) {
-      if (!co_await wait_until(*server_, r.want)) co_return *outcome_;
+      if (!co_await wait_until(*server_, r.want)) co_return aborted();
       continue;
     }
     if (r.eof || r.reset || r.failed) {
       fail(outcome::protocol_error, "STARTTLS: server closed the connection during the preamble");
-      co_return *outcome_;
+      co_return aborted();
     }
     step = dialogue.on_input({buf, r.n});
   }
@@ -437,24 +440,25 @@ awaitable<outcome> connection::tls_handshake(stream_end& end) {
     io_result r = end.handshake();
     if (r.n == 1) break;
     if (r.want != io_want::none) {
-      if (!co_await wait_until(end, r.want)) co_return *outcome_;
+      if (!co_await wait_until(end, r.want)) co_return aborted();
       continue;
     }
     fail(outcome::tls_failed, r.error.empty() ? "TLS handshake failed" : r.error);
     if (reason_.starts_with("certificate verification failed")) verdict_.verify = "failed";
-    co_return *outcome_;
+    co_return aborted();
   }
   if (config_.mode == conf::tunnel_mode::server) {
     // BoringSSL queues the TLS 1.3 session tickets until the first write. Sending them now
     // acknowledges the client's Finished at once; otherwise a client with Nagle on holds its
     // first request back for a delayed ACK (40 ms on Linux).
     SSL_write(end.ssl(), "", 0);
-    end.flush();  // would_block is fine: the next read or write sends them
+    ERR_clear_error();  // a zero-length write may queue an error nobody should see later
+    end.flush();        // would_block is fine: the next read or write sends them
   }
   verdict_ = service_->tls->check_peer(end.ssl());
   if (!verdict_.ok) {
     fail(outcome::tls_failed, verdict_.reason);
-    co_return *outcome_;
+    co_return aborted();
   }
   co_return outcome::closed;
 }

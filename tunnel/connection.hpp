@@ -85,6 +85,8 @@ class connection : public std::enable_shared_from_this<connection> {
   void direction_finished();
   void finish();
   void fail(outcome o, std::string reason);
+  /// The recorded outcome of a connection whose setup stopped.
+  outcome aborted();
   void log_summary();
   std::string proxy_header_to_send() const;
 
