@@ -58,10 +58,7 @@ io_result stream_end::flush() {
     case socket_bio::flush_result::would_block: return {0, io_want::write};
     case socket_bio::flush_result::failed: break;
   }
-  io_result r;
-  (errno == ECONNRESET || errno == EPIPE ? r.reset : r.failed) = true;
-  r.error = std::string("write: ") + std::strerror(errno);
-  return r;
+  return from_errno("write");
 }
 
 io_result stream_end::tls_result(int ret, const char* what) {
@@ -73,15 +70,8 @@ io_result stream_end::tls_result(int ret, const char* what) {
     case SSL_ERROR_SYSCALL:
       if (ERR_peek_error() == 0) {
         ERR_clear_error();
-        io_result r;
-        if (ret == 0) {
-          r.eof = true;
-          r.error = "closed without close_notify";
-        } else {
-          (errno == ECONNRESET || errno == EPIPE ? r.reset : r.failed) = true;
-          r.error = std::string(what) + ": " + std::strerror(errno);
-        }
-        return r;
+        if (ret == 0) return {0, io_want::none, true, false, false, "closed without close_notify"};
+        return from_errno(what);
       }
       [[fallthrough]];
     default: {
