@@ -26,6 +26,9 @@ class PKI:
                                  client=True)
         self.client_other = self.issue("client2", "client2", san="email:client2@example.org",
                                        client=True)
+        self.client_service = self.issue(
+            "client3", "backup", san="DNS:backup.example.org,URI:spiffe://example.org/backup",
+            client=True)
 
     def _ca(self, name, cn):
         _run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",

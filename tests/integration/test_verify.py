@@ -2,6 +2,8 @@
 
 import socket
 
+import pytest
+
 from harness import SinkServer, Tunnel, free_port, local, recv_all, server_service
 from peers import exchange_via, s_client, s_server
 
@@ -137,3 +139,20 @@ def test_mtls_client_without_certificate_is_refused(procs, tmp_path, pki):
     assert end["outcome"] == "tls_failed"
     assert "PEER_DID_NOT_RETURN_A_CERTIFICATE" in end["reason"], end
     assert sink.received == []
+
+
+@pytest.mark.parametrize("key,value", [("allow_dns", "backup.example.org"),
+                                       ("allow_uri", "spiffe://example.org/backup")])
+def test_mtls_dns_and_uri_allow_lists(procs, tmp_path, pki, key, value):
+    port, tunnel, sink = mtls_server(procs, tmp_path, pki, f'{key} = ["{value}"]')
+    rc, out = s_client(procs, port, ["-CAfile", str(pki.ca), "-cert", str(pki.client_service.cert),
+                                     "-key", str(pki.client_service.key)], stdin_data=b"hi\n")
+    assert out == b"admitted\n"
+    tunnel.wait_log(r"event=conn.end")
+    assert tunnel.conn_ends()[0]["reason"] == value
+    # The same list refuses a certificate without that name.
+    rc, out = s_client(procs, port, ["-CAfile", str(pki.ca), "-cert", str(pki.client.cert),
+                                     "-key", str(pki.client.key)], stdin_data=b"hi\n")
+    assert out == b""
+    tunnel.wait_log(r"event=conn.end", count=2)
+    assert tunnel.conn_ends()[1]["outcome"] == "tls_failed"
