@@ -10,23 +10,16 @@ from pathlib import Path
 import pytest
 
 from dovecot import Dovecot
-from harness import Tunnel, free_port, require, wait_for, wait_port
+from harness import Tunnel, client_service, free_port, local, require, wait_for, wait_port
 
 HERE = Path(__file__).resolve().parent
 
 
-def starttls_tunnel(procs, tmp_path, pki, target_port, protocol, extra_args=()):
+def starttls_tunnel(procs, tmp_path, pki, target_port, protocol, extra_args=(), extra=""):
     port = free_port()
-    tunnel = Tunnel(procs, tmp_path, extra_args=extra_args, config_text=f"""
-[[service]]
-name = "{protocol}"
-mode = "client"
-accept = "127.0.0.1:{port}"
-connect = "localhost:{target_port}"
-ca_file = "{pki.ca}"
-starttls = "{protocol}"
-starttls_hostname = "relay.test"
-""")
+    tunnel = Tunnel(procs, tmp_path, extra_args=extra_args, config_text=client_service(
+        pki, local(port), f"localhost:{target_port}", name=protocol,
+        extra=f'starttls = "{protocol}"\nstarttls_hostname = "relay.test"\n{extra}'))
     return port, tunnel
 
 
@@ -66,17 +59,8 @@ def test_smtp_starttls_with_aiosmtpd(procs, tmp_path, pki):
 def test_smtp_server_without_starttls_is_refused(procs, tmp_path, pki):
     target, out = smtp_server(procs, tmp_path, pki, "implicit")
     # An implicit-TLS server does not speak plaintext: the preamble must fail, bounded.
-    port = free_port()
-    tunnel = Tunnel(procs, tmp_path, f"""
-[[service]]
-name = "smtp"
-mode = "client"
-accept = "127.0.0.1:{port}"
-connect = "localhost:{target}"
-ca_file = "{pki.ca}"
-starttls = "smtp"
-handshake_timeout = "1s"
-""")
+    port, tunnel = starttls_tunnel(procs, tmp_path, pki, target, "smtp",
+                                   extra='handshake_timeout = "1s"')
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         assert s.recv(100) == b""
     tunnel.wait_log(r"event=conn.end")
