@@ -109,7 +109,8 @@ void validate_service(table_reader& r, tunnel_service& s) {
       !s.tls.allow_uri.empty() || s.tls.require_client_cert)
     if (s.tls.client_ca_file.empty())
       r.error("client_ca_file", "client certificate checks need client_ca_file");
-  if (s.connect.empty() && r.has("connect") == false) r.require("connect");
+  // After finish(): a misspelled "conect" is reported before the missing "connect".
+  r.require("connect");
 }
 
 void read_service(table_reader& r, tunnel_service& s) {
