@@ -8,10 +8,6 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
-#include <asio/generic/stream_protocol.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/local/stream_protocol.hpp>
-#include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include <openssl/err.h>
@@ -27,16 +23,6 @@ using asio::experimental::as_tuple;
 namespace lg = postern::log;
 
 namespace {
-
-/// Per-thread relay buffer: every connection on a thread shares it, because data never
-/// stays in it across a suspension (unsent bytes move to a per-connection copy).
-constexpr std::size_t scratch_size = 256 * 1024;
-/// Bytes one direction may move before it lets other connections of its thread run.
-constexpr std::size_t yield_every = 4 * 1024 * 1024;
-char* scratch_buffer() {
-  thread_local std::unique_ptr<char[]> buffer(new char[scratch_size]);
-  return buffer.get();
-}
 
 proxy_addresses addresses_of(const sockaddr_storage& ss) {
   proxy_addresses a;
@@ -341,63 +327,6 @@ awaitable<outcome> connection::read_proxy_header() {
   }
 }
 
-awaitable<bool> connection::connect_one(const conf::address& target) {
-  using generic = asio::generic::stream_protocol;
-  std::vector<generic::endpoint> endpoints;
-  attempt_timed_out_ = false;
-  begin_phase(phase::connect, config_.timeouts.connect);
-  if (target.kind == conf::address_kind::unix_path) {
-    endpoints.emplace_back(asio::local::stream_protocol::endpoint(target.path));
-  } else {
-    asio::ip::tcp::resolver resolver(executor_);
-    resolving_ = &resolver;
-    auto [ec, results] = co_await resolver.async_resolve(target.host, std::to_string(target.port),
-                                                         as_tuple(use_awaitable));
-    resolving_ = nullptr;
-    if (ec) {
-      connect_errors_ += target.to_string() + ": " +
-                         (attempt_timed_out_ ? "name resolution timed out" : ec.message()) + "; ";
-      co_return false;
-    }
-    for (const auto& r : results) endpoints.emplace_back(r.endpoint());
-  }
-  for (const auto& ep : endpoints) {
-    if (stopping_) co_return false;
-    generic::socket socket(executor_);
-    connecting_ = &socket;
-    auto [ec] = co_await socket.async_connect(ep, as_tuple(use_awaitable));
-    connecting_ = nullptr;
-    if (!ec && !attempt_timed_out_) {
-      if (target.kind == conf::address_kind::tcp) {
-        socket.set_option(asio::ip::tcp::no_delay(true), ec);
-        target_ = target.to_string();
-        target_host_ = target.host;
-      } else {
-        target_ = target.to_string();
-      }
-      server_.emplace(executor_, socket.release());
-      co_return true;
-    }
-    connect_errors_ += target.to_string() + ": " +
-                       (attempt_timed_out_ ? "timed out after connect_timeout" : ec.message()) +
-                       "; ";
-    if (attempt_timed_out_) co_return false;  // the attempt used the target's whole budget
-  }
-  co_return false;
-}
-
-awaitable<outcome> connection::connect_target() {
-  const auto& targets = config_.connect;
-  std::size_t first = 0;
-  if (config_.failover == conf::failover_policy::round_robin)
-    first = service_->next_target.fetch_add(1, std::memory_order_relaxed) % targets.size();
-  for (std::size_t i = 0; i < targets.size() && !stopping_; ++i)
-    if (co_await connect_one(targets[(first + i) % targets.size()])) co_return outcome::closed;
-  if (!connect_errors_.empty()) connect_errors_.resize(connect_errors_.size() - 2);
-  fail(outcome::connect_failed, "no target reachable: " + connect_errors_);
-  co_return aborted();
-}
-
 awaitable<outcome> connection::starttls_preamble() {
   begin_phase(phase::starttls, config_.timeouts.handshake);
   starttls_dialogue dialogue(config_.starttls, config_.starttls_hostname.empty()
@@ -461,103 +390,6 @@ awaitable<outcome> connection::tls_handshake(stream_end& end) {
     co_return aborted();
   }
   co_return outcome::closed;
-}
-
-awaitable<void> connection::pump(stream_end& from, stream_end& to, std::uint64_t& counter,
-                                 std::shared_ptr<connection> self) {
-  std::unique_ptr<char[]> held;  // unsent bytes while `to` is not writable
-  io_result pending;             // an end seen while draining, handled next round
-  bool orderly_end = false;
-  std::size_t since_yield = 0;
-  while (!stopping_) {
-    char* scratch = scratch_buffer();
-    io_result r =
-        pending.eof || pending.failed || pending.reset ? pending : from.read(scratch, scratch_size);
-    pending = {};
-    if (r.want != io_want::none) {
-      if (!co_await wait_until(from, r.want)) break;
-      continue;
-    }
-    if (r.eof) {
-      orderly_end = true;
-      break;
-    }
-    if (r.failed || r.reset) {
-      fail(r.reset ? outcome::reset : outcome::error, r.error);
-      break;
-    }
-    std::size_t n = r.n;
-    // TLS returns one record per read: gather what is already here into one write.
-    while (from.ssl() && n + 16384 + 256 <= scratch_size) {
-      io_result more = from.read(scratch + n, scratch_size - n);
-      if (more.n == 0) {
-        if (more.want == io_want::none) pending = more;
-        break;
-      }
-      n += more.n;
-    }
-    counter += n;
-    last_activity_ = clock::now();
-    const char* data = scratch;
-    std::size_t off = 0;
-    while (off < n && !stopping_) {
-      io_result w = to.write(data + off, n - off);
-      off += w.n;
-      if (w.n > 0) continue;
-      if (w.want == io_want::none) {
-        fail(w.reset ? outcome::reset : outcome::error, w.error);
-        stopping_ = true;
-        from.cancel();
-        break;
-      }
-      if (!held) {
-        held.reset(new char[n - off]);
-        std::memcpy(held.get(), data + off, n - off);
-        data = held.get();
-        n -= off;
-        off = 0;
-      }
-      if (!co_await wait_until(to, w.want)) break;
-      last_activity_ = clock::now();
-    }
-    held.reset();
-    if (!stopping_ && !co_await flush_all(to)) {
-      stopping_ = true;
-      from.cancel();
-      break;
-    }
-    // A source that never runs dry would keep this thread to itself: let the other
-    // connections of the thread run now and then.
-    since_yield += n;
-    if (since_yield >= yield_every) {
-      since_yield = 0;
-      co_await asio::post(executor_, use_awaitable);
-    }
-  }
-  if (orderly_end && !stopping_) {
-    // Half-close: pass the end on, keep the other direction running.
-    for (;;) {
-      io_result r = to.shutdown_write();
-      if (r.want == io_want::none || !co_await wait_until(to, r.want)) break;
-    }
-  } else if (!orderly_end) {
-    // An abort in one direction ends both.
-    stopping_ = true;
-    client_.cancel();
-    if (server_) server_->cancel();
-  }
-  direction_finished();
-  (void)self;
-}
-
-void connection::direction_finished() {
-  if (--open_directions_ == 1 && !stopping_) {
-    first_direction_done_ = clock::now();
-    phase_ = phase::linger;
-    timer_.cancel();
-    return;
-  }
-  if (open_directions_ == 0) finish();
 }
 
 void connection::log_summary() {
