@@ -90,6 +90,14 @@ void validate_service(table_reader& r, tunnel_service& s) {
                                  " is not on this host; set allow_cleartext = true if the "
                                  "network in between is trusted");
   }
+  // A unix socket has no host name to verify the certificate against.
+  if (client && s.tls.verify == verify_mode::full && s.tls.verify_host.empty())
+    for (const auto& a : s.connect)
+      if (a.kind == address_kind::unix_path) {
+        r.error("connect", "TLS to " + a.to_string() +
+                               " needs verify_host: the name its certificate must carry");
+        break;
+      }
   if (!client && (s.tls.cert_file.empty() || s.tls.key_file.empty()))
     r.error(s.tls.cert_file.empty() ? "cert_file" : "key_file",
             "mode = \"server\" needs cert_file and key_file");

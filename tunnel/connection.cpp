@@ -275,8 +275,7 @@ awaitable<outcome> connection::setup() {
       outcome o = co_await starttls_preamble();
       if (o != outcome::closed) co_return o;
     }
-    const auto& host = config_.tls.verify_host.empty() ? target_host_ : config_.tls.verify_host;
-    server_->attach_tls(service_->tls->new_client(host, target_));
+    server_->attach_tls(service_->tls->new_client(target_host_, target_));
     {
       outcome o = co_await tls_handshake(*server_);
       if (o != outcome::closed) co_return o;

@@ -154,8 +154,6 @@ bool tls_context::setup_server(std::string& error) {
     int mode = SSL_VERIFY_PEER;
     if (settings_.require_client_cert) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
     SSL_CTX_set_verify(ctx, mode, nullptr);
-    // Keep only a digest of the client's chain in the session: less memory per connection.
-    SSL_CTX_set_retain_only_sha256_of_client_certs(ctx, 0);
   }
   if (!alpn_wire_.empty()) SSL_CTX_set_alpn_select_cb(ctx, &tls_context::on_alpn_select, this);
   return true;

@@ -35,8 +35,8 @@ class tls_context {
                                              conf::tunnel_mode mode, std::string& error);
   ~tls_context();
 
-  /// A client-side SSL for one connection to `host` (verified name and SNI unless overridden);
-  /// `session_key` selects the cached session to resume ("host:port").
+  /// A client-side SSL for one connection to `host` (the verified name and SNI unless
+  /// verify_host/sni say otherwise); `session_key` selects the session to resume ("host:port").
   bssl::UniquePtr<SSL> new_client(const std::string& host, const std::string& session_key);
   /// A server-side SSL for one accepted connection.
   bssl::UniquePtr<SSL> new_server();

@@ -203,12 +203,20 @@ class SinkServer:
         self.sock.close()
 
 
-def send_and_receive(port, payload, host="127.0.0.1", timeout=60):
-    """Connects, sends everything, half-closes, reads to EOF; returns what came back."""
+def send_and_receive(port, payload, host="127.0.0.1", timeout=60, expect=None):
+    """Connects, sends everything, reads what comes back; returns it.
+
+    Without `expect`, half-closes after sending and reads to EOF. With `expect`, keeps its
+    sending side open and reads exactly that many bytes, for far ends (stunnel) that stop
+    sending once the TLS peer has half-closed with close_notify."""
     with socket.create_connection((host, port), timeout=timeout) as s:
-        sender = threading.Thread(target=lambda: (s.sendall(payload), s.shutdown(socket.SHUT_WR)))
+        def send():
+            s.sendall(payload)
+            if expect is None:
+                s.shutdown(socket.SHUT_WR)
+        sender = threading.Thread(target=send)
         sender.start()
-        data = recv_all(s)
+        data = recv_all(s, expect)
         sender.join()
         return data
 

@@ -39,11 +39,14 @@ def test_client_mode_roundtrip_with_openssl_s_server(procs, tmp_path, pki):
     wait_port(tls_port)
     Tunnel(procs, tmp_path, client_config(pki, port, tls_port))
     with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-        # s_server sends what it reads on stdin; it stays open until the test ends.
+        # s_server sends what it reads on stdin (it stays open until the test ends) and blocks
+        # while doing so: both directions must be driven at once or everyone waits on everyone.
         feeder = threading.Thread(target=lambda: (server.stdin.write(down), server.stdin.flush()))
+        sender = threading.Thread(target=lambda: s.sendall(up))
         feeder.start()
-        s.sendall(up)
+        sender.start()
         got = recv_all(s, limit=SIZE)
+        sender.join()
         feeder.join()
     assert sha256(got) == sha256(down)
     wait_for(lambda: received.stat().st_size >= SIZE, 30, "s_server to receive 10 MB")
@@ -53,7 +56,9 @@ def test_client_mode_roundtrip_with_openssl_s_server(procs, tmp_path, pki):
 def test_client_mode_roundtrip_with_stunnel_server(procs, tmp_path, pki):
     require("stunnel", "stunnel4")
     up, down = os.urandom(SIZE), os.urandom(SIZE)
-    sink = SinkServer(reply=down)
+    # stunnel 5.68 stops sending once it has received close_notify (TLS 1.2 semantics), so
+    # the test does not half-close here; half-close has its own tests (test_half_close.py).
+    sink = SinkServer(reply=down, expect=SIZE)
     tls_port, port = free_port(), free_port()
     conf = stunnel_config(tmp_path, "stunnel", f"""
 [far]
@@ -65,7 +70,7 @@ key = {pki.server.key}
     procs.start("stunnel", ["stunnel", str(conf)])
     wait_port(tls_port)
     tunnel = Tunnel(procs, tmp_path, client_config(pki, port, tls_port))
-    got = send_and_receive(port, up)
+    got = send_and_receive(port, up, expect=SIZE)
     assert sha256(got) == sha256(down)
     assert [sha256(r) for r in sink.received] == [sha256(up)]
     end = tunnel.wait_log(r"event=conn.end")
@@ -94,7 +99,7 @@ def test_server_mode_roundtrip_with_openssl_s_client(procs, tmp_path, pki):
 def test_server_mode_roundtrip_with_stunnel_client(procs, tmp_path, pki):
     require("stunnel", "stunnel4")
     up, down = os.urandom(SIZE), os.urandom(SIZE)
-    sink = SinkServer(reply=down)
+    sink = SinkServer(reply=down, expect=SIZE)  # no half-close through stunnel, as above
     port, plain_port = free_port(), free_port()
     tunnel = Tunnel(procs, tmp_path, server_config(pki, port, sink.port))
     conf = stunnel_config(tmp_path, "stunnel", f"""
@@ -108,7 +113,7 @@ checkHost = localhost
 """)
     procs.start("stunnel", ["stunnel", str(conf)])
     wait_port(plain_port)
-    got = send_and_receive(plain_port, up)
+    got = send_and_receive(plain_port, up, expect=SIZE)
     assert sha256(got) == sha256(down)
     assert [sha256(r) for r in sink.received] == [sha256(up)]
     tunnel.wait_log(r"event=conn.end.*outcome=closed")

@@ -154,3 +154,18 @@ TEST_CASE("a file with no service says so") {
   REQUIRE(errors.size() == 1);
   CHECK(errors[0] == f.path.string() + ":1:1: service: no [[service]] defined: nothing to do");
 }
+
+TEST_CASE("TLS to a unix socket needs a name to verify") {
+  config_file f(R"([[service]]
+name = "u"
+mode = "client"
+accept = "127.0.0.1:1"
+connect = "unix:/run/tls.sock"
+)");
+  auto errors = errors_of(f);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] ==
+        f.at(5, 11) +
+            "service[0].connect: TLS to unix:/run/tls.sock needs verify_host: the name "
+            "its certificate must carry");
+}
