@@ -115,9 +115,19 @@ bool tunnel_server::open_listener(listener& l, std::string& error) {
     ::getsockname(it->second, reinterpret_cast<sockaddr*>(&ss), &len);
     l.acceptor.assign(generic(ss.ss_family, SOCK_STREAM), it->second, ec);
   } else if (a.kind == conf::address_kind::unix_path) {
-    struct stat st {};
-    if (::lstat(a.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(a.path.c_str());
     asio::local::stream_protocol::endpoint ep(a.path);
+    struct stat st {};
+    if (::lstat(a.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+      // A socket file left by a previous run is replaced; one that still answers is not ours.
+      asio::local::stream_protocol::socket probe(main_);
+      std::error_code probe_ec;
+      probe.connect(ep, probe_ec);
+      if (!probe_ec) {
+        error = "accept = " + a.to_string() + ": another process is listening on it";
+        return false;
+      }
+      ::unlink(a.path.c_str());
+    }
     l.acceptor.open(generic(AF_UNIX, SOCK_STREAM), ec);
     if (!ec) l.acceptor.bind(generic::endpoint(ep), ec);
     if (!ec) l.acceptor.listen(asio::socket_base::max_listen_connections, ec);

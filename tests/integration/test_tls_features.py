@@ -191,3 +191,21 @@ def test_unknown_cipher_is_a_configuration_error(tmp_path, pki):
     result = subprocess.run([str(TUNNEL), "--check", "-c", str(path)], capture_output=True, text=True)
     assert result.returncode == 78
     assert 'service out: ciphers: invalid cipher list "NOPE-CIPHER"' in result.stderr
+
+
+def test_unix_listener_in_use_is_not_stolen(procs, tmp_path, pki):
+    path = tmp_path / "busy.sock"
+    other = socket.socket(socket.AF_UNIX)
+    other.bind(str(path))
+    other.listen(1)
+    config = tmp_path / "t.toml"
+    config.write_text(client_service(pki, f"unix:{path}", "localhost:1"))
+    from harness import TUNNEL
+    result = subprocess.run([str(TUNNEL), "-c", str(config)], capture_output=True, text=True,
+                            timeout=20)
+    assert result.returncode == 78
+    assert f"accept = unix:{path}: another process is listening on it" in result.stderr
+    assert path.exists()
+    # Once nobody answers, the socket file is stale and the tunnel takes the path over.
+    other.close()
+    Tunnel(procs, tmp_path, client_service(pki, f"unix:{path}", "localhost:1"), name="second")
