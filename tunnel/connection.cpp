@@ -122,7 +122,10 @@ connection::connection(const asio::any_io_executor& ex, std::shared_ptr<service_
       stdio_(client_out_fd >= 0) {
   service_->active.fetch_add(1, std::memory_order_relaxed);
   live_connections().fetch_add(1, std::memory_order_relaxed);
-  if (!stdio_) socket_addresses(client_fd, client_address_, local_address_);
+  if (!stdio_) {
+    proxy_addresses local;  // where the client connected to: the PROXY header's destination
+    socket_addresses(client_fd, client_address_, local);
+  }
   peer_ = stdio_ ? "stdio" : client_address_.family ? client_address_.source() : "unix";
 }
 

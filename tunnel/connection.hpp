@@ -98,8 +98,7 @@ class connection : public std::enable_shared_from_this<connection> {
   std::optional<stream_end> server_;
   asio::steady_timer timer_;
 
-  proxy_addresses client_address_;  ///< who connected (from PROXY header when received)
-  proxy_addresses local_address_;   ///< where they connected to
+  proxy_addresses client_address_;  ///< who connected, and where to (from a PROXY header if any)
   std::string peer_;                ///< client_address_ as text, for logs
   std::string target_;              ///< the target reached, for logs ("host:port")
   std::string target_host_;         ///< its host name, for verification and SNI
