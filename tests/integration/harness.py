@@ -163,16 +163,19 @@ def recv_all(sock, limit=None):
 
 class SinkServer:
     """A plain TCP server that, per connection, reads `expect` bytes (or to EOF), records
-    their digest, then sends `reply` and closes its side. Runs in a thread."""
+    them, then sends `reply` (or, with echo=True, what it read) and closes its side. Runs in a
+    thread."""
 
-    def __init__(self, reply=b"", expect=None, host="127.0.0.1", family=socket.AF_INET):
+    def __init__(self, reply=b"", expect=None, host="127.0.0.1", family=socket.AF_INET,
+                 echo=False, backlog=64):
         self.reply = reply
+        self.echo = echo
         self.expect = expect
         self.received = []
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
-        self.sock.listen(64)
+        self.sock.listen(backlog)
         self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -189,8 +192,9 @@ class SinkServer:
         with conn:
             data = recv_all(conn, self.expect)
             self.received.append(data)
-            if self.reply:
-                conn.sendall(self.reply)
+            reply = data if self.echo else self.reply
+            if reply:
+                conn.sendall(reply)
             conn.shutdown(socket.SHUT_WR)
             # Wait for the peer to close too, so nothing is cut short.
             try:

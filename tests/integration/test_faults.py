@@ -8,7 +8,7 @@ import struct
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import (Tunnel, client_service, free_port, local, recv_all,
+from harness import (SinkServer, Tunnel, client_service, free_port, local, recv_all,
                      send_and_receive, server_service, wait_for)
 
 
@@ -56,30 +56,7 @@ def test_far_end_reset_mid_stream_is_reported_and_service_goes_on(procs, tmp_pat
 def test_many_concurrent_clients_each_get_their_own_bytes(procs, tmp_path, pki):
     """200 clients at once through client and server mode, each with its own random payload
     echoed back by the far end; every digest matches and every connection is summarised."""
-    class Echo:
-        def __init__(self):
-            self.sock = socket.socket()
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.sock.bind(("127.0.0.1", 0))
-            self.sock.listen(512)
-            self.port = self.sock.getsockname()[1]
-            threading.Thread(target=self.serve, daemon=True).start()
-
-        def serve(self):
-            while True:
-                try:
-                    conn, _ = self.sock.accept()
-                except OSError:
-                    return
-                threading.Thread(target=self.echo, args=(conn,), daemon=True).start()
-
-        @staticmethod
-        def echo(conn):
-            with conn:
-                data = recv_all(conn)
-                conn.sendall(data)
-
-    echo = Echo()
+    echo = SinkServer(echo=True, backlog=512)
     tls_port, port = free_port(), free_port()
     tunnel = Tunnel(procs, tmp_path, server_service(pki, local(tls_port), local(echo.port))
                     + client_service(pki, local(port), f"localhost:{tls_port}"))
@@ -95,4 +72,4 @@ def test_many_concurrent_clients_each_get_their_own_bytes(procs, tmp_path, pki):
     wait_for(lambda: len(tunnel.conn_ends()) == 400, timeout=30, what="400 summary lines")
     outcomes = {e["outcome"] for e in tunnel.conn_ends()}
     assert outcomes == {"closed"}, outcomes
-    echo.sock.close()
+    echo.close()
