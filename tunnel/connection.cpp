@@ -413,22 +413,22 @@ void connection::log_summary() {
   std::string cipher = tls_end ? tls_end->tls_cipher() : "";
   bool resumed = tls_end && tls_end->ssl() && SSL_session_reused(tls_end->ssl());
   std::string alpn = tls_end ? tls_end->alpn() : "";
-  lg::event(
-      l, "conn.end",
-      {{"session", session_},
-       {"service", config_.name},
-       {"peer", peer_},
-       {"target", target_.empty() ? "-" : target_},
-       {"outcome", tunnel::to_string(o)},
-       {"bytes_up", bytes_up_},
-       {"bytes_down", bytes_down_},
-       {"duration_ms", duration_ms(clock::now() - started_)},
-       {"tls", version.empty() ? "-" : version},
-       {"cipher", cipher.empty() ? "-" : cipher},
-       {"resumed", resumed ? "yes" : "no"},
-       {"alpn", alpn.empty() ? "-" : alpn},
-       {"verify", verdict_.verify.empty() ? "-" : verdict_.verify},
-       {"reason", reason_.empty() ? (verdict_.reason.empty() ? "-" : verdict_.reason) : reason_}});
+  lg::event(l, "conn.end",
+            {{"session", session_},
+             {"service", config_.name},
+             {"peer", peer_},
+             {"target", target_.empty() ? "-" : target_},
+             {"outcome", tunnel::to_string(o)},
+             {"bytes_up", bytes_up_},
+             {"bytes_down", bytes_down_},
+             {"duration_ms", duration_ms(clock::now() - started_)},
+             {"tls", version.empty() ? "-" : version},
+             {"cipher", cipher.empty() ? "-" : cipher},
+             {"resumed", resumed ? "yes" : "no"},
+             {"alpn", alpn.empty() ? "-" : alpn},
+             {"verify", verdict_.verify.empty() ? "-" : verdict_.verify},
+             {"identity", verdict_.identity.empty() ? "-" : verdict_.identity},
+             {"reason", reason_.empty() ? "-" : reason_}});
 }
 
 }  // namespace postern::tunnel

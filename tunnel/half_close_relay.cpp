@@ -46,6 +46,10 @@ awaitable<void> connection::pump(stream_end& from, stream_end& to, std::uint64_t
     }
     if (r.eof) {
       orderly_end = true;
+      // Passed on as an end all the same (as stunnel and ghostunnel do), but an end that TLS
+      // did not authenticate could have been forged on the path: say so in the summary.
+      if (from.ssl() && r.error != "close_notify" && reason_.empty())
+        reason_ = "TLS peer closed without close_notify";
       break;
     }
     if (r.failed || r.reset) {

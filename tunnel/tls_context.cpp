@@ -234,6 +234,14 @@ std::string tls_context::spki_sha256(X509* cert) {
 
 namespace {
 
+/// "CN=name" of a certificate's subject, or "".
+std::string common_name(X509* cert) {
+  char cn[256] = {0};
+  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) <= 0)
+    return {};
+  return std::string("CN=") + cn;
+}
+
 bool matches_any(const std::vector<std::string>& allowed, const std::string& value) {
   for (const auto& a : allowed)
     if (a == value) return true;
@@ -243,11 +251,8 @@ bool matches_any(const std::vector<std::string>& allowed, const std::string& val
 }  // namespace
 
 bool tls_context::identity_allowed(X509* cert, std::string& identity) const {
-  char cn[256] = {0};
-  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) > 0) {
-    identity = std::string("CN=") + cn;
-    if (matches_any(settings_.allow_cn, cn)) return true;
-  }
+  identity = common_name(cert);
+  if (!identity.empty() && matches_any(settings_.allow_cn, identity.substr(3))) return true;
   auto* names =
       static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   bool allowed = false;
@@ -271,55 +276,44 @@ bool tls_context::identity_allowed(X509* cert, std::string& identity) const {
 }
 
 peer_verdict tls_context::check_peer(SSL* ssl) const {
-  peer_verdict v;
-  bool verified = SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE;
-  X509* leaf = SSL_get_peer_certificate(ssl);
-  bssl::UniquePtr<X509> leaf_owner(leaf);
-  if (mode_ == conf::tunnel_mode::client && !settings_.pin_sha256.empty()) {
-    STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);
-    bool pinned = false;
-    for (size_t i = 0; chain && i < sk_X509_num(chain) && !pinned; ++i)
-      pinned = matches_any(settings_.pin_sha256, spki_sha256(sk_X509_value(chain, i)));
-    if (!pinned) {
-      v.verify = "failed";
-      v.reason = "no certificate in the server's chain matches pin_sha256 (server key " +
-                 (leaf ? spki_sha256(leaf) : std::string("absent")) + ")";
+  bssl::UniquePtr<X509> leaf(SSL_get_peer_certificate(ssl));
+  return mode_ == conf::tunnel_mode::client ? check_server(ssl, leaf.get())
+                                            : check_client(leaf.get());
+}
+
+peer_verdict tls_context::check_server(SSL* ssl, X509* leaf) const {
+  const bool verified = SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE;
+  peer_verdict v{true, verified ? "ok" : "none", {}, leaf ? common_name(leaf) : ""};
+  if (settings_.pin_sha256.empty()) return v;
+  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);
+  for (size_t i = 0; chain && i < sk_X509_num(chain); ++i)
+    if (matches_any(settings_.pin_sha256, spki_sha256(sk_X509_value(chain, i)))) {
+      v.verify = verified ? "ok+pin" : "pin";
       return v;
     }
-    v.ok = true;
-    v.verify = verified ? "ok+pin" : "pin";
-    return v;
+  return {false,
+          "failed",
+          "no certificate in the server's chain matches pin_sha256 (server key " +
+              (leaf ? spki_sha256(leaf) : std::string("absent")) + ")",
+          {}};
+}
+
+peer_verdict tls_context::check_client(X509* leaf) const {
+  const bool lists = !settings_.allow_cn.empty() || !settings_.allow_dns.empty() ||
+                     !settings_.allow_email.empty() || !settings_.allow_uri.empty();
+  if (!leaf) {
+    if (lists)
+      return {false, "failed", "client sent no certificate but allow-lists are configured", {}};
+    return {true, settings_.client_ca_file.empty() ? "none" : "no-client-cert", {}, {}};
   }
-  if (mode_ == conf::tunnel_mode::server) {
-    bool lists = !settings_.allow_cn.empty() || !settings_.allow_dns.empty() ||
-                 !settings_.allow_email.empty() || !settings_.allow_uri.empty();
-    if (!leaf) {
-      v.ok = true;
-      v.verify = settings_.client_ca_file.empty() ? "none" : "no-client-cert";
-      if (lists) {
-        v.ok = false;
-        v.verify = "failed";
-        v.reason = "client sent no certificate but allow-lists are configured";
-      }
-      return v;
-    }
-    std::string identity;
-    if (lists && !identity_allowed(leaf, identity)) {
-      v.verify = "failed";
-      v.reason = "client certificate " + (identity.empty() ? std::string("(no CN)") : identity) +
-                 " is not in allow_cn/allow_dns/allow_email/allow_uri";
-      return v;
-    }
-    v.ok = true;
-    v.verify = "ok";
-    char cn[256] = {0};
-    X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, cn, sizeof cn);
-    v.reason = identity.empty() ? std::string("CN=") + cn : identity;
-    return v;
-  }
-  v.ok = true;
-  v.verify = verified ? "ok" : "none";
-  return v;
+  std::string identity;
+  if (lists && !identity_allowed(leaf, identity))
+    return {false,
+            "failed",
+            "client certificate " + (identity.empty() ? std::string("(no CN)") : identity) +
+                " is not in allow_cn/allow_dns/allow_email/allow_uri",
+            {}};
+  return {true, "ok", {}, identity.empty() ? common_name(leaf) : identity};
 }
 
 }  // namespace postern::tunnel

@@ -20,8 +20,9 @@ namespace postern::tunnel {
 /// Outcome of verifying the peer, for the connection's summary line.
 struct peer_verdict {
   bool ok = false;
-  std::string verify;  ///< "ok", "none" (not checked, by configuration), "pin", "failed"
-  std::string reason;  ///< why it failed, or the peer identity when ok
+  std::string verify;    ///< "ok", "ok+pin", "pin", "none" (by configuration), "failed"
+  std::string reason;    ///< why it failed
+  std::string identity;  ///< who the peer is: the allow-list entry it matched, or CN=...
 };
 
 /// The trust store used when no ca_file/ca_dir is set (Debian's ca-certificates).
@@ -59,6 +60,8 @@ class tls_context {
   static int on_alpn_select(SSL* ssl, const uint8_t** out, uint8_t* out_len, const uint8_t* in,
                             unsigned in_len, void* arg);
   bool identity_allowed(X509* cert, std::string& identity) const;
+  peer_verdict check_server(SSL* ssl, X509* leaf) const;  ///< client mode: pins
+  peer_verdict check_client(X509* leaf) const;            ///< server mode: allow-lists
 
   conf::tls_settings settings_;
   conf::tunnel_mode mode_;

@@ -73,3 +73,24 @@ def test_many_concurrent_clients_each_get_their_own_bytes(procs, tmp_path, pki):
     outcomes = {e["outcome"] for e in tunnel.conn_ends()}
     assert outcomes == {"closed"}, outcomes
     echo.close()
+
+
+def test_tls_end_without_close_notify_is_noted(procs, tmp_path, pki):
+    """A TLS client that just drops the TCP connection: its bytes are delivered, the end is
+    passed on, and the summary says the end was not authenticated by TLS."""
+    import ssl
+    sink = SinkServer(reply=b"", expect=None)
+    port = free_port()
+    tunnel = Tunnel(procs, tmp_path, server_service(pki, local(port), local(sink.port)))
+    ctx = ssl.create_default_context(cafile=str(pki.ca))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    tls = ctx.wrap_socket(raw, server_hostname="localhost")
+    tls.sendall(b"no goodbye")
+    # SSLSocket.shutdown ends the TCP connection under the TLS layer: no close_notify.
+    tls.shutdown(socket.SHUT_RDWR)
+    tls.close()
+    wait_for(lambda: sink.received == [b"no goodbye"], what="bytes before the end delivered")
+    tunnel.wait_log(r"event=conn.end")
+    end = tunnel.conn_ends()[0]
+    assert end["outcome"] == "closed"
+    assert end["reason"] == "TLS peer closed without close_notify"

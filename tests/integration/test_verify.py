@@ -115,7 +115,7 @@ def test_mtls_allowed_client_is_admitted(procs, tmp_path, pki):
     assert out == b"admitted\n"
     tunnel.wait_log(r"event=conn.end")
     end = tunnel.conn_ends()[0]
-    assert end["verify"] == "ok" and end["reason"] == "CN=client1"
+    assert end["verify"] == "ok" and end["identity"] == "CN=client1"
 
 
 def test_mtls_client_not_in_allow_list_is_refused(procs, tmp_path, pki):
@@ -149,7 +149,7 @@ def test_mtls_dns_and_uri_allow_lists(procs, tmp_path, pki, key, value):
                                      "-key", str(pki.client_service.key)], stdin_data=b"hi\n")
     assert out == b"admitted\n"
     tunnel.wait_log(r"event=conn.end")
-    assert tunnel.conn_ends()[0]["reason"] == value
+    assert tunnel.conn_ends()[0]["identity"] == value
     # The same list refuses a certificate without that name.
     rc, out = s_client(procs, port, ["-CAfile", str(pki.ca), "-cert", str(pki.client.cert),
                                      "-key", str(pki.client.key)], stdin_data=b"hi\n")
