@@ -21,8 +21,6 @@ void notify_reloading() {
 
 void notify_stopping() { sd_notify(0, "STOPPING=1"); }
 
-void notify_status(const std::string& status) { sd_notifyf(0, "STATUS=%s", status.c_str()); }
-
 const std::map<std::string, int>& activated_sockets() {
   static const std::map<std::string, int> sockets = [] {
     std::map<std::string, int> out;

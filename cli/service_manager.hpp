@@ -10,7 +10,6 @@ namespace postern::cli {
 void notify_ready(const std::string& status);
 void notify_reloading();
 void notify_stopping();
-void notify_status(const std::string& status);
 
 /// Sockets passed by systemd (LISTEN_FDS), by FileDescriptorName=; taken once per process.
 const std::map<std::string, int>& activated_sockets();

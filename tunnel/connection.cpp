@@ -303,7 +303,7 @@ awaitable<outcome> connection::read_proxy_header() {
       if (!co_await wait_until(client_, r.want)) co_return aborted();
       continue;
     }
-    if (r.eof || r.reset || r.failed) {
+    if (r.ended()) {
       fail(outcome::protocol_error, "connection closed before the PROXY header");
       co_return aborted();
     }
@@ -352,7 +352,7 @@ awaitable<outcome> connection::starttls_preamble() {
       if (!co_await wait_until(*server_, r.want)) co_return aborted();
       continue;
     }
-    if (r.eof || r.reset || r.failed) {
+    if (r.ended()) {
       fail(outcome::protocol_error, "STARTTLS: server closed the connection during the preamble");
       co_return aborted();
     }

@@ -42,13 +42,10 @@ awaitable<bool> connection::connect_one(const conf::address& target) {
     auto [ec] = co_await socket.async_connect(ep, as_tuple(use_awaitable));
     connecting_ = nullptr;
     if (!ec && !attempt_timed_out_) {
-      if (target.kind == conf::address_kind::tcp) {
+      if (target.kind == conf::address_kind::tcp)
         socket.set_option(asio::ip::tcp::no_delay(true), ec);
-        target_ = target.to_string();
-        target_host_ = target.host;
-      } else {
-        target_ = target.to_string();
-      }
+      target_ = target.to_string();
+      target_host_ = target.host;  // "" for unix sockets, which need verify_host
       server_.emplace(executor_, socket.release());
       co_return true;
     }

@@ -37,8 +37,7 @@ awaitable<void> connection::pump(stream_end& from, stream_end& to, std::uint64_t
   std::size_t since_yield = 0;
   while (!stopping_) {
     char* scratch = scratch_buffer();
-    io_result r =
-        pending.eof || pending.failed || pending.reset ? pending : from.read(scratch, scratch_size);
+    io_result r = pending.ended() ? pending : from.read(scratch, scratch_size);
     pending = {};
     if (r.want != io_want::none) {
       if (!co_await wait_until(from, r.want)) break;
@@ -67,6 +66,7 @@ awaitable<void> connection::pump(stream_end& from, stream_end& to, std::uint64_t
       n += more.n;
     }
     counter += n;
+    since_yield += n;
     last_activity_ = clock::now();
     const char* data = scratch;
     std::size_t off = 0;
@@ -76,8 +76,7 @@ awaitable<void> connection::pump(stream_end& from, stream_end& to, std::uint64_t
       if (w.n > 0) continue;
       if (w.want == io_want::none) {
         fail(w.reset ? outcome::reset : outcome::error, w.error);
-        stopping_ = true;
-        from.cancel();
+        stopping_ = true;  // the abort below ends both directions
         break;
       }
       if (!held) {
@@ -93,12 +92,10 @@ awaitable<void> connection::pump(stream_end& from, stream_end& to, std::uint64_t
     held.reset();
     if (!stopping_ && !co_await flush_all(to)) {
       stopping_ = true;
-      from.cancel();
       break;
     }
     // A source that never runs dry would keep this thread to itself: let the other
     // connections of the thread run now and then.
-    since_yield += n;
     if (since_yield >= yield_every) {
       since_yield = 0;
       co_await asio::post(executor_, use_awaitable);

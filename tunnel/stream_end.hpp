@@ -26,6 +26,9 @@ struct io_result {
   bool reset = false;  ///< the peer aborted (ECONNRESET, EPIPE)
   bool failed = false;
   std::string error;  ///< when failed
+
+  /// The stream is over, orderly or not: nothing more will be read from it.
+  [[nodiscard]] bool ended() const { return eof || reset || failed; }
 };
 
 class stream_end {
@@ -38,7 +41,6 @@ class stream_end {
   /// Puts TLS on this end (sockets only); the SSL is driven on the descriptor itself.
   void attach_tls(bssl::UniquePtr<SSL> ssl);
   [[nodiscard]] SSL* ssl() const { return ssl_.get(); }
-  [[nodiscard]] int fd() { return in_.native_handle(); }
 
   io_result read(char* buf, std::size_t len);
   io_result write(const char* buf, std::size_t len);

@@ -33,6 +33,14 @@ def free_port():
         return s.getsockname()[1]
 
 
+def tcp_listener(backlog=8):
+    """A listening socket on a fresh loopback port (the test accepts on it itself)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(backlog)
+    return sock
+
+
 def listening(port):
     """True when some socket listens on TCP `port` (read from /proc: no connection is made,
     so single-accept peers like `s_server -naccept 1` are not used up)."""
@@ -173,7 +181,6 @@ class SinkServer:
         self.expect = expect
         self.received = []
         self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
         self.sock.listen(backlog)
         self.port = self.sock.getsockname()[1]

@@ -7,8 +7,8 @@ import ssl
 import threading
 import time
 
-from harness import (SinkServer, Tunnel, client_service, free_port, local, recv_all,
-                     server_service, wait_for)
+from harness import (client_service, free_port, local, recv_all, server_service, SinkServer,
+                     tcp_listener, Tunnel, wait_for)
 
 
 def server_tunnel(procs, tmp_path, pki, sink_port, extra=""):
@@ -71,9 +71,7 @@ def test_malformed_proxy_header(procs, tmp_path, pki):
 
 
 def test_server_that_never_speaks_tls_times_out(procs, tmp_path, pki):
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(8)  # accepts TCP (in the kernel), never answers
+    silent = tcp_listener(8)  # accepts TCP (in the kernel), never answers
     port = free_port()
     tunnel = Tunnel(procs, tmp_path, client_service(
         pki, local(port), f"localhost:{silent.getsockname()[1]}", extra='handshake_timeout = "1s"'))

@@ -8,15 +8,13 @@ import struct
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import (SinkServer, Tunnel, client_service, free_port, local, recv_all,
-                     send_and_receive, server_service, wait_for)
+from harness import (client_service, free_port, local, recv_all, send_and_receive, server_service,
+                     SinkServer, tcp_listener, Tunnel, wait_for)
 
 
 def test_far_end_reset_mid_stream_is_reported_and_service_goes_on(procs, tmp_path, pki):
     sent = os.urandom(300_000)
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(4)
+    srv = tcp_listener(4)
 
     def serve_once_then_abort():
         conn, _ = srv.accept()

@@ -4,7 +4,8 @@ import socket
 import threading
 import time
 
-from harness import Tunnel, client_service, free_port, local, recv_all, server_service, wait_for
+from harness import (client_service, free_port, local, recv_all, server_service, tcp_listener,
+                     Tunnel, wait_for)
 
 
 class SlowResponder:
@@ -13,9 +14,7 @@ class SlowResponder:
     def __init__(self, pieces):
         self.pieces = pieces
         self.request = None
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
+        self.sock = tcp_listener(4)
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self.serve, daemon=True).start()
 
@@ -46,9 +45,7 @@ def test_client_half_close_keeps_the_response_flowing(procs, tmp_path, pki):
 def test_server_end_first_then_client_finishes(procs, tmp_path, pki):
     """The far end closes first; the client keeps sending, and every byte arrives."""
     received = []
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
+    srv = tcp_listener(1)
 
     def serve():
         conn, _ = srv.accept()
@@ -75,9 +72,7 @@ def test_close_linger_bounds_the_other_direction(procs, tmp_path, pki):
     """The client ends its side; the far end neither answers nor closes: after close_linger
     the tunnel closes the connection, and says why."""
     held = []
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
+    srv = tcp_listener(1)
 
     def serve():
         conn, _ = srv.accept()

@@ -6,8 +6,8 @@ import threading
 import time
 
 
-from harness import (SinkServer, Tunnel, client_service, free_port, local, recv_all, require,
-                     server_service, wait_for, wait_port)
+from harness import (client_service, free_port, local, recv_all, require, server_service,
+                     SinkServer, tcp_listener, TUNNEL, Tunnel, wait_for, wait_port)
 from peers import exchange_via, s_client, s_server
 
 
@@ -134,9 +134,7 @@ def test_unix_socket_listener_and_target(procs, tmp_path, pki):
 
 def test_connect_timeout_moves_to_the_next_target(procs, tmp_path, pki):
     # A listener whose accept queue is full drops further SYNs: connecting to it hangs.
-    stuck = socket.socket()
-    stuck.bind(("127.0.0.1", 0))
-    stuck.listen(0)
+    stuck = tcp_listener(0)
     fillers = []
     for _ in range(4):
         f = socket.socket()
@@ -187,7 +185,6 @@ def test_client_cipher_list_is_what_the_server_gets_to_choose_from(procs, tmp_pa
 def test_unknown_cipher_is_a_configuration_error(tmp_path, pki):
     path = tmp_path / "c.toml"
     path.write_text(client_service(pki, "127.0.0.1:1", "localhost:2", extra='ciphers = "NOPE-CIPHER"'))
-    from harness import TUNNEL
     result = subprocess.run([str(TUNNEL), "--check", "-c", str(path)], capture_output=True, text=True)
     assert result.returncode == 78
     assert 'service out: ciphers: invalid cipher list "NOPE-CIPHER"' in result.stderr
@@ -200,7 +197,6 @@ def test_unix_listener_in_use_is_not_stolen(procs, tmp_path, pki):
     other.listen(1)
     config = tmp_path / "t.toml"
     config.write_text(client_service(pki, f"unix:{path}", "localhost:1"))
-    from harness import TUNNEL
     result = subprocess.run([str(TUNNEL), "-c", str(config)], capture_output=True, text=True,
                             timeout=20)
     assert result.returncode == 78
