@@ -1,5 +1,6 @@
 #include "table_reader.hpp"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -167,6 +168,11 @@ std::string table_reader::choice_message(const std::string& got,
   if (auto near = closest_match(got, words); !near.empty())
     message += "; did you mean \"" + near + "\"?";
   return message;
+}
+
+std::string resolve_path(const std::string& config_file, const std::string& path) {
+  if (path.empty() || path.front() == '/') return path;
+  return (std::filesystem::path(config_file).parent_path() / path).string();
 }
 
 std::optional<toml::table> parse_toml_file(const std::string& file, diagnostics& diags) {

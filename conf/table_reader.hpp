@@ -76,6 +76,9 @@ class table_reader {
   std::set<std::string, std::less<>> seen_;
 };
 
+/// A relative path written in a config file is relative to that file's directory.
+std::string resolve_path(const std::string& config_file, const std::string& path);
+
 /// Reads and parses a TOML file; parse errors go to `diags` and nullopt is returned.
 std::optional<toml::table> parse_toml_file(const std::string& file, diagnostics& diags);
 

@@ -1,0 +1,182 @@
+#include "forwarder_config.hpp"
+
+#include <unistd.h>
+
+#include <climits>
+
+#include "table_reader.hpp"
+
+namespace postern::conf {
+
+namespace {
+
+void read_listen(table_reader& r, forwarder_config& c) {
+  std::vector<std::string> list = {"127.0.0.1:10025"};
+  if (auto v = r.get_string_list("listen")) list = *v;
+  if (list.empty()) r.error("listen", "needs at least one address");
+  for (const auto& text : list) {
+    std::string message;
+    if (auto a = parse_address(text, true, &message)) {
+      if (a->kind == address_kind::tcp && a->port == 0)
+        r.error("listen", "\"" + text + "\" needs a port");
+      c.listen.push_back(*a);
+    } else {
+      r.error("listen", message);
+    }
+  }
+}
+
+void read_allow(table_reader& r, forwarder_config& c) {
+  std::vector<std::string> list = {"127.0.0.0/8", "::1/128"};
+  if (auto v = r.get_string_list("allow")) list = *v;
+  for (const auto& text : list) {
+    std::string message;
+    if (auto range = parse_cidr(text, &message))
+      c.allow.push_back(*range);
+    else
+      r.error("allow", message);
+  }
+}
+
+void read_timeouts(table_reader& parent, forwarder_timeouts& t) {
+  const toml::table* table = parent.get_table("timeouts");
+  if (!table) return;
+  table_reader r(*table, "timeouts", parent.file(), parent.diags());
+  const std::pair<const char*, duration*> keys[] = {
+      {"command", &t.command},         {"data", &t.data},   {"connect", &t.connect},
+      {"handshake", &t.handshake},     {"reply", &t.reply}, {"final_reply", &t.final_reply},
+      {"upstream_idle", &t.upstream_idle}};
+  for (auto [key, slot] : keys)
+    if (auto v = r.get_duration(key)) {
+      if (v->count() <= 0)
+        r.error(key, "must be longer than 0s");
+      else
+        *slot = *v;
+    }
+  r.finish();
+}
+
+void read_default(table_reader& parent, forwarder_config& c) {
+  const toml::table* table = parent.get_table("default");
+  if (!table) return;
+  table_reader r(*table, "default", parent.file(), parent.diags());
+  if (auto v = r.get_choice<default_action>(
+          "action", {{"reject", default_action::reject}, {"relay", default_action::relay}}))
+    c.fallback = *v;
+  mailbox relay;
+  relay.address = "(default relay)";
+  if (auto url = r.get_string("relay")) {
+    std::string message;
+    relay.smtp = parse_endpoint(*url, &message);
+    if (!relay.smtp)
+      r.error("relay", message);
+    else if (relay.smtp->protocol != app_protocol::smtp)
+      r.error("relay", "\"" + *url + "\" is not an SMTP URL (smtps://, smtp+starttls://, smtp://)");
+  }
+  if (auto v = r.get_string("login")) relay.login = *v;
+  if (auto v = r.get_string("password_file")) {
+    relay.password_file = resolve_path(parent.file(), *v);
+    if (auto problem = check_private_file(relay.password_file); !problem.empty())
+      r.error("password_file", problem);
+  }
+  if (auto v = r.get_string_list("password_command")) relay.password_command = *v;
+  if (auto v = r.get_string("ca_file")) relay.tls.ca_file = *v;
+  if (auto v = r.get_choice<verify_mode>(
+          "verify", {{"full", verify_mode::full}, {"none", verify_mode::none}}))
+    relay.tls.verify = *v;
+  if (auto v = r.get_bool("allow_cleartext")) relay.allow_cleartext = *v;
+  r.finish();
+  if (c.fallback == default_action::relay) {
+    if (!relay.smtp && !r.has("relay"))
+      r.error("action", "action = \"relay\" needs relay = \"smtp+starttls://host:587\" (or smtps://)");
+    if (relay.smtp && relay.smtp->tls == tls_mode::none && !relay.smtp->addr.is_local() &&
+        !relay.allow_cleartext)
+      r.error("relay", "cleartext relay to " + relay.smtp->addr.to_string() +
+                           " is not on this host; set allow_cleartext = true if the network in "
+                           "between is trusted");
+    if (!relay.login.empty() && relay.password_file.empty() && relay.password_command.empty())
+      r.error("login", "login needs password_file or password_command");
+    c.smarthost = std::move(relay);
+  } else if (r.has("relay")) {
+    r.error("relay", "applies only to action = \"relay\"");
+  }
+}
+
+void read_pec(table_reader& parent, forwarder_config& c) {
+  const toml::table* table = parent.get_table("pec");
+  if (!table) return;
+  table_reader r(*table, "pec", parent.file(), parent.diags());
+  if (auto v = r.get_choice<bcc_policy>("bcc",
+                                        {{"reject", bcc_policy::reject}, {"split", bcc_policy::split}}))
+    c.bcc = *v;
+  if (auto v = r.get_choice<std::string>("receipt_type", {{"completa", "completa"},
+                                                          {"breve", "breve"},
+                                                          {"sintetica", "sintetica"}}))
+    c.receipt_type = *v;
+  r.finish();
+}
+
+void read_audit(table_reader& parent, forwarder_config& c) {
+  const toml::table* table = parent.get_table("audit");
+  if (!table) return;
+  table_reader r(*table, "audit", parent.file(), parent.diags());
+  if (auto v = r.get_string("file")) c.audit_file = resolve_path(parent.file(), *v);
+  r.finish();
+}
+
+}  // namespace
+
+const char* to_string(sender_match m) {
+  switch (m) {
+    case sender_match::envelope: return "envelope";
+    case sender_match::header: return "header";
+    case sender_match::envelope_and_header: return "envelope+header";
+  }
+  return "?";
+}
+
+std::optional<forwarder_config> load_forwarder_config(const std::string& file,
+                                                      diagnostics& diags) {
+  auto root = parse_toml_file(file, diags);
+  if (!root) return std::nullopt;
+  forwarder_config c;
+  c.file = file;
+  table_reader r(*root, "", file, diags);
+  read_listen(r, c);
+  if (auto v = r.get_string("hostname")) c.hostname = *v;
+  if (c.hostname.empty()) {
+    char name[HOST_NAME_MAX + 1] = {};
+    ::gethostname(name, sizeof name - 1);
+    c.hostname = name[0] ? name : "localhost";
+  }
+  read_allow(r, c);
+  c.mailboxes_file = resolve_path(file, r.get_string("mailboxes").value_or("mailboxes.toml"));
+  if (auto v = r.get_choice<sender_match>("match", {{"envelope", sender_match::envelope},
+                                                    {"header", sender_match::header},
+                                                    {"envelope+header",
+                                                     sender_match::envelope_and_header}}))
+    c.match = *v;
+  if (auto v = r.get_size("max_message_size")) c.max_message_size = *v;
+  if (auto v = r.get_int("max_recipients", 1, 100'000))
+    c.max_recipients = static_cast<std::uint32_t>(*v);
+  if (auto v = r.get_int("max_sessions", 1, 100'000))
+    c.max_sessions = static_cast<std::uint32_t>(*v);
+  if (auto v = r.get_string("tls_cert_file")) c.tls_cert_file = resolve_path(file, *v);
+  if (auto v = r.get_string("tls_key_file")) c.tls_key_file = resolve_path(file, *v);
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty())
+    r.error(c.tls_cert_file.empty() ? "tls_key_file" : "tls_cert_file",
+            "STARTTLS needs both tls_cert_file and tls_key_file");
+  if (!c.tls_key_file.empty())
+    if (auto problem = check_private_file(c.tls_key_file); !problem.empty())
+      r.error("tls_key_file", problem);
+  read_timeouts(r, c.timeouts);
+  read_default(r, c);
+  read_pec(r, c);
+  read_audit(r, c);
+  r.finish();
+  if (auto registry = load_mailbox_registry(c.mailboxes_file, diags)) c.registry = *registry;
+  if (!diags.empty()) return std::nullopt;
+  return c;
+}
+
+}  // namespace postern::conf

@@ -1,0 +1,79 @@
+#pragma once
+/// The mailbox registry (`mailboxes.toml`), shared by the forwarder, fetch and `postern`:
+/// each mailbox declared once with its provider, endpoints, login and secret.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "diagnostics.hpp"
+#include "endpoint.hpp"
+#include "secret.hpp"
+#include "tunnel_config.hpp"
+
+namespace postern::conf {
+
+/// What a provider is known to enforce on submission. 0 = no known limit.
+struct mailbox_limits {
+  std::uint64_t max_message_size = 0;
+  bool size_divided_by_recipients = false;  ///< the size cap applies to size x recipients
+  std::uint32_t max_recipients = 0;
+  std::uint32_t messages_per_minute = 0;
+};
+
+/// A provider preset: documented endpoints and limits (see postern-mailboxes.toml(5)).
+struct provider_preset {
+  std::string_view name;
+  std::string_view description;
+  std::string_view smtp;  ///< endpoint URL, "" when not documented
+  std::string_view pop3;
+  bool pec = true;
+  mailbox_limits limits;
+  std::string_view note;  ///< advice `--check` prints for mailboxes using it, "" if none
+};
+
+const std::vector<provider_preset>& provider_presets();
+const provider_preset* find_provider(std::string_view name);
+
+struct mailbox {
+  std::string address;
+  std::string provider;  ///< preset name, "" when endpoints are explicit
+  std::optional<endpoint> smtp;
+  std::optional<endpoint> pop3;
+  std::string login;  ///< defaults to the address
+  std::string password_file;
+  std::vector<std::string> password_command;
+  std::shared_ptr<const secret> inline_password;  ///< only when the registry file is private
+  bool pec = false;
+  mailbox_limits limits;
+  tls_settings tls;  ///< client-side TLS to the provider (verify, ca_file, pins, ...)
+  bool allow_cleartext = false;
+  // Used by postern-fetch.
+  bool fetch = true;
+  std::string deliver_to;
+  std::string deliver;
+  int line = 0;  ///< where it is declared, for messages
+};
+
+struct mailbox_registry {
+  std::string file;
+  std::vector<mailbox> mailboxes;
+  /// The mailbox whose address equals `address`, compared case-insensitively.
+  [[nodiscard]] const mailbox* find(std::string_view address) const;
+};
+
+/// Loads and validates the registry; nullopt with every problem in `diags` on error.
+std::optional<mailbox_registry> load_mailbox_registry(const std::string& file,
+                                                      diagnostics& diags);
+
+/// The mailbox's password, read now (file or command); nullopt with a message naming the
+/// source (never the secret) on failure.
+std::optional<secret> mailbox_password(const mailbox& m, std::string* error);
+
+/// Compares e-mail addresses case-insensitively (providers treat local parts so too).
+bool same_address(std::string_view a, std::string_view b);
+
+}  // namespace postern::conf
