@@ -41,7 +41,8 @@ bool needs_quotes(std::string_view v) {
   return false;
 }
 
-/// Appends `v` as a quoted string with JSON-compatible escapes.
+}  // namespace
+
 void append_quoted(std::string& out, std::string_view v) {
   out += '"';
   for (char c : v) {
@@ -66,7 +67,7 @@ void append_quoted(std::string& out, std::string_view v) {
   out += '"';
 }
 
-std::string timestamp() {
+std::string utc_timestamp() {
   auto now = std::chrono::system_clock::now();
   auto t = std::chrono::system_clock::to_time_t(now);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
@@ -78,8 +79,6 @@ std::string timestamp() {
                 static_cast<int>(ms.count()));
   return text;
 }
-
-}  // namespace
 
 logger::logger() : timestamps_(std::getenv("JOURNAL_STREAM") == nullptr), sink_(write_stderr) {}
 
@@ -101,7 +100,7 @@ std::string logger::format_line(level l, std::string_view event,
     out += '{';
     if (timestamps_) {
       out += "\"ts\":";
-      append_quoted(out, timestamp());
+      append_quoted(out, utc_timestamp());
       out += ',';
     }
     out += "\"level\":\"";
@@ -117,7 +116,7 @@ std::string logger::format_line(level l, std::string_view event,
     out += "}\n";
     return out;
   }
-  if (timestamps_) out += "ts=" + timestamp() + " ";
+  if (timestamps_) out += "ts=" + utc_timestamp() + " ";
   out += "level=";
   out += to_string(l);
   out += " event=";

@@ -73,6 +73,11 @@ inline void debug(std::string_view name, std::initializer_list<field> f) {
   event(level::debug, name, f);
 }
 
+/// Appends `v` as a quoted JSON string (also used for quoted values in text lines).
+void append_quoted(std::string& out, std::string_view v);
+/// Now as "2026-11-23T10:00:00.123Z".
+std::string utc_timestamp();
+
 /// A short unique id for a connection or session ("s" + 8 hex digits), unique per process run.
 std::string new_session_id();
 

@@ -52,8 +52,7 @@ std::optional<cidr> parse_cidr(std::string_view text, std::string* error) {
     auto digits = text.substr(slash + 1);
     auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), c.prefix);
     if (ec != std::errc() || end != digits.data() + digits.size() || c.prefix > bits)
-      return fail("\"" + std::string(text) + "\": prefix length must be 0-" +
-                  std::to_string(bits));
+      return fail("\"" + std::string(text) + "\": prefix length must be 0-" + std::to_string(bits));
   }
   std::array<std::uint8_t, 16> masked{};
   for (unsigned i = 0; i < c.prefix; ++i)

@@ -42,10 +42,13 @@ void read_timeouts(table_reader& parent, forwarder_timeouts& t) {
   const toml::table* table = parent.get_table("timeouts");
   if (!table) return;
   table_reader r(*table, "timeouts", parent.file(), parent.diags());
-  const std::pair<const char*, duration*> keys[] = {
-      {"command", &t.command},         {"data", &t.data},   {"connect", &t.connect},
-      {"handshake", &t.handshake},     {"reply", &t.reply}, {"final_reply", &t.final_reply},
-      {"upstream_idle", &t.upstream_idle}};
+  const std::pair<const char*, duration*> keys[] = {{"command", &t.command},
+                                                    {"data", &t.data},
+                                                    {"connect", &t.connect},
+                                                    {"handshake", &t.handshake},
+                                                    {"reply", &t.reply},
+                                                    {"final_reply", &t.final_reply},
+                                                    {"upstream_idle", &t.upstream_idle}};
   for (auto [key, slot] : keys)
     if (auto v = r.get_duration(key)) {
       if (v->count() <= 0)
@@ -88,7 +91,8 @@ void read_default(table_reader& parent, forwarder_config& c) {
   r.finish();
   if (c.fallback == default_action::relay) {
     if (!relay.smtp && !r.has("relay"))
-      r.error("action", "action = \"relay\" needs relay = \"smtp+starttls://host:587\" (or smtps://)");
+      r.error("action",
+              "action = \"relay\" needs relay = \"smtp+starttls://host:587\" (or smtps://)");
     if (relay.smtp && relay.smtp->tls == tls_mode::none && !relay.smtp->addr.is_local() &&
         !relay.allow_cleartext)
       r.error("relay", "cleartext relay to " + relay.smtp->addr.to_string() +
@@ -106,12 +110,12 @@ void read_pec(table_reader& parent, forwarder_config& c) {
   const toml::table* table = parent.get_table("pec");
   if (!table) return;
   table_reader r(*table, "pec", parent.file(), parent.diags());
-  if (auto v = r.get_choice<bcc_policy>("bcc",
-                                        {{"reject", bcc_policy::reject}, {"split", bcc_policy::split}}))
+  if (auto v = r.get_choice<bcc_policy>(
+          "bcc", {{"reject", bcc_policy::reject}, {"split", bcc_policy::split}}))
     c.bcc = *v;
-  if (auto v = r.get_choice<std::string>("receipt_type", {{"completa", "completa"},
-                                                          {"breve", "breve"},
-                                                          {"sintetica", "sintetica"}}))
+  if (auto v = r.get_choice<std::string>(
+          "receipt_type",
+          {{"completa", "completa"}, {"breve", "breve"}, {"sintetica", "sintetica"}}))
     c.receipt_type = *v;
   r.finish();
 }
@@ -135,8 +139,7 @@ const char* to_string(sender_match m) {
   return "?";
 }
 
-std::optional<forwarder_config> load_forwarder_config(const std::string& file,
-                                                      diagnostics& diags) {
+std::optional<forwarder_config> load_forwarder_config(const std::string& file, diagnostics& diags) {
   auto root = parse_toml_file(file, diags);
   if (!root) return std::nullopt;
   forwarder_config c;
@@ -151,10 +154,10 @@ std::optional<forwarder_config> load_forwarder_config(const std::string& file,
   }
   read_allow(r, c);
   c.mailboxes_file = resolve_path(file, r.get_string("mailboxes").value_or("mailboxes.toml"));
-  if (auto v = r.get_choice<sender_match>("match", {{"envelope", sender_match::envelope},
-                                                    {"header", sender_match::header},
-                                                    {"envelope+header",
-                                                     sender_match::envelope_and_header}}))
+  if (auto v = r.get_choice<sender_match>("match",
+                                          {{"envelope", sender_match::envelope},
+                                           {"header", sender_match::header},
+                                           {"envelope+header", sender_match::envelope_and_header}}))
     c.match = *v;
   if (auto v = r.get_size("max_message_size")) c.max_message_size = *v;
   if (auto v = r.get_int("max_recipients", 1, 100'000))

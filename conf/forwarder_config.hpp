@@ -20,12 +20,12 @@ enum class default_action { reject, relay };
 enum class bcc_policy { reject, split };
 
 struct forwarder_timeouts {
-  duration command{std::chrono::minutes(5)};      ///< client: waiting for the next command
-  duration data{std::chrono::minutes(3)};         ///< client: between two reads of DATA
-  duration connect{std::chrono::seconds(30)};     ///< upstream: TCP connect
-  duration handshake{std::chrono::seconds(30)};   ///< upstream and client: TLS handshake
-  duration reply{std::chrono::minutes(2)};        ///< upstream: any reply but the final one
-  duration final_reply{std::chrono::minutes(10)};  ///< upstream: reply to the end of DATA
+  duration command{std::chrono::minutes(5)};         ///< client: waiting for the next command
+  duration data{std::chrono::minutes(3)};            ///< client: between two reads of DATA
+  duration connect{std::chrono::seconds(30)};        ///< upstream: TCP connect
+  duration handshake{std::chrono::seconds(30)};      ///< upstream and client: TLS handshake
+  duration reply{std::chrono::minutes(2)};           ///< upstream: any reply but the final one
+  duration final_reply{std::chrono::minutes(10)};    ///< upstream: reply to the end of DATA
   duration upstream_idle{std::chrono::seconds(30)};  ///< an unused upstream session is closed
 };
 
@@ -54,8 +54,7 @@ struct forwarder_config {
 };
 
 /// Loads forwarder.toml and the registry it names; nullopt with every problem on error.
-std::optional<forwarder_config> load_forwarder_config(const std::string& file,
-                                                      diagnostics& diags);
+std::optional<forwarder_config> load_forwarder_config(const std::string& file, diagnostics& diags);
 
 const char* to_string(sender_match m);
 

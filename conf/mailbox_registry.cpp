@@ -68,7 +68,7 @@ void read_mailbox_tls(table_reader& r, tls_settings& tls) {
 }
 
 bool file_is_private(const std::string& file) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(file.c_str(), &st) == 0 && (st.st_mode & 077) == 0;
 }
 
@@ -117,13 +117,15 @@ void read_mailbox(table_reader& r, mailbox& m, bool registry_private) {
   if (auto v = r.get_string("password")) {
     m.inline_password = std::make_shared<secret>(*v);
     if (!registry_private)
-      r.error("password", "an inline password needs the registry file to be private (chmod "
-                          "600 " + r.file() + "); or use password_file / password_command");
+      r.error("password",
+              "an inline password needs the registry file to be private (chmod "
+              "600 " +
+                  r.file() + "); or use password_file / password_command");
   }
   int sources = !m.password_file.empty() + !m.password_command.empty() + !!m.inline_password;
   if (sources == 0)
-    r.error("address", "mailbox " + m.address +
-                           " has no secret: set password_file (or password_command)");
+    r.error("address",
+            "mailbox " + m.address + " has no secret: set password_file (or password_command)");
   if (sources > 1)
     r.error("password_file", "set only one of password_file, password_command, password");
   if (!m.password_file.empty())
@@ -149,19 +151,48 @@ const std::vector<provider_preset>& provider_presets() {
   // Hosts, ports and limits as documented by each provider (sources in
   // postern-mailboxes.toml(5)); every value can be overridden per mailbox.
   static const std::vector<provider_preset> presets = {
-      {"aruba", "Aruba PEC", "smtps://smtps.pec.aruba.it:465", "pop3s://pop3s.pec.aruba.it:995",
-       true, {100 * MB, true, 500, 0}, ""},
-      {"legalmail", "Legalmail (InfoCert)", "smtps://sendm.cert.legalmail.it:465",
-       "pop3s://mbox.cert.legalmail.it:995", true, {0, false, 0, 6},
+      {"aruba",
+       "Aruba PEC",
+       "smtps://smtps.pec.aruba.it:465",
+       "pop3s://pop3s.pec.aruba.it:995",
+       true,
+       {100 * MB, true, 500, 0},
+       ""},
+      {"legalmail",
+       "Legalmail (InfoCert)",
+       "smtps://sendm.cert.legalmail.it:465",
+       "pop3s://mbox.cert.legalmail.it:995",
+       true,
+       {0, false, 0, 6},
        "Legalmail logs in with the InfoCert user id (e.g. M1234567), not the address: set login"},
-      {"namirial", "Namirial (sicurezzapostale.it)", "smtps://smtps.sicurezzapostale.it:465",
-       "pop3s://pops.sicurezzapostale.it:995", true, {}, ""},
-      {"poste", "Poste Italiane (postecert.it)", "smtps://mail.postecert.it:465",
-       "pop3s://mail.postecert.it:995", true, {}, ""},
-      {"register", "Register.it (pec-email.com)", "smtps://smtp.pec-email.com:465",
-       "", true, {}, "Register.it documents IMAP only: set pop3 for postern-fetch"},
-      {"actalis", "Actalis PEC", "smtps://smtp.pec.actalis.it:465",
-       "", true, {}, "Actalis documents IMAP only: set pop3 for postern-fetch"},
+      {"namirial",
+       "Namirial (sicurezzapostale.it)",
+       "smtps://smtps.sicurezzapostale.it:465",
+       "pop3s://pops.sicurezzapostale.it:995",
+       true,
+       {},
+       ""},
+      {"poste",
+       "Poste Italiane (postecert.it)",
+       "smtps://mail.postecert.it:465",
+       "pop3s://mail.postecert.it:995",
+       true,
+       {},
+       ""},
+      {"register",
+       "Register.it (pec-email.com)",
+       "smtps://smtp.pec-email.com:465",
+       "",
+       true,
+       {},
+       "Register.it documents IMAP only: set pop3 for postern-fetch"},
+      {"actalis",
+       "Actalis PEC",
+       "smtps://smtp.pec.actalis.it:465",
+       "",
+       true,
+       {},
+       "Actalis documents IMAP only: set pop3 for postern-fetch"},
   };
   return presets;
 }
@@ -185,8 +216,7 @@ const mailbox* mailbox_registry::find(std::string_view address) const {
   return nullptr;
 }
 
-std::optional<mailbox_registry> load_mailbox_registry(const std::string& file,
-                                                      diagnostics& diags) {
+std::optional<mailbox_registry> load_mailbox_registry(const std::string& file, diagnostics& diags) {
   auto root = parse_toml_file(file, diags);
   if (!root) return std::nullopt;
   mailbox_registry registry;

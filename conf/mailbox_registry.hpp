@@ -66,8 +66,7 @@ struct mailbox_registry {
 };
 
 /// Loads and validates the registry; nullopt with every problem in `diags` on error.
-std::optional<mailbox_registry> load_mailbox_registry(const std::string& file,
-                                                      diagnostics& diags);
+std::optional<mailbox_registry> load_mailbox_registry(const std::string& file, diagnostics& diags);
 
 /// The mailbox's password, read now (file or command); nullopt with a message naming the
 /// source (never the secret) on failure.

@@ -17,6 +17,7 @@
 
 #include "cli/log.hpp"
 #include "cli/service_manager.hpp"
+#include "listen_socket.hpp"
 
 namespace postern::tunnel {
 
@@ -36,13 +37,7 @@ struct listener {
 
   void close() {
     closed = true;
-    std::error_code ignored;
-    // Sockets from systemd stay open: a later reload may listen on them again.
-    if (address.kind == conf::address_kind::systemd)
-      acceptor.release(ignored);
-    else
-      acceptor.close(ignored);
-    if (address.kind == conf::address_kind::unix_path) ::unlink(address.path.c_str());
+    close_listen_socket(acceptor, address);
   }
 };
 
@@ -100,63 +95,7 @@ asio::io_context& tunnel_server::next_worker() {
 }
 
 bool tunnel_server::open_listener(listener& l, std::string& error) {
-  using generic = asio::generic::stream_protocol;
-  std::error_code ec;
-  const auto& a = l.address;
-  if (a.kind == conf::address_kind::systemd) {
-    const auto& sockets = cli::activated_sockets();
-    auto it = sockets.find(a.path);
-    if (it == sockets.end()) {
-      error = "accept = systemd:" + a.path + ": no socket of that FileDescriptorName= was passed";
-      return false;
-    }
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    ::getsockname(it->second, reinterpret_cast<sockaddr*>(&ss), &len);
-    l.acceptor.assign(generic(ss.ss_family, SOCK_STREAM), it->second, ec);
-  } else if (a.kind == conf::address_kind::unix_path) {
-    asio::local::stream_protocol::endpoint ep(a.path);
-    struct stat st {};
-    if (::lstat(a.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
-      // A socket file left by a previous run is replaced; one that still answers is not ours.
-      asio::local::stream_protocol::socket probe(main_);
-      std::error_code probe_ec;
-      probe.connect(ep, probe_ec);
-      if (!probe_ec) {
-        error = "accept = " + a.to_string() + ": another process is listening on it";
-        return false;
-      }
-      ::unlink(a.path.c_str());
-    }
-    l.acceptor.open(generic(AF_UNIX, SOCK_STREAM), ec);
-    if (!ec) l.acceptor.bind(generic::endpoint(ep), ec);
-    if (!ec) l.acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  } else {
-    asio::ip::tcp::resolver resolver(main_);
-    auto results =
-        resolver.resolve(a.host, std::to_string(a.port), asio::ip::tcp::resolver::passive, ec);
-    if (ec || results.empty()) {
-      error = "accept = " + a.to_string() + ": cannot resolve: " + ec.message();
-      return false;
-    }
-    generic::endpoint ep(results.begin()->endpoint());
-    l.acceptor.open(ep.protocol(), ec);
-    if (!ec) {
-      l.acceptor.set_option(asio::socket_base::reuse_address(true));
-      int one = 1;
-      // More instances may share the port (zero-downtime restarts, scale-out).
-      ::setsockopt(l.acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-      l.acceptor.bind(ep, ec);
-    }
-    if (!ec) l.acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  }
-  if (ec) {
-    error = "accept = " + a.to_string() + ": " + ec.message();
-    std::error_code ignored;
-    l.acceptor.close(ignored);
-    return false;
-  }
-  return true;
+  return open_listen_socket(l.acceptor, l.address, "accept", error);
 }
 
 bool tunnel_server::apply(const conf::tunnel_config& config, std::vector<std::string>& errors) {

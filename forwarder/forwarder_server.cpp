@@ -1,0 +1,195 @@
+#include "forwarder_server.hpp"
+
+#include <sys/socket.h>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "cli/log.hpp"
+#include "smtp_session.hpp"
+#include "tunnel/listen_socket.hpp"
+
+namespace postern::forwarder {
+
+namespace lg = postern::log;
+using asio::awaitable;
+using asio::experimental::as_tuple;
+
+struct forwarder_server::listener {
+  explicit listener(asio::io_context& ctx) : acceptor(ctx) {}
+  conf::address address;
+  tunnel::generic_acceptor acceptor;
+  bool closed = false;
+  void close() {
+    closed = true;
+    tunnel::close_listen_socket(acceptor, address);
+  }
+};
+
+namespace {
+
+/// The client's address for logs, and whether `allow` admits it.
+session_peer describe_peer(int fd, const std::vector<conf::cidr>& allow) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  session_peer peer;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 || ss.ss_family == AF_UNIX) {
+    peer.address = "unix";
+    peer.allowed = true;  // a unix socket is reachable only on this host, by its permissions
+    return peer;
+  }
+  char text[INET6_ADDRSTRLEN] = {};
+  const std::uint8_t* bytes;
+  std::size_t size;
+  unsigned port;
+  if (ss.ss_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    bytes = in6->sin6_addr.s6_addr;
+    size = 16;
+    port = ntohs(in6->sin6_port);
+    ::inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+    peer.address = std::string("[") + text + "]:" + std::to_string(port);
+  } else {
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
+    bytes = reinterpret_cast<const std::uint8_t*>(&in4->sin_addr);
+    size = 4;
+    port = ntohs(in4->sin_port);
+    ::inet_ntop(AF_INET, &in4->sin_addr, text, sizeof text);
+    peer.address = std::string(text) + ":" + std::to_string(port);
+  }
+  for (const auto& range : allow)
+    if (range.contains(bytes, size)) peer.allowed = true;
+  return peer;
+}
+
+}  // namespace
+
+std::shared_ptr<forwarder_runtime> build_runtime(asio::io_context& ctx,
+                                                 const conf::forwarder_config& config, bool trace,
+                                                 std::vector<std::string>& errors) {
+  auto rt = std::make_shared<forwarder_runtime>();
+  rt->config = config;
+  rt->trace = trace;
+  if (!config.tls_cert_file.empty()) {
+    conf::tls_settings tls;
+    tls.cert_file = config.tls_cert_file;
+    tls.key_file = config.tls_key_file;
+    std::string error;
+    rt->server_tls = tunnel::tls_context::create(tls, conf::tunnel_mode::server, error);
+    if (!rt->server_tls) errors.push_back("STARTTLS certificate: " + error);
+  }
+  std::string error;
+  if (!rt->audit.open(config.audit_file, error)) errors.push_back(error);
+  for (const auto& m : rt->config.registry.mailboxes)
+    if (m.smtp && m.smtp->tls != conf::tls_mode::none) {
+      // Fail at start, not at the first message, when a CA file or pin cannot be loaded.
+      if (!tunnel::tls_context::create(m.tls, conf::tunnel_mode::client, error))
+        errors.push_back("mailbox " + m.address + ": " + error);
+    }
+  if (!errors.empty()) return nullptr;
+  rt->pool = std::make_unique<upstream_pool>(ctx.get_executor(), rt->config, trace);
+  return rt;
+}
+
+void log_insecure_settings(const conf::forwarder_config& config) {
+  auto warn_mailbox = [](const conf::mailbox& m) {
+    if (m.tls.verify == conf::verify_mode::none)
+      lg::warn("config.insecure", {{"mailbox", m.address},
+                                   {"setting", "verify = \"none\""},
+                                   {"effect",
+                                    "the provider's certificate is NOT verified: the "
+                                    "password can be captured on the path"}});
+    if (m.allow_cleartext)
+      lg::warn("config.insecure",
+               {{"mailbox", m.address},
+                {"setting", "allow_cleartext = true"},
+                {"effect", "credentials and mail may cross the network unencrypted"}});
+  };
+  for (const auto& m : config.registry.mailboxes) warn_mailbox(m);
+  if (config.smarthost) warn_mailbox(*config.smarthost);
+}
+
+forwarder_server::forwarder_server(asio::io_context& ctx) : ctx_(ctx) {}
+
+forwarder_server::~forwarder_server() {
+  for (auto& l : listeners_) l->close();
+}
+
+bool forwarder_server::apply(std::shared_ptr<forwarder_runtime> rt,
+                             std::vector<std::string>& errors) {
+  std::vector<std::shared_ptr<listener>> next, opened;
+  for (const auto& address : rt->config.listen) {
+    std::shared_ptr<listener> l;
+    for (const auto& old : listeners_)
+      if (old->address == address) l = old;
+    if (!l) {
+      l = std::make_shared<listener>(ctx_);
+      l->address = address;
+      std::string error;
+      if (!tunnel::open_listen_socket(l->acceptor, address, "listen", error)) {
+        errors.push_back(error);
+        continue;
+      }
+      opened.push_back(l);
+    }
+    next.push_back(l);
+  }
+  if (!errors.empty()) {
+    for (auto& l : opened) l->close();
+    return false;
+  }
+  for (auto& old : listeners_)
+    if (std::find(next.begin(), next.end(), old) == next.end()) old->close();
+  if (runtime_) runtime_->pool->close_all();
+  runtime_ = std::move(rt);
+  listeners_ = std::move(next);
+  for (auto& l : opened) {
+    lg::info("listen", {{"address", l->address.to_string()}});
+    asio::co_spawn(ctx_, accept_loop(l), asio::detached);
+  }
+  return true;
+}
+
+awaitable<void> forwarder_server::accept_loop(std::shared_ptr<listener> l) {
+  while (!l->closed) {
+    auto [ec, socket] = co_await l->acceptor.async_accept(as_tuple(asio::use_awaitable));
+    if (l->closed) co_return;
+    if (ec) {
+      lg::warn("accept.failed", {{"address", l->address.to_string()}, {"error", ec.message()}});
+      // Out of descriptors and the like: pause rather than spin.
+      asio::steady_timer pause(ctx_, std::chrono::milliseconds(100));
+      co_await pause.async_wait(as_tuple(asio::use_awaitable));
+      continue;
+    }
+    int fd = socket.release();
+    asio::co_spawn(ctx_, run_smtp_session(runtime_, fd, describe_peer(fd, runtime_->config.allow)),
+                   asio::detached);
+  }
+}
+
+void forwarder_server::shutdown(conf::duration grace) {
+  if (stopping_) return;
+  stopping_ = true;
+  for (auto& l : listeners_) l->close();
+  asio::co_spawn(ctx_, drain(grace), asio::detached);
+}
+
+awaitable<void> forwarder_server::drain(conf::duration grace) {
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  asio::steady_timer tick(ctx_);
+  while (runtime_ && runtime_->sessions > 0 && std::chrono::steady_clock::now() < deadline) {
+    tick.expires_after(std::chrono::milliseconds(50));
+    co_await tick.async_wait(as_tuple(asio::use_awaitable));
+  }
+  if (runtime_) {
+    if (runtime_->sessions > 0)
+      lg::warn("shutdown.forced", {{"sessions", runtime_->sessions.load()}});
+    runtime_->pool->close_all();
+  }
+  ctx_.stop();
+}
+
+}  // namespace postern::forwarder

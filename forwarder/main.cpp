@@ -1,0 +1,159 @@
+// postern-forwarder: relays each message through the upstream and credentials of its
+// sender's mailbox (the Postfix sender-dependent relay + SASL maps + stunnel replacement).
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <iostream>
+
+#include "cli/exit_codes.hpp"
+#include "cli/log.hpp"
+#include "cli/options.hpp"
+#include "cli/service_manager.hpp"
+#include "cli/service_signals.hpp"
+#include "conf/forwarder_config.hpp"
+#include "forwarder/forwarder_server.hpp"
+#include "forwarder/sendmail.hpp"
+#include "postern/version.hpp"
+
+namespace {
+
+using namespace postern;
+namespace lg = postern::log;
+
+const std::string default_config = POSTERN_SYSCONFDIR "/forwarder.toml";
+
+std::optional<conf::forwarder_config> load(const std::string& file) {
+  conf::diagnostics diags;
+  auto config = conf::load_forwarder_config(file, diags);
+  for (const auto& d : diags.items()) lg::error("config.error", {{"error", d.to_string()}});
+  return config;
+}
+
+/// --check: every error of forwarder.toml and the registry, TLS files included.
+int check(const std::string& file) {
+  conf::diagnostics diags;
+  auto config = conf::load_forwarder_config(file, diags);
+  if (!config) {
+    std::cerr << diags.to_string();
+    return exit_code::config;
+  }
+  asio::io_context ctx;
+  std::vector<std::string> errors;
+  forwarder::build_runtime(ctx, *config, false, errors);
+  for (const auto& e : errors) std::cerr << file << ": " << e << "\n";
+  if (!errors.empty()) return exit_code::config;
+  forwarder::log_insecure_settings(*config);
+  for (const auto& m : config->registry.mailboxes)
+    if (const auto* preset = conf::find_provider(m.provider); preset && !preset->note.empty())
+      std::cerr << config->registry.file << ":" << m.line << ": note: " << m.address << ": "
+                << preset->note << "\n";
+  std::cout << "configuration OK\n";
+  return exit_code::ok;
+}
+
+bool reload(asio::io_context& ctx, forwarder::forwarder_server& server, const std::string& file,
+            bool trace) {
+  auto config = load(file);
+  if (!config) return false;
+  std::vector<std::string> errors;
+  auto rt = forwarder::build_runtime(ctx, *config, trace, errors);
+  if (rt) server.apply(rt, errors);
+  for (const auto& e : errors) lg::error("config.error", {{"error", e}});
+  if (!errors.empty()) return false;
+  forwarder::log_insecure_settings(*config);
+  return true;
+}
+
+int serve(const std::string& file, conf::duration grace, bool trace) {
+  auto config = load(file);
+  if (!config) return exit_code::config;
+  asio::io_context ctx(1);
+  forwarder::forwarder_server server(ctx);
+  std::vector<std::string> errors;
+  auto rt = forwarder::build_runtime(ctx, *config, trace, errors);
+  if (rt) server.apply(rt, errors);
+  if (!errors.empty()) {
+    for (const auto& e : errors) lg::error("config.error", {{"error", e}});
+    return exit_code::config;
+  }
+  forwarder::log_insecure_settings(*config);
+  cli::service_signals signals(
+      ctx, file, [&] { return reload(ctx, server, file, trace); }, [&] { server.shutdown(grace); });
+  lg::info("start", {{"version", POSTERN_VERSION},
+                     {"config", file},
+                     {"mailboxes", config->registry.mailboxes.size()},
+                     {"match", conf::to_string(config->match)}});
+  cli::notify_ready("serving");
+  ctx.run();
+  lg::info("stop", {});
+  return exit_code::ok;
+}
+
+/// --sendmail, or invoked under the name "sendmail": sendmail's own command line.
+int sendmail_main(int argc, char** argv, int first) {
+  std::vector<std::string> args(argv + first, argv + argc);
+  std::string error;
+  auto options = forwarder::parse_sendmail_args(args, default_config, error);
+  if (!options) {
+    std::cerr << "postern-forwarder --sendmail: " << error
+              << "\nusage: postern-forwarder --sendmail [-c FILE] [-f FROM] [-t] [-i] "
+                 "[RECIPIENT...] < message\n";
+    return exit_code::usage;
+  }
+  cli::common_options logging;
+  logging.verbose = options->verbose;
+  logging.trace = options->trace;
+  logging.quiet = options->verbose == 0 && !options->trace;
+  cli::apply_logging(logging);
+  return forwarder::run_sendmail(*options, STDIN_FILENO);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  const char* name = std::strrchr(argv[0], '/');
+  if (std::strcmp(name ? name + 1 : argv[0], "sendmail") == 0) return sendmail_main(argc, argv, 1);
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--sendmail") == 0) {
+      if (i != 1) {
+        std::cerr << "postern-forwarder: --sendmail must be the first argument\n";
+        return exit_code::usage;
+      }
+      return sendmail_main(argc, argv, 2);
+    }
+  CLI::App app{
+      "postern-forwarder: an SMTP server for your mail server's outgoing mail. Each message "
+      "is relayed through the upstream and credentials of its sender's mailbox (mailboxes.toml); "
+      "nothing is accepted that the upstream has not accepted.",
+      "postern-forwarder"};
+  app.footer(
+      "Sendmail mode: postern-forwarder --sendmail [-c FILE] [-f FROM] [-t] [-i] [RECIPIENT...] "
+      "< message\n  exit 0 relayed, 75 try again later, 69 refused, 65 message refused, "
+      "78 configuration error.\nExit status (server): 0 ok, 64 usage, 78 configuration "
+      "error.\nSee postern-forwarder(1), postern-forwarder.toml(5), postern-mailboxes.toml(5).");
+  cli::common_options common;
+  cli::add_common_options(app, common, default_config);
+  std::string grace_text = "30s";
+  app.add_option("--grace", grace_text, "On SIGTERM/SIGINT, how long sessions may take to finish")
+      ->capture_default_str();
+  bool sendmail_flag = false;  // handled before parsing; declared here for --help
+  app.add_flag("--sendmail", sendmail_flag,
+               "Read one message on stdin, sendmail style (must come first)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : exit_code::usage;
+  }
+  cli::apply_logging(common);
+  if (common.check) return check(common.config);
+  std::string error;
+  auto grace = conf::parse_duration(grace_text, &error);
+  if (!grace) {
+    std::cerr << "postern-forwarder: --grace: " << error << "\n";
+    return exit_code::usage;
+  }
+  return serve(common.config, *grace, common.trace);
+}

@@ -1,0 +1,213 @@
+#include "relay.hpp"
+
+#include "cli/log.hpp"
+
+namespace postern::forwarder {
+
+namespace lg = postern::log;
+using asio::awaitable;
+using status = message_source::status;
+
+namespace {
+
+/// Headers are held (bounded) until complete: routing and the PEC rules need them.
+constexpr std::size_t max_header_block = 1024 * 1024;
+
+/// Parameters of MAIL/RCPT the upstream can take: DSN ones are dropped for PEC (they only
+/// yield "ANOMALIA MESSAGGIO" reports) or when the upstream does not offer DSN.
+std::vector<std::string> dropped_params(bool pec, const ehlo_capabilities& caps, bool mail) {
+  std::vector<std::string> drop;
+  if (pec || !caps.dsn)
+    for (const auto& p : mail ? dsn_mail_params() : dsn_rcpt_params()) drop.push_back(p);
+  if (mail && !caps.size) drop.push_back("SIZE");
+  if (mail && !caps.eightbitmime) drop.push_back("BODY");
+  return drop;
+}
+
+}  // namespace
+
+relay_transaction::relay_transaction(forwarder_runtime& rt, std::string session, std::string client)
+    : rt_(rt), config_(rt.config), session_(std::move(session)), client_(std::move(client)) {}
+
+relay_transaction::~relay_transaction() {
+  if (upstream_) upstream_->abort();
+}
+
+reply relay_transaction::upstream_failure(const client_result& r) const {
+  // Whatever went wrong with the upstream before it took the message, the client MTA must
+  // keep the message queued: always a 4yz.
+  std::string where = route_.mailbox && route_.mailbox->smtp ? route_.mailbox->smtp->to_string()
+                                                             : std::string("upstream");
+  std::string text = where + ": " + r.detail;
+  if (r.server.code) text += (r.detail.empty() ? "" : ": ") + r.server.one_line();
+  text += "; not accepted, try again later";
+  switch (r.kind) {
+    case failure_kind::auth: return make_reply(454, "4.7.0", text);
+    case failure_kind::tls: return make_reply(454, "4.7.5", text);
+    case failure_kind::timeout: return make_reply(451, "4.4.2", text);
+    case failure_kind::connection: return make_reply(451, "4.4.1", text);
+    default: return make_reply(451, "4.3.0", text);
+  }
+}
+
+void relay_transaction::finish_upstream(bool reusable) {
+  if (!upstream_) return;
+  if (reusable)
+    rt_.pool->release(*route_.mailbox, std::move(upstream_));
+  else
+    upstream_->abort();
+  upstream_.reset();
+}
+
+awaitable<reply> relay_transaction::open_upstream(const route& r) {
+  route_ = r;
+  pec_ = r.mailbox->pec && !r.smarthost;
+  if (!r.mailbox->smtp)
+    co_return make_reply(451, "4.3.5",
+                         "mailbox " + r.mailbox->address + " has no smtp endpoint configured");
+  if (reply refusal = rt_.pool->admission(*r.mailbox); refusal.code) co_return refusal;
+  auto lease = co_await rt_.pool->async_acquire(*r.mailbox, session_);
+  if (!lease.client) co_return upstream_failure(lease.failure);
+  upstream_ = std::move(lease.client);
+  upstream_reused_ = lease.reused;
+  co_return reply{};
+}
+
+awaitable<reply> relay_transaction::upstream_mail() {
+  const auto& caps = upstream_->capabilities();
+  if (from_->param("SMTPUTF8") && !caps.smtputf8)
+    co_return make_reply(553, "5.6.7",
+                         "the upstream " + route_.mailbox->smtp->to_string() +
+                             " does not support SMTPUTF8 (internationalized addresses)");
+  client_result r =
+      co_await upstream_->async_mail(from_->to_wire(dropped_params(pec_, caps, true)));
+  if (!r.ok() && upstream_reused_ && !r.server.code) {
+    // The idle session died under us; nothing was sent on, so a fresh one is safe.
+    lg::debug("upstream.stale", {{"session", session_}, {"detail", r.detail}});
+    finish_upstream(false);
+    auto lease = co_await rt_.pool->async_acquire(*route_.mailbox, session_);
+    if (!lease.client) co_return upstream_failure(lease.failure);
+    upstream_ = std::move(lease.client);
+    upstream_reused_ = false;
+    r = co_await upstream_->async_mail(
+        from_->to_wire(dropped_params(pec_, upstream_->capabilities(), true)));
+  }
+  if (!r.server.code) {
+    finish_upstream(false);
+    co_return upstream_failure(r);
+  }
+  co_return r.server;
+}
+
+awaitable<reply> relay_transaction::upstream_rcpt(const mail_path& to) {
+  client_result r = co_await upstream_->async_rcpt(
+      to.to_wire(dropped_params(pec_, upstream_->capabilities(), false)));
+  if (!r.server.code) {
+    finish_upstream(false);
+    co_return upstream_failure(r);
+  }
+  co_return r.server;
+}
+
+awaitable<reply> relay_transaction::mail(mail_path from) {
+  if (from_) co_return make_reply(503, "5.5.1", "nested MAIL command");
+  if (auto size = from.param("SIZE")) {
+    std::uint64_t announced = std::strtoull(size->value.c_str(), nullptr, 10);
+    if (announced > config_.max_message_size)
+      co_return make_reply(552, "5.3.4",
+                           "message size exceeds the limit of " +
+                               std::to_string(config_.max_message_size) + " bytes");
+  }
+  started_ = std::chrono::steady_clock::now();
+  if (config_.match == conf::sender_match::header) {
+    from_ = std::move(from);
+    co_return make_reply(250, "2.1.0", "sender ok; the From: header will choose the mailbox");
+  }
+  route r = route_sender(config_, from.address);
+  if (!r.mailbox) {
+    lg::info("mail.refused", {{"session", session_},
+                              {"client", client_},
+                              {"from", from.address},
+                              {"reply", r.refusal.one_line()}});
+    co_return r.refusal;
+  }
+  reply failure = co_await open_upstream(r);
+  if (failure.code) co_return failure;
+  from_ = std::move(from);
+  reply answer = co_await upstream_mail();
+  if (!answer.positive()) {
+    from_.reset();
+    if (upstream_) {
+      client_result rs = co_await upstream_->async_reset();
+      finish_upstream(rs.ok());
+    }
+  }
+  co_return answer;
+}
+
+awaitable<reply> relay_transaction::rcpt(mail_path to) {
+  if (!from_) co_return make_reply(503, "5.5.1", "MAIL first");
+  std::uint32_t limit = config_.max_recipients;
+  if (route_.mailbox && route_.mailbox->limits.max_recipients)
+    limit = std::min(limit, route_.mailbox->limits.max_recipients);
+  if (accepted_.size() >= limit)
+    co_return make_reply(452, "4.5.3",
+                         "too many recipients (at most " + std::to_string(limit) + " per message)");
+  if (!upstream_) {
+    if (route_.mailbox)  // the upstream session was lost after MAIL
+      co_return make_reply(451, "4.4.1", "upstream connection lost; try again later");
+    accepted_.push_back(std::move(to));
+    co_return make_reply(250, "2.1.5", "recipient ok; checked with the upstream at DATA");
+  }
+  reply answer = co_await upstream_rcpt(to);
+  if (answer.positive()) accepted_.push_back(std::move(to));
+  co_return answer;
+}
+
+awaitable<void> relay_transaction::reset() {
+  if (upstream_) {
+    client_result r = co_await upstream_->async_reset();
+    finish_upstream(r.ok());
+  }
+  from_.reset();
+  accepted_.clear();
+  route_ = {};
+  pec_ = false;
+  message_id_.clear();
+  edits_.clear();
+  sha256_.clear();
+  size_ = 0;
+}
+
+awaitable<status> relay_transaction::drain(message_source& source, status st) {
+  std::string scratch;
+  while (st == status::more) {
+    scratch.clear();
+    st = co_await source.read(scratch);
+  }
+  co_return st;
+}
+
+awaitable<std::optional<reply>> relay_transaction::data(message_source& source) {
+  if (!from_ || accepted_.empty()) {
+    // The caller checks this before its 354; reaching here is a bug.
+    co_return make_reply(503, "5.5.1", "no valid recipients");
+  }
+  // Collect the header block.
+  std::string head;
+  status st = status::more;
+  std::optional<std::size_t> end;
+  while (st == status::more && !(end = header_end(head))) {
+    if (head.size() > max_header_block) {
+      if (co_await drain(source, st) == status::failed) co_return std::nullopt;
+      reply r = make_reply(552, "5.3.4", "header block too large (over 1 MiB)");
+      audit("rejected", r);
+      co_return r;
+    }
+    st = co_await source.read(head);
+  }
+  if (st == status::failed) co_return std::nullopt;
+  co_return co_await stream(source, std::move(head), st);
+}
+
+}  // namespace postern::forwarder

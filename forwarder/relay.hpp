@@ -1,0 +1,103 @@
+#pragma once
+/// One message's way through the forwarder, independent of where it comes from (an SMTP
+/// client or --sendmail): routing, the upstream session, PEC rules, streaming, audit.
+/// Nothing is acknowledged that the upstream has not acknowledged: every reply returned
+/// here is either the upstream's own or a refusal made before anything was sent on.
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <openssl/sha.h>
+#include <asio/awaitable.hpp>
+
+#include "audit_log.hpp"
+#include "conf/forwarder_config.hpp"
+#include "smtp_command.hpp"
+#include "submission_rules.hpp"
+#include "upstream_pool.hpp"
+
+namespace postern::forwarder {
+
+/// Everything a forwarder process shares between sessions; replaced whole on reload, so a
+/// running session keeps the configuration it started with.
+struct forwarder_runtime {
+  conf::forwarder_config config;
+  std::unique_ptr<upstream_pool> pool;
+  std::shared_ptr<tunnel::tls_context> server_tls;  ///< STARTTLS for clients, or null
+  audit_log audit;
+  bool trace = false;
+  std::atomic<std::uint32_t> sessions{0};
+};
+
+/// Where the message bytes come from during DATA.
+class message_source {
+ public:
+  enum class status { more, end, failed };
+  virtual ~message_source() = default;
+  /// Appends the next message bytes (transparency undone) to `out`.
+  virtual asio::awaitable<status> read(std::string& out) = 0;
+  /// The input ended in a way servers disagree about (see dot_decoder::ambiguous_dot).
+  [[nodiscard]] virtual bool ambiguous() const { return false; }
+  [[nodiscard]] virtual std::string error() const = 0;
+};
+
+class relay_transaction {
+ public:
+  relay_transaction(forwarder_runtime& rt, std::string session, std::string client);
+  ~relay_transaction();
+  relay_transaction(const relay_transaction&) = delete;
+  relay_transaction& operator=(const relay_transaction&) = delete;
+
+  asio::awaitable<reply> mail(mail_path from);
+  asio::awaitable<reply> rcpt(mail_path to);
+  /// Relays the message (the client's DATA already got its 354). nullopt when the source
+  /// failed (client gone): nothing was delivered and there is nobody to answer.
+  asio::awaitable<std::optional<reply>> data(message_source& source);
+  /// Ends the transaction (RSET, or after DATA); the upstream session goes back to the pool.
+  asio::awaitable<void> reset();
+
+  [[nodiscard]] bool has_sender() const { return from_.has_value(); }
+  [[nodiscard]] std::size_t recipients() const { return accepted_.size(); }
+
+ private:
+  asio::awaitable<reply> open_upstream(const route& r);
+  asio::awaitable<reply> upstream_mail();
+  asio::awaitable<reply> upstream_rcpt(const mail_path& to);
+  asio::awaitable<std::optional<reply>> stream(message_source& source, std::string head,
+                                               message_source::status st);
+  struct body_progress {
+    SHA256_CTX sha;
+    std::optional<reply> failure;  ///< why the message will not be completed upstream
+    std::size_t recipients = 0;
+  };
+  asio::awaitable<void> send_body(const std::string& bytes, body_progress& p);
+  asio::awaitable<std::optional<reply>> refuse(message_source& source, message_source::status st,
+                                               reply r);
+  asio::awaitable<message_source::status> drain(message_source& source, message_source::status st);
+  reply upstream_failure(const client_result& r) const;
+  void finish_upstream(bool reusable);
+  void audit(const std::string& outcome, const reply& final_reply);
+
+  forwarder_runtime& rt_;
+  const conf::forwarder_config& config_;
+  std::string session_;
+  std::string client_;
+  std::optional<mail_path> from_;
+  std::vector<mail_path> accepted_;
+  route route_;
+  bool pec_ = false;
+  std::unique_ptr<smtp_client> upstream_;
+  bool upstream_reused_ = false;
+  // Of the DATA in progress, for the summary and the audit line.
+  std::string message_id_;
+  std::string edits_;
+  std::string sha256_;
+  std::uint64_t size_ = 0;
+  std::chrono::steady_clock::time_point started_;
+};
+
+}  // namespace postern::forwarder

@@ -1,0 +1,183 @@
+// relay_transaction's DATA phase: header checks, then the body streamed to the upstream.
+#include <openssl/sha.h>
+
+#include "cli/log.hpp"
+#include "relay.hpp"
+
+namespace postern::forwarder {
+
+namespace lg = postern::log;
+using asio::awaitable;
+using status = message_source::status;
+
+namespace {
+
+std::string hex(const uint8_t* data, std::size_t len) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < len; ++i) {
+    out += digits[data[i] >> 4];
+    out += digits[data[i] & 15];
+  }
+  return out;
+}
+
+/// Length of the header fields in `head`, without the empty line that ends them.
+std::size_t fields_length(const std::string& head) {
+  auto end = header_end(head);
+  if (!end) return head.size();  // the message ended inside its header
+  return *end - (*end >= 2 && head[*end - 2] == '\r' ? 2 : 1);
+}
+
+}  // namespace
+
+void relay_transaction::audit(const std::string& outcome, const reply& final_reply) {
+  const char* event = outcome == "relayed" ? "msg.relayed" : "msg.not_relayed";
+  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started_);
+  lg::event(outcome == "relayed" ? lg::level::info : lg::level::warn, event,
+            {{"session", session_},
+             {"mailbox", route_.mailbox ? route_.mailbox->address : ""},
+             {"from", from_ ? from_->address : ""},
+             {"rcpts", accepted_.size()},
+             {"size", size_},
+             {"message_id", message_id_},
+             {"outcome", outcome},
+             {"reply", final_reply.one_line()},
+             {"ms", elapsed.count()}});
+  if (!rt_.audit.enabled()) return;
+  audit_record rec;
+  rec.session = session_;
+  rec.client = client_;
+  rec.mailbox = route_.mailbox ? route_.mailbox->address : "";
+  rec.upstream = route_.mailbox && route_.mailbox->smtp ? route_.mailbox->smtp->to_string() : "";
+  rec.mail_from = from_ ? from_->address : "";
+  for (const auto& r : accepted_) rec.recipients.push_back(r.address);
+  rec.message_id = message_id_;
+  rec.size = size_;
+  rec.sha256 = sha256_;
+  rec.outcome = outcome;
+  rec.reply = final_reply.one_line();
+  rec.edits = edits_;
+  rt_.audit.write(rec);
+}
+
+awaitable<std::optional<reply>> relay_transaction::refuse(message_source& source, status st,
+                                                          reply r) {
+  if (co_await drain(source, st) == status::failed) co_return std::nullopt;
+  audit(r.transient() ? "deferred" : "rejected", r);
+  co_return r;
+}
+
+awaitable<void> relay_transaction::send_body(const std::string& bytes, body_progress& p) {
+  if (p.failure) co_return;  // decided already; the client is answered at its end of data
+  size_ += bytes.size();
+  reply limit = check_size_limit(*route_.mailbox, size_, p.recipients);
+  if (size_ > config_.max_message_size)
+    limit = make_reply(
+        552, "5.3.4",
+        "message exceeds the limit of " + std::to_string(config_.max_message_size) + " bytes");
+  if (limit.code) {
+    p.failure = limit;
+    co_return;
+  }
+  SHA256_Update(&p.sha, bytes.data(), bytes.size());
+  client_result w = co_await upstream_->async_write_body(bytes.data(), bytes.size());
+  if (!w.ok()) p.failure = upstream_failure(w);
+}
+
+awaitable<std::optional<reply>> relay_transaction::stream(message_source& source, std::string head,
+                                                          status st) {
+  const std::size_t fields_len = fields_length(head);
+  header_block headers = header_block::parse(std::string_view(head).substr(0, fields_len));
+  if (auto id = headers.find("Message-ID")) message_id_ = id->value();
+
+  // Routing by the From: header, when configured.
+  if (config_.match != conf::sender_match::envelope) {
+    route by_header = route_header(config_, headers, route_);
+    if (!by_header.mailbox) co_return co_await refuse(source, st, by_header.refusal);
+    if (!upstream_) {
+      reply failure = co_await open_upstream(by_header);
+      if (failure.code) co_return co_await refuse(source, st, failure);
+      reply answer = co_await upstream_mail();
+      if (!answer.positive()) co_return co_await refuse(source, st, answer);
+      for (const auto& to : accepted_) {
+        answer = co_await upstream_rcpt(to);
+        if (!answer.positive()) {
+          answer.lines.insert(answer.lines.begin(), "recipient <" + to.address + ">:");
+          co_return co_await refuse(source, st, answer);
+        }
+      }
+    }
+  }
+  std::vector<std::string> recipients;
+  for (const auto& r : accepted_) recipients.push_back(r.address);
+  if (pec_) {
+    submission_plan plan =
+        plan_pec_submission(*route_.mailbox, from_->address, recipients, headers, config_.bcc);
+    if (plan.refusal.code) co_return co_await refuse(source, st, plan.refusal);
+    edits_ = apply_pec_edits(headers, config_.receipt_type, config_.hostname);
+    if (auto id = headers.find("Message-ID")) message_id_ = id->value();
+  }
+  if (auto size = from_->param("SIZE")) {
+    reply r = check_size_limit(*route_.mailbox, std::strtoull(size->value.c_str(), nullptr, 10),
+                               recipients.size());
+    if (r.code) co_return co_await refuse(source, st, r);
+  }
+
+  rt_.pool->count_submission(*route_.mailbox);
+  client_result r = co_await upstream_->async_data();
+  if (!r.ok()) {
+    if (!r.server.code) co_return co_await refuse(source, st, upstream_failure(r));
+    co_return co_await refuse(source, st, r.server);
+  }
+
+  body_progress progress;
+  progress.recipients = recipients.size();
+  SHA256_Init(&progress.sha);
+  co_await send_body(headers.serialize(), progress);
+  co_await send_body(head.substr(fields_len), progress);
+  head = std::string();
+  std::string chunk;
+  while (st == status::more) {
+    chunk.clear();
+    st = co_await source.read(chunk);
+    if (!chunk.empty()) co_await send_body(chunk, progress);
+  }
+  std::optional<reply>& failure = progress.failure;
+  if (st == status::failed) {
+    lg::info("msg.abandoned", {{"session", session_},
+                               {"reason", source.error()},
+                               {"size", size_},
+                               {"note", "upstream transaction dropped unsent"}});
+    finish_upstream(false);
+    co_return std::nullopt;
+  }
+  if (!failure && source.ambiguous())
+    failure = make_reply(550, "5.6.0",
+                         "a line starting with '.' follows a bare LF (servers disagree where "
+                         "such a message ends); send CRLF line endings");
+  uint8_t digest[SHA256_DIGEST_LENGTH];
+  SHA256_Final(digest, &progress.sha);
+  sha256_ = hex(digest, sizeof digest);
+  if (failure) {
+    // The upstream never sees an end of data, so it delivers nothing.
+    finish_upstream(false);
+    audit(failure->transient() ? "deferred" : "rejected", *failure);
+    co_return failure;
+  }
+  r = co_await upstream_->async_end_data();
+  if (!r.server.code) {
+    // Lost after the final dot: the upstream may or may not have taken it. A 4yz makes the
+    // client retry, so the worst case is a duplicate, never a loss (RFC 1047).
+    finish_upstream(false);
+    reply deferred = upstream_failure(r);
+    audit("deferred", deferred);
+    co_return deferred;
+  }
+  finish_upstream(true);
+  audit(r.server.positive() ? "relayed" : r.server.transient() ? "deferred" : "rejected", r.server);
+  co_return r.server;
+}
+
+}  // namespace postern::forwarder

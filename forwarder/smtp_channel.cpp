@@ -1,0 +1,196 @@
+#include "smtp_channel.hpp"
+
+#include <openssl/err.h>
+
+namespace postern::forwarder {
+
+using asio::awaitable;
+using tunnel::io_result;
+using tunnel::io_want;
+
+namespace {
+constexpr std::size_t read_chunk = 64 * 1024;
+}
+
+const char* to_string(io_status s) {
+  switch (s) {
+    case io_status::ok: return "ok";
+    case io_status::closed: return "closed";
+    case io_status::timeout: return "timeout";
+    case io_status::failed: return "failed";
+    case io_status::too_long: return "too_long";
+  }
+  return "?";
+}
+
+smtp_channel::smtp_channel(const asio::any_io_executor& ex, int fd, int fd_out)
+    : stream_(ex, fd, fd_out), timer_(ex) {}
+
+smtp_channel::~smtp_channel() { *alive_ = false; }
+
+void smtp_channel::arm(conf::duration timeout) {
+  timed_out_ = false;
+  timer_.expires_after(timeout);
+  // The handler may run after this channel is gone (it was already queued when the wait
+  // finished); the shared flag and the generation keep it from touching a stale wait.
+  timer_.async_wait(
+      [this, alive = std::weak_ptr<bool>(alive_), gen = ++generation_](std::error_code ec) {
+        auto still = alive.lock();
+        if (ec || !still || !*still || gen != generation_) return;
+        timed_out_ = true;
+        stream_.cancel();
+      });
+}
+
+void smtp_channel::disarm() {
+  ++generation_;
+  timer_.cancel();
+}
+
+awaitable<io_status> smtp_channel::wait(io_want want) {
+  bool ready = co_await stream_.wait(want);
+  if (ready) co_return io_status::ok;
+  if (timed_out_) {
+    error_ = "timed out";
+    co_return io_status::timeout;
+  }
+  error_ = "cancelled";
+  co_return io_status::failed;
+}
+
+io_status smtp_channel::failure(const io_result& r) {
+  if (r.eof || r.reset) {
+    error_ = r.reset ? "connection reset" : "connection closed";
+    return io_status::closed;
+  }
+  error_ = r.error;
+  return io_status::failed;
+}
+
+void smtp_channel::consume(std::size_t n) {
+  in_pos_ += n;
+  if (in_pos_ >= in_.size()) {
+    in_.clear();
+    in_pos_ = 0;
+  } else if (in_pos_ > read_chunk) {
+    in_.erase(0, in_pos_);
+    in_pos_ = 0;
+  }
+}
+
+awaitable<io_status> smtp_channel::read_more(conf::duration timeout) {
+  arm(timeout);
+  io_status status = io_status::ok;
+  for (;;) {
+    const std::size_t old = in_.size();
+    in_.resize(old + read_chunk);
+    io_result r = stream_.read(in_.data() + old, read_chunk);
+    in_.resize(old + r.n);
+    bytes_in += r.n;
+    if (r.n > 0) break;
+    if (r.ended()) {
+      status = failure(r);
+      break;
+    }
+    status = co_await wait(r.want == io_want::none ? io_want::read : r.want);
+    if (status != io_status::ok) break;
+  }
+  disarm();
+  co_return status;
+}
+
+awaitable<io_status> smtp_channel::read_line(std::string& line, std::size_t max,
+                                             conf::duration timeout) {
+  bool overflow = false;
+  for (;;) {
+    std::string_view data = buffered();
+    auto nl = data.find('\n');
+    if (nl != std::string_view::npos) {
+      std::size_t len = nl > 0 && data[nl - 1] == '\r' ? nl - 1 : nl;
+      if (!overflow && len <= max) line.assign(data.substr(0, len));
+      consume(nl + 1);
+      co_return overflow || len > max ? io_status::too_long : io_status::ok;
+    }
+    if (data.size() > max) {
+      // Drop what is surely too long, keep reading to find where the line ends.
+      overflow = true;
+      consume(data.size());
+    }
+    io_status s = co_await read_more(timeout);
+    if (s != io_status::ok) co_return s;
+  }
+}
+
+awaitable<io_status> smtp_channel::flush(conf::duration timeout) {
+  if (out_.empty() && !stream_.ssl()) co_return io_status::ok;
+  arm(timeout);
+  io_status status = io_status::ok;
+  std::size_t off = 0;
+  while (off < out_.size()) {
+    io_result r = stream_.write(out_.data() + off, out_.size() - off);
+    off += r.n;
+    bytes_out += r.n;
+    if (r.failed || r.reset) {
+      status = failure(r);
+      break;
+    }
+    if (r.want != io_want::none) {
+      status = co_await wait(r.want);
+      if (status != io_status::ok) break;
+    }
+  }
+  while (status == io_status::ok) {
+    io_result f = stream_.flush();
+    if (f.failed || f.reset) {
+      status = failure(f);
+      break;
+    }
+    if (f.want == io_want::none) break;
+    status = co_await wait(f.want);
+  }
+  out_.clear();
+  disarm();
+  co_return status;
+}
+
+awaitable<io_status> smtp_channel::handshake(conf::duration timeout) {
+  arm(timeout);
+  io_status status = io_status::ok;
+  for (;;) {
+    io_result r = stream_.handshake();
+    if (r.n == 1) break;
+    if (r.want == io_want::none) {
+      status = failure(r);
+      if (status == io_status::closed) error_ = "connection closed during the TLS handshake";
+      if (error_.empty()) error_ = "TLS handshake failed";
+      break;
+    }
+    status = co_await wait(r.want);
+    if (status != io_status::ok) break;
+  }
+  if (status == io_status::ok && SSL_is_server(stream_.ssl())) {
+    // Send the TLS 1.3 session tickets now rather than with the first reply (see
+    // tunnel/connection.cpp: a client with Nagle on would wait for a delayed ACK).
+    SSL_write(stream_.ssl(), "", 0);
+    ERR_clear_error();
+    stream_.flush();
+  }
+  disarm();
+  co_return status;
+}
+
+bool smtp_channel::peer_gone() {
+  // An idle SMTP server sends nothing; any bytes (a 421, a TLS close_notify) or an EOF
+  // mean it is ending the session.
+  if (!buffered().empty()) return true;
+  char byte;
+  io_result r = stream_.peek(&byte, 1);
+  return r.ended() || r.n > 0;
+}
+
+void smtp_channel::close() {
+  disarm();
+  stream_.close();
+}
+
+}  // namespace postern::forwarder

@@ -1,0 +1,75 @@
+#pragma once
+/// A line-oriented byte channel over one socket (plain or TLS) for SMTP: buffered reads
+/// with a line bound, batched writes, and a deadline on every wait. Both the forwarder's
+/// server sessions and its upstream client use it.
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <asio/awaitable.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "conf/units.hpp"
+#include "tunnel/stream_end.hpp"
+
+namespace postern::forwarder {
+
+enum class io_status { ok, closed, timeout, failed, too_long };
+const char* to_string(io_status s);
+
+class smtp_channel {
+ public:
+  /// Takes ownership of `fd` (a connected socket, or stdin/stdout for --sendmail).
+  smtp_channel(const asio::any_io_executor& ex, int fd, int fd_out = -1);
+  ~smtp_channel();
+  smtp_channel(const smtp_channel&) = delete;
+  smtp_channel& operator=(const smtp_channel&) = delete;
+
+  /// Reads one line (without CRLF or LF) into `line`. A line longer than `max` is consumed
+  /// up to its end and reported as too_long.
+  asio::awaitable<io_status> read_line(std::string& line, std::size_t max, conf::duration timeout);
+  /// Reads more bytes into the buffer (at least one unless closed/failed/timeout).
+  asio::awaitable<io_status> read_more(conf::duration timeout);
+  /// Bytes read but not yet consumed.
+  [[nodiscard]] std::string_view buffered() const { return std::string_view(in_).substr(in_pos_); }
+  void consume(std::size_t n);
+
+  /// Queues bytes; nothing is sent until flush().
+  void queue(std::string_view data) { out_ += data; }
+  std::string& out_buffer() { return out_; }
+  [[nodiscard]] std::size_t queued() const { return out_.size(); }
+  asio::awaitable<io_status> flush(conf::duration timeout);
+
+  /// Runs the TLS handshake after attach_tls (either side).
+  asio::awaitable<io_status> handshake(conf::duration timeout);
+  tunnel::stream_end& stream() { return stream_; }
+
+  /// True when the peer has closed or sent something unexpected while we were not reading
+  /// (used before reusing an idle upstream session).
+  bool peer_gone();
+  void close();
+  /// What failed last, for logs (never contains data from the stream).
+  [[nodiscard]] const std::string& error() const { return error_; }
+
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+
+ private:
+  asio::awaitable<io_status> wait(tunnel::io_want want);
+  void arm(conf::duration timeout);
+  void disarm();
+  io_status failure(const tunnel::io_result& r);
+
+  tunnel::stream_end stream_;
+  asio::steady_timer timer_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  unsigned generation_ = 0;
+  bool timed_out_ = false;
+  std::string in_;
+  std::size_t in_pos_ = 0;
+  std::string out_;
+  std::string error_;
+};
+
+}  // namespace postern::forwarder

@@ -1,0 +1,60 @@
+#pragma once
+/// Decisions about one submission that need no I/O: which mailbox sends it (routing) and
+/// whether it satisfies the PEC formal checks (RFC 6109 §3.1.1) and the provider's limits.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "conf/forwarder_config.hpp"
+#include "message_header.hpp"
+#include "smtp_reply.hpp"
+
+namespace postern::forwarder {
+
+/// Where a message goes: a mailbox, the [default] relay, or nowhere (with the reply to give).
+struct route {
+  const conf::mailbox* mailbox = nullptr;  ///< the mailbox or the smarthost pseudo-mailbox
+  bool smarthost = false;
+  reply refusal;  ///< set when mailbox is null
+};
+
+/// Route by envelope sender (MAIL FROM).
+route route_sender(const conf::forwarder_config& config, std::string_view sender);
+
+/// Route by the From: header once it is known; `envelope_route` is what MAIL FROM chose
+/// (null mailbox when match = "header"). Applies the `match` policy.
+route route_header(const conf::forwarder_config& config, const header_block& headers,
+                   const route& envelope_route);
+
+/// The outcome of the checks on one submission.
+struct submission_plan {
+  reply refusal;                        ///< code 0: accepted
+  std::vector<std::string> recipients;  ///< RCPTs of the main submission
+  std::vector<std::string> bcc;         ///< RCPTs sent separately (bcc = "split")
+};
+
+/// PEC formal checks: MAIL FROM == From: == mailbox, a To: header, RCPT set == To ∪ Cc,
+/// Bcc policy. `accepted` are the RCPTs the upstream accepted.
+submission_plan plan_pec_submission(const conf::mailbox& mailbox, std::string_view mail_from,
+                                    const std::vector<std::string>& accepted,
+                                    const header_block& headers, conf::bcc_policy bcc);
+
+/// The provider's size limit for `size` bytes to `recipients` recipients; code 0 = within.
+reply check_size_limit(const conf::mailbox& mailbox, std::uint64_t size, std::size_t recipients);
+
+/// Header edits for PEC: read-receipt and Bcc fields removed, a Message-ID added when
+/// missing, X-TipoRicevuta set when configured. Returns what was changed, for the log.
+std::string apply_pec_edits(header_block& headers, const std::string& receipt_type,
+                            const std::string& hostname);
+
+/// ESMTP parameters that request DSNs (RFC 3461); stripped from PEC submissions, where
+/// they only produce "ANOMALIA MESSAGGIO" reports.
+const std::vector<std::string>& dsn_mail_params();
+const std::vector<std::string>& dsn_rcpt_params();
+
+/// A new unique Message-ID "<random.time@hostname>".
+std::string new_message_id(const std::string& hostname);
+
+}  // namespace postern::forwarder

@@ -1,0 +1,72 @@
+#pragma once
+/// Authenticated upstream sessions, kept per mailbox and reused (RSET-clean) until they
+/// idle out; the provider's rate limit and a back-off after a refused login are enforced
+/// here, so a busy client MTA cannot hammer a provider or lock a mailbox out.
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <asio/awaitable.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "conf/forwarder_config.hpp"
+#include "smtp_client.hpp"
+
+namespace postern::forwarder {
+
+class upstream_pool {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  upstream_pool(asio::any_io_executor ex, const conf::forwarder_config& config, bool trace);
+  ~upstream_pool();
+
+  /// A refusal (4yz) when the mailbox may not send right now (rate limit, login back-off);
+  /// code 0 when it may.
+  reply admission(const conf::mailbox& m);
+  /// Counts one submission against the mailbox's rate limit.
+  void count_submission(const conf::mailbox& m);
+
+  struct lease {
+    std::unique_ptr<smtp_client> client;  ///< null on failure
+    client_result failure;
+    bool reused = false;
+  };
+  /// An idle session of the mailbox, or a new one (connected, TLS, logged in).
+  asio::awaitable<lease> async_acquire(const conf::mailbox& m, const std::string& session);
+  /// Returns a session after a completed or reset transaction; anything else is closed.
+  void release(const conf::mailbox& m, std::unique_ptr<smtp_client> client);
+  /// Closes every idle session; later releases close theirs too.
+  void close_all();
+
+ private:
+  struct idle_session {
+    std::unique_ptr<smtp_client> client;
+    clock::time_point since;
+  };
+  struct mailbox_state {
+    std::deque<idle_session> idle;
+    std::deque<clock::time_point> sent;  ///< submissions in the last minute
+    std::shared_ptr<tunnel::tls_context> tls;
+    std::string tls_error;
+    clock::time_point login_blocked_until{};
+    std::chrono::seconds login_backoff{0};
+    std::string login_failure;  ///< the provider's reply to the refused login
+  };
+  mailbox_state& state(const conf::mailbox& m);
+  client_params params_for(const conf::mailbox& m, mailbox_state& st, const std::string& session);
+  asio::awaitable<void> reap();
+
+  asio::any_io_executor executor_;
+  const conf::forwarder_config& config_;
+  bool trace_;
+  bool closed_ = false;
+  std::map<std::string, mailbox_state> states_;  ///< by lower-case address
+  asio::steady_timer reaper_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace postern::forwarder

@@ -1,0 +1,106 @@
+"""A provider-like SMTP submission server for forwarder tests (aiosmtpd, python3-aiosmtpd):
+AUTH PLAIN/LOGIN required, over implicit TLS, STARTTLS or (for LMTP-like local tests) plain.
+Each message is stored with the login that sent it and its SHA-256, so a test can prove that
+every message arrived under its own mailbox's credentials and byte-identical.
+
+usage: smtp_upstream.py PORT CERT KEY implicit|starttls|plain USERS OUTDIR [FAULTS]
+USERS: lines "login:password".  FAULTS (optional JSON): {"mail": "451 4.3.0 busy",
+"rcpt": {"bad@x": "550 5.1.1 no such user"}, "data": "554 5.7.1 refused",
+"stall_data": seconds}"""
+
+import asyncio
+import hashlib
+import json
+import ssl
+import sys
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+
+class Authenticator:
+    def __init__(self, users):
+        self.users = users
+        self.log = []
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        login = auth_data.login.decode()
+        ok = self.users.get(login) == auth_data.password.decode()
+        self.log.append((mechanism, login, ok))
+        return AuthResult(success=ok, handled=False, auth_data=login if ok else None)
+
+
+class Store:
+    def __init__(self, out, faults):
+        self.out = Path(out)
+        self.faults = faults
+        self.count = 0
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if "mail" in self.faults:
+            return self.faults["mail"]
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.faults.get("rcpt", {}).get(address)
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.faults.get("stall_data"):
+            await asyncio.sleep(self.faults["stall_data"])
+        if "data" in self.faults:
+            return self.faults["data"]
+        self.count += 1
+        body = envelope.original_content or envelope.content
+        name = f"msg{self.count}"
+        (self.out / f"{name}.eml").write_bytes(body)
+        meta = {
+            "login": session.auth_data,
+            "from": envelope.mail_from,
+            "to": envelope.rcpt_tos,
+            "mail_options": envelope.mail_options,
+            "rcpt_options": envelope.rcpt_options,
+            "sha256": hashlib.sha256(body).hexdigest(),
+            "size": len(body),
+        }
+        (self.out / f"{name}.json").write_text(json.dumps(meta))
+        return f"250 2.0.0 Ok: queued as {name}"
+
+
+def main():
+    port, cert, key, mode, users_file, out = sys.argv[1:7]
+    faults = json.loads(sys.argv[7]) if len(sys.argv) > 7 else {}
+    users = dict(line.split(":", 1) for line in Path(users_file).read_text().split())
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    handler = Store(out, faults)
+    kwargs = dict(hostname="127.0.0.1", port=int(port), authenticator=Authenticator(users),
+                  auth_required=True, data_size_limit=200 * 1024 * 1024)
+    if mode == "implicit":
+        kwargs.update(ssl_context=context, auth_require_tls=False)
+    elif mode == "starttls":
+        kwargs.update(tls_context=context, require_starttls=True, auth_require_tls=True)
+    else:
+        kwargs.update(auth_require_tls=False)
+    controller = Controller(handler, **kwargs)
+    controller.start()
+    print("ready", flush=True)
+    try:
+        asyncio.get_event_loop().run_until_complete(asyncio.Event().wait())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()
