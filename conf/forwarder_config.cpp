@@ -17,8 +17,6 @@ void read_listen(table_reader& r, forwarder_config& c) {
   for (const auto& text : list) {
     std::string message;
     if (auto a = parse_address(text, true, &message)) {
-      if (a->kind == address_kind::tcp && a->port == 0)
-        r.error("listen", "\"" + text + "\" needs a port");
       c.listen.push_back(*a);
     } else {
       r.error("listen", message);

@@ -152,7 +152,7 @@ awaitable<void> upstream_pool::reap() {
   auto alive = alive_;
   while (*alive && !closed_) {
     reaper_.expires_after(std::chrono::seconds(1));
-    auto [ec] = co_await reaper_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    co_await reaper_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     if (!*alive || closed_) co_return;
     const auto limit = clock::now() - config_.timeouts.upstream_idle;
     for (auto& [address, st] : states_) {
