@@ -36,9 +36,8 @@ relay_transaction::~relay_transaction() {
 reply relay_transaction::upstream_failure(const client_result& r) const {
   // Whatever went wrong with the upstream before it took the message, the client MTA must
   // keep the message queued: always a 4yz.
-  std::string where = route_.mailbox && route_.mailbox->smtp ? route_.mailbox->smtp->to_string()
-                                                             : std::string("upstream");
-  std::string text = where + ": " + r.detail;
+  std::string where = upstream_name();
+  std::string text = (where.empty() ? "upstream" : where) + ": " + r.detail;
   if (r.server.code) text += (r.detail.empty() ? "" : ": ") + r.server.one_line();
   text += "; not accepted, try again later";
   switch (r.kind) {
@@ -48,6 +47,10 @@ reply relay_transaction::upstream_failure(const client_result& r) const {
     case failure_kind::connection: return make_reply(451, "4.4.1", text);
     default: return make_reply(451, "4.3.0", text);
   }
+}
+
+std::string relay_transaction::upstream_name() const {
+  return route_.mailbox && route_.mailbox->smtp ? route_.mailbox->smtp->to_string() : "";
 }
 
 void relay_transaction::finish_upstream(bool reusable) {
@@ -70,6 +73,7 @@ awaitable<reply> relay_transaction::open_upstream(const route& r) {
   if (!lease.client) co_return upstream_failure(lease.failure);
   upstream_ = std::move(lease.client);
   upstream_reused_ = lease.reused;
+  upstream_tls_ = upstream_->tls_version();
   co_return reply{};
 }
 
@@ -173,6 +177,7 @@ awaitable<void> relay_transaction::reset() {
   accepted_.clear();
   route_ = {};
   pec_ = false;
+  upstream_tls_.clear();
   message_id_.clear();
   edits_.clear();
   sha256_.clear();

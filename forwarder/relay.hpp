@@ -76,9 +76,10 @@ class relay_transaction {
   };
   asio::awaitable<void> send_body(const std::string& bytes, body_progress& p);
   asio::awaitable<std::optional<reply>> refuse(message_source& source, message_source::status st,
-                                               reply r);
+                                               const reply& r);
   asio::awaitable<message_source::status> drain(message_source& source, message_source::status st);
   reply upstream_failure(const client_result& r) const;
+  [[nodiscard]] std::string upstream_name() const;
   void finish_upstream(bool reusable);
   void audit(const std::string& outcome, const reply& final_reply);
 
@@ -92,6 +93,7 @@ class relay_transaction {
   bool pec_ = false;
   std::unique_ptr<smtp_client> upstream_;
   bool upstream_reused_ = false;
+  std::string upstream_tls_;  ///< TLS version of the upstream session, for the summary
   // Of the DATA in progress, for the summary and the audit line.
   std::string message_id_;
   std::string edits_;

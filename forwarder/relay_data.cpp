@@ -40,6 +40,8 @@ void relay_transaction::audit(const std::string& outcome, const reply& final_rep
              {"mailbox", route_.mailbox ? route_.mailbox->address : ""},
              {"from", from_ ? from_->address : ""},
              {"rcpts", accepted_.size()},
+             {"upstream", upstream_name()},
+             {"upstream_tls", upstream_tls_},
              {"size", size_},
              {"message_id", message_id_},
              {"outcome", outcome},
@@ -50,7 +52,7 @@ void relay_transaction::audit(const std::string& outcome, const reply& final_rep
   rec.session = session_;
   rec.client = client_;
   rec.mailbox = route_.mailbox ? route_.mailbox->address : "";
-  rec.upstream = route_.mailbox && route_.mailbox->smtp ? route_.mailbox->smtp->to_string() : "";
+  rec.upstream = upstream_name();
   rec.mail_from = from_ ? from_->address : "";
   for (const auto& r : accepted_) rec.recipients.push_back(r.address);
   rec.message_id = message_id_;
@@ -63,10 +65,14 @@ void relay_transaction::audit(const std::string& outcome, const reply& final_rep
 }
 
 awaitable<std::optional<reply>> relay_transaction::refuse(message_source& source, status st,
-                                                          reply r) {
-  if (co_await drain(source, st) == status::failed) co_return std::nullopt;
+                                                          const reply& r) {
+  // `r` is a reference: GCC 12 mishandles coroutine parameters of class type returned with
+  // co_return (the frame spun at its end). Callers pass objects that outlive the call.
+  status end = co_await drain(source, st);
+  if (end == status::failed) co_return std::nullopt;
   audit(r.transient() ? "deferred" : "rejected", r);
-  co_return r;
+  std::optional<reply> out = r;
+  co_return out;
 }
 
 awaitable<void> relay_transaction::send_body(const std::string& bytes, body_progress& p) {

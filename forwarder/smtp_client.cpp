@@ -145,7 +145,16 @@ awaitable<client_result> smtp_client::async_open() {
     r = co_await ehlo();
     if (!r.ok()) co_return r;
   }
-  if (!params_.login.empty()) co_return co_await authenticate();
+  if (!params_.login.empty()) {
+    r = co_await authenticate();
+    if (!r.ok()) co_return r;
+  }
+  lg::info("upstream.connected", {{"session", params_.session},
+                                  {"upstream", ep.to_string()},
+                                  {"login", params_.login},
+                                  {"tls", tls_version()},
+                                  {"cipher", tls_cipher()},
+                                  {"verify", verify_}});
   co_return client_result{};
 }
 

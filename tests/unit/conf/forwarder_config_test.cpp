@@ -106,11 +106,12 @@ password_file = "secret"
   std::vector<std::string> errors;
   CHECK_FALSE(d.load(&errors));
   CHECK(has(errors, d.file("mailboxes.toml") + ":3:12: mailbox[0].provider: unknown provider "
-                                                "\"arubba\" (did you mean \"aruba\"?)"));
+                                               "\"arubba\" (did you mean \"aruba\"?)"));
   CHECK(has(errors, "mailbox[0].address: mailbox a@pec.it has no secret"));
   CHECK(has(errors, "mailbox[1].smtp: \"pop3s://x.example.it\" is not a smtp endpoint"));
-  CHECK(has(errors, "mailbox[2].smtp: cleartext smtp://mail.example.it:25 would send the "
-                    "password unencrypted"));
+  CHECK(has(errors,
+            "mailbox[2].smtp: cleartext smtp://mail.example.it:25 would send the "
+            "password unencrypted"));
 }
 
 TEST_CASE("a password file others can read is refused with the chmod that fixes it") {

@@ -16,8 +16,9 @@ TEST_CASE("header_block keeps every byte of untouched fields, folding included")
 }
 
 TEST_CASE("header_block edits: remove every instance, add with the block's line ending") {
-  header_block h = header_block::parse("A: 1\nDisposition-Notification-To: x@y\nB: 2\n"
-                                       "disposition-notification-to: z@y\n");
+  header_block h = header_block::parse(
+      "A: 1\nDisposition-Notification-To: x@y\nB: 2\n"
+      "disposition-notification-to: z@y\n");
   CHECK(h.remove("Disposition-Notification-To") == 2);
   h.add("Message-ID", "<1@x>");
   CHECK(h.serialize() == "A: 1\nB: 2\nMessage-ID: <1@x>\n");

@@ -17,8 +17,8 @@ TEST_CASE("parse_command splits verb and argument") {
 
 TEST_CASE("parse_mail_path reads address and ESMTP parameters") {
   std::string error;
-  auto p = parse_mail_path("FROM:<ufficio@pec.example.it> SIZE=1234 body=8bitmime RET=HDRS",
-                           "FROM", &error);
+  auto p = parse_mail_path("FROM:<ufficio@pec.example.it> SIZE=1234 body=8bitmime RET=HDRS", "FROM",
+                           &error);
   REQUIRE(p);
   CHECK(p->address == "ufficio@pec.example.it");
   REQUIRE(p->params.size() == 3);
@@ -26,8 +26,9 @@ TEST_CASE("parse_mail_path reads address and ESMTP parameters") {
   CHECK(p->to_wire({"RET"}) == "<ufficio@pec.example.it> SIZE=1234 BODY=8bitmime");
 }
 
-TEST_CASE("parse_mail_path accepts the null sender, a space after the colon, quoted local "
-          "parts and source routes") {
+TEST_CASE(
+    "parse_mail_path accepts the null sender, a space after the colon, quoted local "
+    "parts and source routes") {
   std::string error;
   CHECK(parse_mail_path("FROM:<>", "FROM", &error)->address.empty());
   CHECK(parse_mail_path("FROM: <a@b>", "FROM", &error)->address == "a@b");

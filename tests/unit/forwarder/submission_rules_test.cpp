@@ -52,9 +52,9 @@ TEST_CASE("routing by envelope+header needs both to name the same mailbox") {
 
 TEST_CASE("PEC: envelope sender, From: and mailbox must agree") {
   conf::mailbox m = pec_box("u@pec.it");
-  auto plan = plan_pec_submission(m, "x@pec.it", {"r@y.it"},
-                                  headers("From: u@pec.it\r\nTo: r@y.it\r\n"),
-                                  conf::bcc_policy::reject);
+  auto plan =
+      plan_pec_submission(m, "x@pec.it", {"r@y.it"}, headers("From: u@pec.it\r\nTo: r@y.it\r\n"),
+                          conf::bcc_policy::reject);
   CHECK(plan.refusal.code == 550);
   CHECK(plan.refusal.text().find("envelope sender <x@pec.it> must be the mailbox") !=
         std::string::npos);
@@ -68,8 +68,7 @@ TEST_CASE("PEC: envelope sender, From: and mailbox must agree") {
 TEST_CASE("PEC: recipients must equal To + Cc; Bcc is refused or split") {
   conf::mailbox m = pec_box("u@pec.it");
   auto h = headers("From: u@pec.it\r\nTo: A <a@x.it>\r\nCc: b@x.it\r\n");
-  auto plan = plan_pec_submission(m, "u@pec.it", {"a@x.it", "B@x.it"}, h,
-                                  conf::bcc_policy::reject);
+  auto plan = plan_pec_submission(m, "u@pec.it", {"a@x.it", "B@x.it"}, h, conf::bcc_policy::reject);
   CHECK(plan.refusal.code == 0);
   CHECK(plan.recipients.size() == 2);
   plan = plan_pec_submission(m, "u@pec.it", {"a@x.it"}, h, conf::bcc_policy::reject);
@@ -100,8 +99,9 @@ TEST_CASE("provider size limit is shared among recipients when the provider says
 }
 
 TEST_CASE("PEC header edits strip receipt requests and Bcc, add Message-ID and receipt type") {
-  header_block h = headers("From: u@pec.it\r\nDisposition-Notification-To: u@pec.it\r\n"
-                           "Bcc: h@x.it\r\nX-TipoRicevuta: completa\r\n");
+  header_block h = headers(
+      "From: u@pec.it\r\nDisposition-Notification-To: u@pec.it\r\n"
+      "Bcc: h@x.it\r\nX-TipoRicevuta: completa\r\n");
   std::string changes = apply_pec_edits(h, "sintetica", "relay.test");
   CHECK_FALSE(h.find("Disposition-Notification-To"));
   CHECK_FALSE(h.find("Bcc"));
@@ -117,7 +117,8 @@ TEST_CASE("PEC header edits strip receipt requests and Bcc, add Message-ID and r
 
 TEST_CASE("SASL responses") {
   conf::secret password("s3cret");
-  CHECK(plain_response("user@pec.it", password).reveal() == base64_encode(std::string("\0user@pec.it\0s3cret", 19)));
+  CHECK(plain_response("user@pec.it", password).reveal() ==
+        base64_encode(std::string("\0user@pec.it\0s3cret", 19)));
   // RFC 2195 §2 example.
   conf::secret tanstaaf("tanstaaftanstaaf");
   auto r = cram_md5_response("tim", tanstaaf,
