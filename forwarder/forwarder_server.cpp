@@ -166,7 +166,15 @@ awaitable<void> forwarder_server::accept_loop(std::shared_ptr<listener> l) {
     }
     int fd = socket.release();
     asio::co_spawn(ctx_, run_smtp_session(runtime_, fd, describe_peer(fd, runtime_->config.allow)),
-                   asio::detached);
+                   [](std::exception_ptr e) {
+                     // A bug in one session must be visible, and must not stop the others.
+                     if (!e) return;
+                     try {
+                       std::rethrow_exception(e);
+                     } catch (const std::exception& x) {
+                       lg::error("session.crashed", {{"error", x.what()}});
+                     }
+                   });
   }
 }
 

@@ -1,0 +1,118 @@
+"""PEC submission rules in postern-forwarder (RFC 6109 §3.1.1 formal checks and the provider
+limits), each refusal with the explanation the sender needs, and the header edits that keep
+a PEC submission clean while every other byte stays as sent."""
+
+import smtplib
+
+from forwarder_harness import Forwarder, Upstream, mailbox_entry, message
+from harness import wait_for
+
+BOX = "ufficio@pec.test"
+
+
+def pec_forwarder(procs, tmp_path, pki, mailbox_extra="", extra=""):
+    up = Upstream(procs, tmp_path, pki, "implicit", {BOX: "pw-pec"}, name="provider")
+    registry = mailbox_entry(BOX, up, "pw-pec", pki, tmp_path, extra="pec = true\n" + mailbox_extra)
+    return up, Forwarder(procs, tmp_path, registry, extra=extra)
+
+
+def submit(fw, sender, rcpts, msg, mail_options=(), rcpt_options=()):
+    """Sends one message; returns the first failing (code, text) or the DATA reply."""
+    with fw.smtp() as s:
+        s.ehlo()
+        code, text = s.mail(sender, list(mail_options))
+        if code != 250:
+            return code, text
+        for r in rcpts:
+            code, text = s.rcpt(r, list(rcpt_options))
+            if code != 250:
+                return code, text
+        return s.data(msg)
+
+
+def test_receipt_requests_stripped_message_id_added_receipt_type_set(procs, tmp_path, pki):
+    up, fw = pec_forwarder(procs, tmp_path, pki, extra='[pec]\nreceipt_type = "sintetica"')
+    body = b"\r\n.line with a dot\r\nfine\r\n"
+    head = (f"From: Ufficio <{BOX}>\r\nTo: a@dest.test\r\nSubject: atto\r\n"
+            "Disposition-Notification-To: ufficio@pec.test\r\n"
+            "Return-Receipt-To: ufficio@pec.test\r\n").encode()
+    code, text = submit(fw, BOX, ["a@dest.test"], head + body,
+                        mail_options=["RET=HDRS", "ENVID=abc"],
+                        rcpt_options=["NOTIFY=SUCCESS,FAILURE"])
+    assert code == 250, text
+    (meta, stored), = up.wait_messages(1)
+    headers, _, rest = stored.partition(b"\r\n\r\n")
+    assert b"\r\n" + rest == body  # the body is untouched
+    assert b"Disposition-Notification-To" not in headers
+    assert b"Return-Receipt-To" not in headers
+    assert b"\r\nX-TipoRicevuta: sintetica" in headers
+    assert b"\r\nMessage-ID: <" in headers and b"@relay.test>" in headers
+    assert headers.startswith(f"From: Ufficio <{BOX}>\r\nTo: a@dest.test\r\nSubject: atto".encode())
+    assert meta["mail_options"] == [] and meta["rcpt_options"] == []
+    record = fw.audit_records()[0]
+    assert "removed:Disposition-Notification-To" in record["edits"]
+    assert record["message_id"].endswith("@relay.test>")
+
+
+def test_bcc_recipient_is_refused_with_the_reason(procs, tmp_path, pki):
+    up, fw = pec_forwarder(procs, tmp_path, pki)
+    msg = message(BOX, ["a@dest.test"])
+    code, text = submit(fw, BOX, ["a@dest.test", "hidden@dest.test"], msg)
+    assert code == 550
+    assert b"PEC does not allow Bcc: <hidden@dest.test> not in To/Cc" in text
+    assert up.messages() == []
+    assert fw.audit_records()[0]["outcome"] == "rejected"
+
+
+def test_to_cc_must_all_be_recipients(procs, tmp_path, pki):
+    up, fw = pec_forwarder(procs, tmp_path, pki)
+    msg = message(BOX, ["a@dest.test"], cc=["c@dest.test"])
+    code, text = submit(fw, BOX, ["a@dest.test"], msg)
+    assert code == 550
+    assert b"To/Cc name <c@dest.test> but the envelope does not" in text
+    code, text = submit(fw, BOX, ["a@dest.test", "c@dest.test"], msg)
+    assert code == 250, text
+    assert len(up.wait_messages(1)) == 1
+
+
+def test_from_header_must_be_the_mailbox(procs, tmp_path, pki):
+    up, fw = pec_forwarder(procs, tmp_path, pki, extra='match = "envelope"')
+    code, text = submit(fw, BOX, ["a@dest.test"], message("assistente@ufficio.test", ["a@dest.test"]))
+    assert code == 550
+    assert b"PEC: the From: header must be exactly the mailbox <ufficio@pec.test>" in text
+    assert up.messages() == []
+
+
+def test_size_limit_is_shared_among_recipients(procs, tmp_path, pki):
+    up, fw = pec_forwarder(procs, tmp_path, pki, mailbox_extra='max_message_size = "1KB"\n'
+                                                              "size_divided_by_recipients = true\n")
+    msg = message(BOX, ["a@dest.test", "b@dest.test"], body="x" * 400 + "\r\n")
+    code, text = submit(fw, BOX, ["a@dest.test", "b@dest.test"], msg)
+    assert code == 552
+    assert b"recipients exceeds 1000 bytes (the limit is shared among recipients)" in text
+    assert up.messages() == []
+    code, text = submit(fw, BOX, ["a@dest.test"], message(BOX, ["a@dest.test"], body="x" * 400))
+    assert code == 250, text
+
+
+def test_provider_recipient_limit(procs, tmp_path, pki):
+    up, fw = pec_forwarder(procs, tmp_path, pki, mailbox_extra="max_recipients = 2\n")
+    with fw.smtp() as s:
+        s.ehlo()
+        s.mail(BOX)
+        assert s.rcpt("a@dest.test")[0] == 250
+        assert s.rcpt("b@dest.test")[0] == 250
+        code, text = s.rcpt("c@dest.test")
+    assert code == 452
+    assert b"too many recipients (at most 2 per message)" in text
+
+
+def test_rate_limit_defers_instead_of_losing(procs, tmp_path, pki):
+    up, fw = pec_forwarder(procs, tmp_path, pki, mailbox_extra="messages_per_minute = 2\n")
+    for i in range(2):
+        code, text = submit(fw, BOX, ["a@dest.test"], message(BOX, ["a@dest.test"]))
+        assert code == 250, text
+    code, text = submit(fw, BOX, ["a@dest.test"], message(BOX, ["a@dest.test"]))
+    assert code == 451
+    assert b"rate limit: ufficio@pec.test may send 2 messages per minute; try again in" in text
+    assert len(up.messages()) == 2
