@@ -165,16 +165,17 @@ awaitable<void> forwarder_server::accept_loop(std::shared_ptr<listener> l) {
       continue;
     }
     int fd = socket.release();
-    asio::co_spawn(ctx_, run_smtp_session(runtime_, fd, describe_peer(fd, runtime_->config.allow)),
-                   [](std::exception_ptr e) {
-                     // A bug in one session must be visible, and must not stop the others.
-                     if (!e) return;
-                     try {
-                       std::rethrow_exception(e);
-                     } catch (const std::exception& x) {
-                       lg::error("session.crashed", {{"error", x.what()}});
-                     }
-                   });
+    // A named argument, not a temporary: see relay_transaction::mail about GCC 12.
+    session_peer peer = describe_peer(fd, runtime_->config.allow);
+    asio::co_spawn(ctx_, run_smtp_session(runtime_, fd, std::move(peer)), [](std::exception_ptr e) {
+      // A bug in one session must be visible, and must not stop the others.
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        lg::error("session.crashed", {{"error", x.what()}});
+      }
+    });
   }
 }
 

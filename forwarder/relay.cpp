@@ -113,7 +113,7 @@ awaitable<reply> relay_transaction::upstream_rcpt(const mail_path& to) {
   co_return r.server;
 }
 
-awaitable<reply> relay_transaction::mail(mail_path from) {
+awaitable<reply> relay_transaction::mail(const mail_path& from) {
   if (from_) co_return make_reply(503, "5.5.1", "nested MAIL command");
   if (auto size = from.param("SIZE")) {
     std::uint64_t announced = std::strtoull(size->value.c_str(), nullptr, 10);
@@ -124,7 +124,7 @@ awaitable<reply> relay_transaction::mail(mail_path from) {
   }
   started_ = std::chrono::steady_clock::now();
   if (config_.match == conf::sender_match::header) {
-    from_ = std::move(from);
+    from_ = from;
     co_return make_reply(250, "2.1.0", "sender ok; the From: header will choose the mailbox");
   }
   route r = route_sender(config_, from.address);
@@ -137,7 +137,7 @@ awaitable<reply> relay_transaction::mail(mail_path from) {
   }
   reply failure = co_await open_upstream(r);
   if (failure.code) co_return failure;
-  from_ = std::move(from);
+  from_ = from;
   reply answer = co_await upstream_mail();
   if (!answer.positive()) {
     from_.reset();
@@ -149,7 +149,7 @@ awaitable<reply> relay_transaction::mail(mail_path from) {
   co_return answer;
 }
 
-awaitable<reply> relay_transaction::rcpt(mail_path to) {
+awaitable<reply> relay_transaction::rcpt(const mail_path& to) {
   if (!from_) co_return make_reply(503, "5.5.1", "MAIL first");
   std::uint32_t limit = config_.max_recipients;
   if (route_.mailbox && route_.mailbox->limits.max_recipients)
@@ -160,11 +160,11 @@ awaitable<reply> relay_transaction::rcpt(mail_path to) {
   if (!upstream_) {
     if (route_.mailbox)  // the upstream session was lost after MAIL
       co_return make_reply(451, "4.4.1", "upstream connection lost; try again later");
-    accepted_.push_back(std::move(to));
+    accepted_.push_back(to);
     co_return make_reply(250, "2.1.5", "recipient ok; checked with the upstream at DATA");
   }
   reply answer = co_await upstream_rcpt(to);
-  if (answer.positive()) accepted_.push_back(std::move(to));
+  if (answer.positive()) accepted_.push_back(to);
   co_return answer;
 }
 

@@ -52,8 +52,10 @@ class relay_transaction {
   relay_transaction(const relay_transaction&) = delete;
   relay_transaction& operator=(const relay_transaction&) = delete;
 
-  asio::awaitable<reply> mail(mail_path from);
-  asio::awaitable<reply> rcpt(mail_path to);
+  // By reference: GCC 12 destroys a prvalue argument twice when a coroutine takes a class
+  // type by value. The caller's object must outlive the co_await (a named local does).
+  asio::awaitable<reply> mail(const mail_path& from);
+  asio::awaitable<reply> rcpt(const mail_path& to);
   /// Relays the message (the client's DATA already got its 354). nullopt when the source
   /// failed (client gone): nothing was delivered and there is nobody to answer.
   asio::awaitable<std::optional<reply>> data(message_source& source);

@@ -131,10 +131,12 @@ awaitable<int> relay_one(forwarder_runtime& rt, const sendmail_options& options,
     std::cerr << "postern-forwarder: " << r.one_line() << "\n";
     return exit_for(r, data_phase);
   };
-  reply r = co_await tx.mail(mail_path{from, {}});
+  const mail_path sender{from, {}};
+  reply r = co_await tx.mail(sender);
   if (!r.positive()) co_return fail(r, false);
   for (const auto& to : recipients) {
-    r = co_await tx.rcpt(mail_path{to, {}});
+    const mail_path recipient{to, {}};
+    r = co_await tx.rcpt(recipient);
     if (!r.positive()) {
       std::cerr << "postern-forwarder: recipient <" << to << ">: ";
       co_await tx.reset();

@@ -232,9 +232,9 @@ class session {
     }
     reply answer;
     if (mail)
-      answer = co_await relay_->mail(std::move(*path));
+      answer = co_await relay_->mail(*path);
     else
-      answer = co_await relay_->rcpt(std::move(*path));
+      answer = co_await relay_->rcpt(*path);
     queue(answer);
   }
 
