@@ -18,8 +18,8 @@ class Upstream:
     """A provider's SMTP submission service: AUTH required, messages stored per login."""
 
     def __init__(self, procs, workdir, pki, mode="implicit", users=None, faults=None,
-                 name="upstream"):
-        self.port = free_port()
+                 name="upstream", port=None):
+        self.port = port or free_port()
         self.mode = mode
         self.out = Path(workdir) / f"{name}-store"
         self.out.mkdir()
@@ -100,5 +100,6 @@ def message(sender, to, subject="test", body="hello\r\n", cc=(), extra_headers="
     headers = f"From: {sender}\r\nTo: {', '.join(to)}\r\n"
     if cc:
         headers += f"Cc: {', '.join(cc)}\r\n"
-    headers += f"Subject: {subject}\r\nMessage-ID: <{os.urandom(6).hex()}@client.test>\r\n"
+    headers += (f"Subject: {subject}\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\n"
+                f"Message-ID: <{os.urandom(6).hex()}@client.test>\r\n")
     return (headers + extra_headers + "\r\n" + body).encode()
