@@ -4,6 +4,7 @@
 
 #include <climits>
 
+#include "secret.hpp"
 #include "table_reader.hpp"
 
 namespace postern::conf {
@@ -170,6 +171,11 @@ std::optional<forwarder_config> load_forwarder_config(const std::string& file, d
   if (!c.tls_key_file.empty())
     if (auto problem = check_private_file(c.tls_key_file); !problem.empty())
       r.error("tls_key_file", problem);
+  if (auto v = r.get_string("auth_users_file")) {
+    c.auth_users_file = resolve_path(file, *v);
+    if (auto problem = check_private_file(c.auth_users_file); !problem.empty())
+      r.error("auth_users_file", problem);
+  }
   read_timeouts(r, c.timeouts);
   read_default(r, c);
   read_pec(r, c);

@@ -42,6 +42,8 @@ struct forwarder_config {
   std::uint32_t max_sessions = 100;
   std::string tls_cert_file;  ///< STARTTLS offered to clients when set
   std::string tls_key_file;
+  /// Users who may relay from outside `allow` after AUTH (crypt(3) hashes), "" = none.
+  std::string auth_users_file;
   forwarder_timeouts timeouts;
   // [default]: senders with no mailbox
   default_action fallback = default_action::reject;

@@ -39,6 +39,7 @@ session_peer describe_peer(int fd, const std::vector<conf::cidr>& allow) {
   if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 || ss.ss_family == AF_UNIX) {
     peer.address = "unix";
     peer.allowed = true;  // a unix socket is reachable only on this host, by its permissions
+    peer.local = true;
     return peer;
   }
   char text[INET6_ADDRSTRLEN] = {};
@@ -62,6 +63,9 @@ session_peer describe_peer(int fd, const std::vector<conf::cidr>& allow) {
   }
   for (const auto& range : allow)
     if (range.contains(bytes, size)) peer.allowed = true;
+  static const auto v4_loopback = *conf::parse_cidr("127.0.0.0/8");
+  static const auto v6_loopback = *conf::parse_cidr("::1/128");
+  peer.local = v4_loopback.contains(bytes, size) || v6_loopback.contains(bytes, size);
   return peer;
 }
 
@@ -83,6 +87,10 @@ std::shared_ptr<forwarder_runtime> build_runtime(asio::io_context& ctx,
   }
   std::string error;
   if (!rt->audit.open(config.audit_file, error)) errors.push_back(error);
+  if (!config.auth_users_file.empty()) {
+    rt->users = client_users::load(config.auth_users_file, error);
+    if (!rt->users) errors.push_back("auth_users_file: " + error);
+  }
   for (const auto& m : rt->config.registry.mailboxes)
     if (m.smtp && m.smtp->tls != conf::tls_mode::none) {
       // Fail at start, not at the first message, when a CA file or pin cannot be loaded.

@@ -204,7 +204,8 @@ awaitable<std::optional<reply>> relay_transaction::data(message_source& source) 
   std::optional<std::size_t> end;
   while (st == status::more && !(end = header_end(head))) {
     if (head.size() > max_header_block) {
-      if (co_await drain(source, st) == status::failed) co_return std::nullopt;
+      status end_st = co_await drain(source, st);
+      if (end_st == status::failed) co_return std::nullopt;
       reply r = make_reply(552, "5.3.4", "header block too large (over 1 MiB)");
       audit("rejected", r);
       co_return r;

@@ -15,6 +15,7 @@
 #include <asio/awaitable.hpp>
 
 #include "audit_log.hpp"
+#include "client_auth.hpp"
 #include "conf/forwarder_config.hpp"
 #include "smtp_command.hpp"
 #include "submission_rules.hpp"
@@ -28,6 +29,7 @@ struct forwarder_runtime {
   conf::forwarder_config config;
   std::unique_ptr<upstream_pool> pool;
   std::shared_ptr<tunnel::tls_context> server_tls;  ///< STARTTLS for clients, or null
+  std::optional<client_users> users;                ///< AUTH for clients, when configured
   audit_log audit;
   bool trace = false;
   std::atomic<std::uint32_t> sessions{0};

@@ -4,7 +4,10 @@
 
 #include "cli/log.hpp"
 #include "dot_codec.hpp"
+#include "smtp_auth.hpp"
 #include "smtp_channel.hpp"
+
+#include <openssl/mem.h>
 
 namespace postern::forwarder {
 
@@ -62,7 +65,7 @@ class session {
 
   awaitable<void> run() {
     ++rt_->sessions;
-    if (!peer_.allowed) {
+    if (!peer_.allowed && !rt_->users) {
       // Never an open relay: a client outside `allow` gets nothing but this.
       lg::warn(
           "session.refused",
@@ -101,10 +104,12 @@ class session {
     std::string line;
     for (;;) {
       // Replies go out in one write once the client's pipelined commands are all handled.
-      if (channel_.buffered().empty() &&
-          co_await channel_.flush(config_.timeouts.command) != io_status::ok) {
-        reason_ = "write failed";
-        co_return;
+      if (channel_.buffered().empty()) {
+        io_status flushed = co_await channel_.flush(config_.timeouts.command);
+        if (flushed != io_status::ok) {
+          reason_ = "write failed";
+          co_return;
+        }
       }
       io_status s = co_await channel_.read_line(line, max_command_line, config_.timeouts.command);
       if (s == io_status::timeout) {
@@ -120,7 +125,8 @@ class session {
         say(500, "5.5.2", "line too long (limit " + std::to_string(max_command_line) + ")");
       } else {
         trace(">", line);
-        if (!co_await dispatch(line)) co_return;
+        const bool go_on = co_await dispatch(line);
+        if (!go_on) co_return;
       }
       if (errors_ >= max_errors) {
         reason_ = "too many errors";
@@ -150,6 +156,8 @@ class session {
       } else {
         queue(ehlo_reply());
       }
+    } else if (verb == "AUTH") {
+      co_return co_await authenticate(cmd->arg);
     } else if (verb == "STARTTLS") {
       co_return co_await start_tls();
     } else if (verb == "MAIL" || verb == "RCPT") {
@@ -181,10 +189,93 @@ class session {
     text += "\nPIPELINING\nSIZE " + std::to_string(config_.max_message_size);
     text += "\n8BITMIME\nSMTPUTF8\nENHANCEDSTATUSCODES";
     if (rt_->server_tls && !channel_tls()) text += "\nSTARTTLS";
+    if (auth_offered()) text += "\nAUTH PLAIN LOGIN";
     return make_reply(250, "", text);
   }
 
   bool channel_tls() const { return tls_; }
+
+  /// AUTH is offered only where the password cannot be sniffed: over TLS, or on this host.
+  bool auth_offered() const { return rt_->users && (tls_ || peer_.local); }
+
+  /// Reads one SASL continuation line (credentials: never traced).
+  awaitable<std::optional<std::string>> sasl_line(const std::string& challenge) {
+    say(334, "", challenge);
+    io_status flushed = co_await channel_.flush(config_.timeouts.command);
+    sasl_broken_ = flushed != io_status::ok;
+    if (sasl_broken_) co_return std::nullopt;
+    std::string line;
+    io_status got = co_await channel_.read_line(line, max_command_line, config_.timeouts.command);
+    sasl_broken_ = got != io_status::ok;
+    if (sasl_broken_) co_return std::nullopt;
+    trace(">", "<redacted>");
+    if (line == "*") {
+      // The client gave up (RFC 4954 §4).
+      say(501, "5.7.0", "authentication cancelled");
+      co_return std::nullopt;
+    }
+    co_return line;
+  }
+
+  awaitable<bool> authenticate(const std::string& arg) {
+    if (!auth_offered() || user_ || relay_->has_sender()) {
+      ++errors_;
+      if (!rt_->users)
+        say(502, "5.5.1", "AUTH not available");
+      else if (!auth_offered())
+        say(538, "5.7.11", "encryption required: STARTTLS first");
+      else
+        say(503, "5.5.1",
+            user_ ? "already authenticated" : "AUTH not allowed during a transaction");
+      co_return true;
+    }
+    auto space = arg.find(' ');
+    std::string mechanism = arg.substr(0, space);
+    for (auto& c : mechanism) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    std::string initial = space == std::string::npos ? "" : arg.substr(space + 1);
+    std::optional<plain_credentials> creds;
+    if (mechanism == "PLAIN") {
+      std::optional<std::string> response = initial;
+      if (initial.empty()) response = co_await sasl_line("");
+      if (!response) co_return !sasl_broken_;
+      auto decoded = base64_decode(*response);
+      if (decoded) creds = parse_plain_response(*decoded);
+      if (decoded) OPENSSL_cleanse(decoded->data(), decoded->size());
+    } else if (mechanism == "LOGIN") {
+      // Clients may send the user name with the command ("AUTH LOGIN dXNlcg==").
+      std::optional<std::string> user = initial;
+      if (initial.empty()) user = co_await sasl_line("VXNlcm5hbWU6");  // "Username:"
+      if (!user) co_return !sasl_broken_;
+      auto password = co_await sasl_line("UGFzc3dvcmQ6");  // "Password:"
+      if (!password) co_return !sasl_broken_;
+      auto u = base64_decode(*user), p = base64_decode(*password);
+      if (u && p) creds = plain_credentials{*u, *p};
+      if (p) OPENSSL_cleanse(p->data(), p->size());
+    } else {
+      ++errors_;
+      say(504, "5.5.4", "unsupported mechanism; use PLAIN or LOGIN");
+      co_return true;
+    }
+    const bool ok = creds && rt_->users->verify(creds->user, creds->password);
+    if (creds) OPENSSL_cleanse(creds->password.data(), creds->password.size());
+    if (!ok) {
+      ++auth_failures_;
+      lg::warn("auth.failed", {{"session", id_},
+                               {"peer", peer_.address},
+                               {"user", creds ? creds->user : std::string("(malformed)")}});
+      if (auth_failures_ >= 3) {
+        reason_ = "too many failed logins";
+        say(421, "4.7.0", config_.hostname + " too many failed logins, closing");
+        co_return false;
+      }
+      say(535, "5.7.8", "authentication failed");
+      co_return true;
+    }
+    user_ = creds->user;
+    lg::info("auth.ok", {{"session", id_}, {"peer", peer_.address}, {"user", *user_}});
+    say(235, "2.7.0", "authenticated");
+    co_return true;
+  }
 
   awaitable<bool> start_tls() {
     if (!rt_->server_tls || tls_) {
@@ -199,14 +290,19 @@ class session {
       co_return false;
     }
     say(220, "2.0.0", "ready to start TLS");
-    if (co_await channel_.flush(config_.timeouts.command) != io_status::ok) co_return false;
+    // GCC 12 miscompiles `if (co_await ...)` in some coroutines (an invalid resume point,
+    // SIGILL): every co_await here is a statement of its own.
+    io_status flushed = co_await channel_.flush(config_.timeouts.command);
+    if (flushed != io_status::ok) co_return false;
     channel_.stream().attach_tls(rt_->server_tls->new_server());
-    if (co_await channel_.handshake(config_.timeouts.handshake) != io_status::ok) {
+    io_status shaken = co_await channel_.handshake(config_.timeouts.handshake);
+    if (shaken != io_status::ok) {
       reason_ = "TLS handshake failed: " + channel_.error();
       co_return false;
     }
     tls_ = true;
     helo_.clear();
+    user_.reset();  // RFC 3207 §4.2: forget everything learnt before TLS
     co_await relay_->reset();
     co_return true;
   }
@@ -221,6 +317,13 @@ class session {
     if (!mail && !relay_->has_sender()) {
       ++errors_;
       say(503, "5.5.1", "MAIL first");
+      co_return;
+    }
+    if (mail && !peer_.allowed && !user_) {
+      ++errors_;
+      say(530, "5.7.0",
+          auth_offered() ? "authentication required"
+                         : "authentication required: STARTTLS, then AUTH");
       co_return;
     }
     std::string error;
@@ -246,7 +349,8 @@ class session {
       co_return true;
     }
     say(354, "", "end data with <CR><LF>.<CR><LF>");
-    if (co_await channel_.flush(config_.timeouts.command) != io_status::ok) co_return false;
+    io_status flushed = co_await channel_.flush(config_.timeouts.command);
+    if (flushed != io_status::ok) co_return false;
     data_source source(channel_, config_.timeouts.data);
     std::optional<reply> answer = co_await relay_->data(source);
     co_await relay_->reset();
@@ -266,6 +370,7 @@ class session {
                              {"peer", peer_.address},
                              {"helo", helo_},
                              {"tls", channel_.stream().tls_version()},
+                             {"user", user_.value_or("")},
                              {"relayed", relayed_},
                              {"refused", refused_},
                              {"bytes_in", channel_.bytes_in},
@@ -283,6 +388,9 @@ class session {
   std::string helo_;
   std::string reason_;
   bool tls_ = false;
+  std::optional<std::string> user_;  ///< who authenticated, if anyone
+  int auth_failures_ = 0;
+  bool sasl_broken_ = false;  ///< the connection failed during an AUTH exchange
   int errors_ = 0;
   std::uint64_t relayed_ = 0;
   std::uint64_t refused_ = 0;

@@ -14,7 +14,8 @@ namespace postern::forwarder {
 
 struct session_peer {
   std::string address;   ///< for logs: "192.0.2.1:53422" or "unix"
-  bool allowed = false;  ///< inside `allow`
+  bool allowed = false;  ///< inside `allow`: may relay without AUTH
+  bool local = false;    ///< loopback or unix socket: AUTH may be offered without TLS
 };
 
 /// Runs a session on an accepted socket until the client quits, times out or goes away.

@@ -64,9 +64,10 @@ class Forwarder:
     """A postern-forwarder process on configs written by the test."""
 
     def __init__(self, procs, workdir, mailboxes, extra="", name="forwarder", args=("-v",),
-                 wait=True):
+                 wait=True, host="127.0.0.1"):
         self.procs = procs
         self.name = name
+        self.host = host
         self.port = free_port()
         workdir = Path(workdir)
         self.registry = workdir / f"{name}-mailboxes.toml"
@@ -74,7 +75,7 @@ class Forwarder:
         self.audit = workdir / f"{name}-audit.jsonl"
         self.config = workdir / f"{name}.toml"
         self.config.write_text(
-            f'listen = ["127.0.0.1:{self.port}"]\nhostname = "relay.test"\n'
+            f'listen = ["{host}:{self.port}"]\nhostname = "relay.test"\n'
             f'mailboxes = "{self.registry}"\n{extra}\n[audit]\nfile = "{self.audit}"\n')
         self.proc = procs.start(name, [str(FORWARDER), "-c", str(self.config), *args])
         if wait:
@@ -93,7 +94,7 @@ class Forwarder:
         return [json.loads(line) for line in self.audit.read_text().splitlines()]
 
     def smtp(self):
-        return smtplib.SMTP("127.0.0.1", self.port, local_hostname="client.test", timeout=30)
+        return smtplib.SMTP(self.host, self.port, local_hostname="client.test", timeout=30)
 
 
 def message(sender, to, subject="test", body="hello\r\n", cc=(), extra_headers=""):
