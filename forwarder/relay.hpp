@@ -47,6 +47,29 @@ class message_source {
   [[nodiscard]] virtual std::string error() const = 0;
 };
 
+/// Lower-case hex of a digest, for the audit log.
+std::string hex_digest(const uint8_t* data, std::size_t len);
+
+/// An unlinked temporary file holding a message body that must be sent more than once
+/// (Bcc split); it disappears with its descriptor, so nothing is left behind on a crash.
+class spool_file {
+ public:
+  spool_file();
+  ~spool_file();
+  spool_file(const spool_file&) = delete;
+  spool_file& operator=(const spool_file&) = delete;
+  [[nodiscard]] bool ok() const { return fd_ >= 0 && error_.empty(); }
+  [[nodiscard]] const std::string& error() const { return error_; }
+  bool write(const std::string& bytes);
+  std::size_t read_at(std::uint64_t offset, char* buf, std::size_t len) const;
+  [[nodiscard]] std::uint64_t size() const { return size_; }
+
+ private:
+  int fd_ = -1;
+  std::uint64_t size_ = 0;
+  std::string error_;
+};
+
 class relay_transaction {
  public:
   relay_transaction(forwarder_runtime& rt, std::string session, std::string client);
@@ -77,7 +100,15 @@ class relay_transaction {
     SHA256_CTX sha;
     std::optional<reply> failure;  ///< why the message will not be completed upstream
     std::size_t recipients = 0;
+    spool_file* spool = nullptr;  ///< also keeps the body for Bcc copies
   };
+  asio::awaitable<reply> narrow_to_main(const std::vector<std::string>& main);
+  asio::awaitable<reply> send_copy(const header_block& headers, const std::string& address,
+                                   const spool_file& spool);
+  asio::awaitable<reply> send_copies(const header_block& headers, const reply& main,
+                                     const std::vector<std::string>& bcc, const spool_file& spool);
+  reply split_outcome(const reply& main, const std::vector<std::string>& bcc,
+                      const std::vector<reply>& copies) const;
   asio::awaitable<void> send_body(const std::string& bytes, body_progress& p);
   asio::awaitable<std::optional<reply>> refuse(message_source& source, message_source::status st,
                                                const reply& r);
@@ -85,7 +116,9 @@ class relay_transaction {
   reply upstream_failure(const client_result& r) const;
   [[nodiscard]] std::string upstream_name() const;
   void finish_upstream(bool reusable);
-  void audit(const std::string& outcome, const reply& final_reply);
+  /// The audit line and summary of one submission (`recipients` when not all accepted ones).
+  void audit(const std::string& outcome, const reply& final_reply,
+             const std::vector<std::string>* recipients = nullptr);
 
   forwarder_runtime& rt_;
   const conf::forwarder_config& config_;

@@ -12,16 +12,6 @@ using status = message_source::status;
 
 namespace {
 
-std::string hex(const uint8_t* data, std::size_t len) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < len; ++i) {
-    out += digits[data[i] >> 4];
-    out += digits[data[i] & 15];
-  }
-  return out;
-}
-
 /// Length of the header fields in `head`, without the empty line that ends them.
 std::size_t fields_length(const std::string& head) {
   auto end = header_end(head);
@@ -31,7 +21,18 @@ std::size_t fields_length(const std::string& head) {
 
 }  // namespace
 
-void relay_transaction::audit(const std::string& outcome, const reply& final_reply) {
+std::string hex_digest(const uint8_t* data, std::size_t len) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < len; ++i) {
+    out += digits[data[i] >> 4];
+    out += digits[data[i] & 15];
+  }
+  return out;
+}
+
+void relay_transaction::audit(const std::string& outcome, const reply& final_reply,
+                              const std::vector<std::string>* recipients) {
   const char* event = outcome == "relayed" ? "msg.relayed" : "msg.not_relayed";
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started_);
@@ -39,7 +40,7 @@ void relay_transaction::audit(const std::string& outcome, const reply& final_rep
             {{"session", session_},
              {"mailbox", route_.mailbox ? route_.mailbox->address : ""},
              {"from", from_ ? from_->address : ""},
-             {"rcpts", accepted_.size()},
+             {"rcpts", recipients ? recipients->size() : accepted_.size()},
              {"upstream", upstream_name()},
              {"upstream_tls", upstream_tls_},
              {"size", size_},
@@ -54,7 +55,10 @@ void relay_transaction::audit(const std::string& outcome, const reply& final_rep
   rec.mailbox = route_.mailbox ? route_.mailbox->address : "";
   rec.upstream = upstream_name();
   rec.mail_from = from_ ? from_->address : "";
-  for (const auto& r : accepted_) rec.recipients.push_back(r.address);
+  if (recipients)
+    rec.recipients = *recipients;
+  else
+    for (const auto& r : accepted_) rec.recipients.push_back(r.address);
   rec.message_id = message_id_;
   rec.size = size_;
   rec.sha256 = sha256_;
@@ -88,6 +92,10 @@ awaitable<void> relay_transaction::send_body(const std::string& bytes, body_prog
     co_return;
   }
   SHA256_Update(&p.sha, bytes.data(), bytes.size());
+  if (p.spool && !p.spool->write(bytes)) {
+    p.failure = make_reply(451, "4.3.0", p.spool->error());
+    co_return;
+  }
   client_result w = co_await upstream_->async_write_body(bytes.data(), bytes.size());
   if (!w.ok()) p.failure = upstream_failure(w);
 }
@@ -118,12 +126,23 @@ awaitable<std::optional<reply>> relay_transaction::stream(message_source& source
   }
   std::vector<std::string> recipients;
   for (const auto& r : accepted_) recipients.push_back(r.address);
+  std::vector<std::string> bcc;  // PEC recipients reached by separate submissions
+  std::optional<spool_file> spool;
   if (pec_) {
     submission_plan plan =
         plan_pec_submission(*route_.mailbox, from_->address, recipients, headers, config_.bcc);
     if (plan.refusal.code) co_return co_await refuse(source, st, plan.refusal);
     edits_ = apply_pec_edits(headers, config_.receipt_type, config_.hostname);
     if (auto id = headers.find("Message-ID")) message_id_ = id->value();
+    if (!plan.bcc.empty()) {
+      bcc = plan.bcc;
+      recipients = plan.recipients;
+      spool.emplace();
+      if (!spool->ok())
+        co_return co_await refuse(source, st, make_reply(451, "4.3.0", spool->error()));
+      reply narrowed = co_await narrow_to_main(recipients);
+      if (narrowed.code) co_return co_await refuse(source, st, narrowed);
+    }
   }
   if (auto size = from_->param("SIZE")) {
     reply r = check_size_limit(*route_.mailbox, std::strtoull(size->value.c_str(), nullptr, 10),
@@ -142,6 +161,7 @@ awaitable<std::optional<reply>> relay_transaction::stream(message_source& source
   progress.recipients = recipients.size();
   SHA256_Init(&progress.sha);
   co_await send_body(headers.serialize(), progress);
+  progress.spool = spool ? &*spool : nullptr;
   co_await send_body(head.substr(fields_len), progress);
   head = std::string();
   std::string chunk;
@@ -165,7 +185,7 @@ awaitable<std::optional<reply>> relay_transaction::stream(message_source& source
                          "such a message ends); send CRLF line endings");
   uint8_t digest[SHA256_DIGEST_LENGTH];
   SHA256_Final(digest, &progress.sha);
-  sha256_ = hex(digest, sizeof digest);
+  sha256_ = hex_digest(digest, sizeof digest);
   if (failure) {
     // The upstream never sees an end of data, so it delivers nothing.
     finish_upstream(false);
@@ -181,8 +201,16 @@ awaitable<std::optional<reply>> relay_transaction::stream(message_source& source
     audit("deferred", deferred);
     co_return deferred;
   }
+  audit(r.server.positive()    ? "relayed"
+        : r.server.transient() ? "deferred"
+                               : "rejected",
+        r.server, &recipients);
+  if (!bcc.empty() && r.server.positive()) {
+    reply combined = co_await send_copies(headers, r.server, bcc, *spool);
+    finish_upstream(upstream_ && upstream_->reusable());
+    co_return combined;
+  }
   finish_upstream(true);
-  audit(r.server.positive() ? "relayed" : r.server.transient() ? "deferred" : "rejected", r.server);
   co_return r.server;
 }
 

@@ -6,7 +6,7 @@ every message arrived under its own mailbox's credentials and byte-identical.
 usage: smtp_upstream.py PORT CERT KEY implicit|starttls|plain USERS OUTDIR [FAULTS]
 USERS: lines "login:password".  FAULTS (optional JSON): {"mail": "451 4.3.0 busy",
 "rcpt": {"bad@x": "550 5.1.1 no such user"}, "data": "554 5.7.1 refused",
-"stall_data": seconds}"""
+"stall_data": seconds, "data_from": N (the "data" fault hits the Nth DATA on, default 1)}"""
 
 import asyncio
 import hashlib
@@ -38,6 +38,7 @@ class Store:
         self.out = Path(out)
         self.faults = faults
         self.count = 0
+        self.data_seen = 0
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if "mail" in self.faults:
@@ -57,7 +58,8 @@ class Store:
     async def handle_DATA(self, server, session, envelope):
         if self.faults.get("stall_data"):
             await asyncio.sleep(self.faults["stall_data"])
-        if "data" in self.faults:
+        self.data_seen += 1
+        if "data" in self.faults and self.data_seen >= self.faults.get("data_from", 1):
             return self.faults["data"]
         self.count += 1
         body = envelope.original_content or envelope.content

@@ -116,3 +116,51 @@ def test_rate_limit_defers_instead_of_losing(procs, tmp_path, pki):
     assert code == 451
     assert b"rate limit: ufficio@pec.test may send 2 messages per minute; try again in" in text
     assert len(up.messages()) == 2
+
+
+def split_forwarder(procs, tmp_path, pki, faults=None):
+    up = Upstream(procs, tmp_path, pki, "implicit", {BOX: "pw-pec"}, faults=faults, name="prov")
+    registry = mailbox_entry(BOX, up, "pw-pec", pki, tmp_path, extra="pec = true\n")
+    return up, Forwarder(procs, tmp_path, registry, extra='[pec]\nbcc = "split"')
+
+
+def test_bcc_split_sends_each_hidden_recipient_its_own_submission(procs, tmp_path, pki):
+    up, fw = split_forwarder(procs, tmp_path, pki)
+    msg = message(BOX, ["a@dest.test"], cc=["c@dest.test"], body="the same body\r\n" * 1000)
+    rcpts = ["a@dest.test", "c@dest.test", "h1@dest.test", "h2@dest.test"]
+    code, text = submit(fw, BOX, rcpts, msg)
+    assert code == 250, text
+    assert b"<h1@dest.test> (Bcc, separate submission): 250" in text
+    assert b"<h2@dest.test> (Bcc, separate submission): 250" in text
+    stored = up.wait_messages(3)
+    (main_meta, main_body), copies = stored[0], stored[1:]
+    assert main_meta["to"] == ["a@dest.test", "c@dest.test"]
+    assert main_body == msg
+    _, _, body = msg.partition(b"\r\n\r\n")
+    for (meta, copy), hidden in zip(copies, ["h1@dest.test", "h2@dest.test"]):
+        assert meta["to"] == [hidden]
+        headers, _, copy_body = copy.partition(b"\r\n\r\n")
+        assert copy_body == body
+        assert f"\r\nTo: <{hidden}>".encode() in b"\r\n" + headers
+        assert b"Cc:" not in headers and b"a@dest.test" not in headers
+    records = fw.audit_records()
+    assert [r["recipients"] for r in records] == [["a@dest.test", "c@dest.test"],
+                                                  ["h1@dest.test"], ["h2@dest.test"]]
+    assert all(r["outcome"] == "relayed" for r in records)
+    assert records[1]["sha256"] == copies[0][0]["sha256"]
+
+
+def test_bcc_split_reports_a_failed_copy_truthfully(procs, tmp_path, pki):
+    # The provider takes the main submission and the first copy, then refuses the second.
+    up, fw = split_forwarder(procs, tmp_path, pki,
+                             faults={"data": "554 5.7.1 refused by policy", "data_from": 3})
+    msg = message(BOX, ["a@dest.test"])
+    code, text = submit(fw, BOX, ["a@dest.test", "h1@dest.test", "h2@dest.test"], msg)
+    # A permanent failure, so the sender is told and nothing is retried (which would
+    # duplicate what was delivered); the text says exactly who got it and who did not.
+    assert code == 550
+    assert b"partly delivered: To/Cc accepted (250 2.0.0 Ok: queued as msg1); do not resend" in text
+    assert b"<h1@dest.test> (Bcc, separate submission): 250 2.0.0 Ok: queued as msg2" in text
+    assert b"<h2@dest.test> (Bcc, separate submission): 554 5.7.1 refused by policy" in text
+    assert [m["to"] for m, _ in up.wait_messages(2)] == [["a@dest.test"], ["h1@dest.test"]]
+    assert [r["outcome"] for r in fw.audit_records()] == ["relayed", "relayed", "rejected"]
