@@ -193,7 +193,8 @@ awaitable<client_result> smtp_client::authenticate() {
       }
       break;
   }
-  if (r.ok() && r.server.code == 235) co_return r;
+  // 235 is success (RFC 4954 §6); some servers (Postfix's smtp-sink) say 250, equally positive.
+  if (r.ok() && r.server.code != 334) co_return r;
   if (r.server.code == 334) {
     // A challenge we did not expect: cancel the exchange (RFC 4954 §4).
     co_await command("*", params_.reply_timeout);
