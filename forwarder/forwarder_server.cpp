@@ -1,5 +1,7 @@
 #include "forwarder_server.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <asio/co_spawn.hpp>
@@ -172,6 +174,10 @@ awaitable<void> forwarder_server::accept_loop(std::shared_ptr<listener> l) {
       co_await pause.async_wait(as_tuple(asio::use_awaitable));
       continue;
     }
+    // Replies are batched per read, so small writes are already coalesced: Nagle would only
+    // hold a reply back waiting for an ACK.
+    int one = 1;
+    ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int fd = socket.release();
     // A named argument, not a temporary: see relay_transaction::mail about GCC 12.
     session_peer peer = describe_peer(fd, runtime_->config.allow);

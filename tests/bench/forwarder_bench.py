@@ -17,6 +17,7 @@ Measures, for each tool:
   - forwarder memory: RSS after the throughput run and peak RSS after one 30 MB message.
 
 usage: tests/bench/forwarder_bench.py [--build DIR] [--messages 1000] [--rate 100] [--seconds 10]
+                                      [--repeat 3]
 Prints a Markdown table. Needs: postfix (smtp-source, smtp-sink), openssl; runs as root."""
 
 import argparse
@@ -282,8 +283,12 @@ smtp_tls_session_cache_database = btree:$data_directory/smtp_scache
         deadline = time.monotonic() + 60
         while self.dumped() < count and time.monotonic() < deadline:
             time.sleep(0.01)
+        files = list(self.dumps.iterdir())
+        deadline = time.monotonic() + 10  # the watcher thread may still be catching up
+        while time.monotonic() < deadline and not all(f.name in self.watch.arrivals for f in files):
+            time.sleep(0.01)
         samples = []
-        for f in self.dumps.iterdir():
+        for f in files:
             m = re.search(rb"Subject: lat (\d+)", f.read_bytes()[:4096])
             if m:
                 samples.append((self.watch.arrivals[f.name] - sent[int(m.group(1))]) * 1000)
@@ -291,6 +296,13 @@ smtp_tls_session_cache_database = btree:$data_directory/smtp_scache
         if len(samples) < count:
             sys.exit(f"latency run: {len(samples)} of {count} messages arrived")
         return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+
+    def latency_median_run(self, port, direct=False):
+        """--repeat latency runs; the one with the median p99 counts (a 2-core machine shared
+        by client, tool, terminator and sink has the odd scheduling hiccup)."""
+        runs = sorted((self.latency(port, direct) for _ in range(self.args.repeat)),
+                      key=lambda r: r[1])
+        return runs[len(runs) // 2]
 
     def big_message_peak(self, pid, port):
         body = ("y" * 998 + "\r\n") * 30_000
@@ -307,6 +319,7 @@ def main():
     ap.add_argument("--messages", type=int, default=1000, help="per sender (2 senders)")
     ap.add_argument("--rate", type=int, default=100, help="messages per second, latency run")
     ap.add_argument("--seconds", type=int, default=10, help="length of the latency run")
+    ap.add_argument("--repeat", type=int, default=3, help="latency runs; the median counts")
     ap.add_argument("--log", default="-q", help="forwarder log option (-q, -v) for debugging")
     args = ap.parse_args()
     for prog in ("smtp-source", "smtp-sink", "postfix", "openssl"):
@@ -316,17 +329,17 @@ def main():
     postfix = None
     rows = {}
     try:
-        base_median, base_p99 = b.latency(b.tls_port, direct=True)
+        base_median, base_p99 = b.latency_median_run(b.tls_port, direct=True)
         fw, fw_port = b.forwarder()
         rps, cpu = b.throughput(fw_port, lambda: proc_cpu(fw.pid), lambda: None)
         rss_after = status_kib(fw.pid, "VmRSS")
-        median, p99 = b.latency(fw_port)
+        median, p99 = b.latency_median_run(fw_port)
         peak = b.big_message_peak(fw.pid, fw_port)
         rows["postern-forwarder"] = (rps, cpu, median, p99, rss_after, peak)
         postfix = b.postfix()
         master = int((postfix.dir / "queue" / "pid" / "master.pid").read_text().split()[0])
         rps, cpu = b.throughput(postfix.port, lambda: tree_cpu(master), lambda: time.sleep(1))
-        median, p99 = b.latency(postfix.port)
+        median, p99 = b.latency_median_run(postfix.port)
         rows["Postfix 3.7"] = (rps, cpu, median, p99, None, None)
     finally:
         if postfix and os.environ.get("KEEP"):
