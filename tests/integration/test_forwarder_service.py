@@ -1,0 +1,86 @@
+"""postern-forwarder as a service: load from smtp-source (Postfix's load generator), SIGHUP
+reload that applies completely or not at all, graceful SIGTERM, JSON logs."""
+
+import json
+import signal
+import subprocess
+
+from forwarder_harness import Forwarder, Upstream, mailbox_entry, message
+from harness import require, wait_for
+
+A, B = "uno@pec.test", "due@pec.test"
+
+
+def test_smtp_source_load_every_message_arrives_under_its_login(procs, tmp_path, pki):
+    require("smtp-source", "postfix")
+    up = Upstream(procs, tmp_path, pki, "implicit", {A: "pa", B: "pb"})
+    fw = Forwarder(procs, tmp_path, mailbox_entry(A, up, "pa", pki, tmp_path) +
+                   mailbox_entry(B, up, "pb", pki, tmp_path), extra='match = "envelope"')
+    runs = [subprocess.Popen(["smtp-source", "-s", "4", "-m", "60", "-l", "4096", "-f", sender,
+                              "-t", "dest@example.org", f"127.0.0.1:{fw.port}"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            for sender in (A, B)]
+    for run in runs:
+        out, _ = run.communicate(timeout=120)
+        assert run.returncode == 0, out
+    stored = up.wait_messages(120, timeout=60)
+    by_login = {}
+    for meta, _ in stored:
+        assert meta["login"] == meta["from"], meta  # each under its own mailbox's login
+        by_login[meta["login"]] = by_login.get(meta["login"], 0) + 1
+    assert by_login == {A: 60, B: 60}
+    assert len(fw.audit_records()) == 120
+
+
+def test_sighup_reload_applies_a_new_registry_and_keeps_the_old_on_error(procs, tmp_path, pki):
+    up = Upstream(procs, tmp_path, pki, "implicit", {A: "pa", B: "pb"})
+    fw = Forwarder(procs, tmp_path, mailbox_entry(A, up, "pa", pki, tmp_path))
+    with fw.smtp() as s:
+        s.ehlo()
+        assert s.mail(B)[0] == 550  # not (yet) a mailbox of the registry
+    fw.registry.write_text(mailbox_entry(A, up, "pa", pki, tmp_path) +
+                           mailbox_entry(B, up, "pb", pki, tmp_path))
+    fw.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "event=reload.done" in fw.log(), what="reload.done")
+    with fw.smtp() as s:
+        s.sendmail(B, ["x@dest.test"], message(B, ["x@dest.test"]))
+    assert up.wait_messages(1)[0][0]["login"] == B
+    # A broken registry is reported and the running configuration stays.
+    fw.registry.write_text('[[mailbox]]\naddress = "broken"\n')
+    fw.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "event=reload.failed" in fw.log(), what="reload.failed")
+    assert 'mailbox[0].address: \\"broken\\" is not an address' in fw.log()
+    with fw.smtp() as s:
+        s.sendmail(A, ["x@dest.test"], message(A, ["x@dest.test"]))
+    assert len(up.wait_messages(2)) == 2
+
+
+def test_sigterm_lets_a_session_finish_then_exits(procs, tmp_path, pki):
+    up = Upstream(procs, tmp_path, pki, "implicit", {A: "pa"})
+    fw = Forwarder(procs, tmp_path, mailbox_entry(A, up, "pa", pki, tmp_path))
+    s = fw.smtp()
+    s.ehlo()
+    assert s.mail(A)[0] == 250
+    fw.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "graceful shutdown" in fw.log(), what="shutdown to begin")
+    # The session in progress still completes its message...
+    assert s.rcpt("x@dest.test")[0] == 250
+    assert s.data(message(A, ["x@dest.test"]))[0] == 250
+    s.quit()
+    # ...and then the process ends by itself.
+    assert fw.proc.wait(timeout=20) == 0
+    assert len(up.messages()) == 1
+
+
+def test_json_logs_are_one_object_per_line(procs, tmp_path, pki):
+    up = Upstream(procs, tmp_path, pki, "implicit", {A: "pa"})
+    fw = Forwarder(procs, tmp_path, mailbox_entry(A, up, "pa", pki, tmp_path),
+                   args=("--log-format", "json"), wait=False)
+    wait_for(lambda: '"event":"listen"' in fw.log(), what="JSON start lines")
+    with fw.smtp() as s:
+        s.sendmail(A, ["x@dest.test"], message(A, ["x@dest.test"]))
+    wait_for(lambda: '"event":"session.end"' in fw.log(), what="session.end")
+    events = [json.loads(line) for line in fw.log().splitlines()]
+    relayed = [e for e in events if e["event"] == "msg.relayed"]
+    assert relayed and relayed[0]["mailbox"] == A and relayed[0]["upstream_tls"] == "TLSv1.3"
+    assert all("session" in e for e in events if e["event"].startswith(("msg.", "session.")))
