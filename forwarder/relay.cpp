@@ -62,13 +62,14 @@ void relay_transaction::finish_upstream(bool reusable) {
   upstream_.reset();
 }
 
-awaitable<reply> relay_transaction::open_upstream(const route& r) {
+awaitable<reply> relay_transaction::open_upstream(const route& r, bool admitted) {
   route_ = r;
   pec_ = r.mailbox->pec && !r.smarthost;
   if (!r.mailbox->smtp)
     co_return make_reply(451, "4.3.5",
                          "mailbox " + r.mailbox->address + " has no smtp endpoint configured");
-  if (reply refusal = rt_.pool->admission(*r.mailbox); refusal.code) co_return refusal;
+  if (!admitted)
+    if (reply refusal = rt_.pool->admit(*r.mailbox); refusal.code) co_return refusal;
   auto lease = co_await rt_.pool->async_acquire(*r.mailbox, session_);
   if (!lease.client) co_return upstream_failure(lease.failure);
   upstream_ = std::move(lease.client);

@@ -91,7 +91,9 @@ class relay_transaction {
   [[nodiscard]] std::size_t recipients() const { return accepted_.size(); }
 
  private:
-  asio::awaitable<reply> open_upstream(const route& r);
+  /// Takes a session for the route's mailbox; `admitted` when the rate limit was already
+  /// checked and counted for this submission.
+  asio::awaitable<reply> open_upstream(const route& r, bool admitted = false);
   asio::awaitable<reply> upstream_mail();
   asio::awaitable<reply> upstream_rcpt(const mail_path& to);
   asio::awaitable<std::optional<reply>> stream(message_source& source, std::string head,

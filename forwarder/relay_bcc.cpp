@@ -75,7 +75,6 @@ awaitable<reply> relay_transaction::send_copy(const header_block& headers,
   const mail_path to{address, {}};
   answer = co_await upstream_rcpt(to);
   if (!answer.positive()) co_return answer;
-  rt_.pool->count_submission(*route_.mailbox);
   client_result r = co_await upstream_->async_data();
   if (!r.ok()) co_return r.server.code ? r.server : upstream_failure(r);
   // The audit line of the copy carries the digest and size of what the copy relayed.
@@ -109,8 +108,9 @@ awaitable<reply> relay_transaction::send_copies(const header_block& headers, con
                                                 const spool_file& spool) {
   std::vector<reply> copies;
   for (const auto& address : bcc) {
-    reply outcome;
-    if (!upstream_) outcome = co_await open_upstream(route_);  // the session was lost
+    // Each copy is a submission of its own for the provider's rate limit.
+    reply outcome = rt_.pool->admit(*route_.mailbox);
+    if (!outcome.code && !upstream_) outcome = co_await open_upstream(route_, true);
     if (!outcome.code) outcome = co_await send_copy(headers, address, spool);
     if (upstream_ && !outcome.positive()) {
       client_result reset = co_await upstream_->async_reset();

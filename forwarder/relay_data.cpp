@@ -150,7 +150,6 @@ awaitable<std::optional<reply>> relay_transaction::stream(message_source& source
     if (r.code) co_return co_await refuse(source, st, r);
   }
 
-  rt_.pool->count_submission(*route_.mailbox);
   client_result r = co_await upstream_->async_data();
   if (!r.ok()) {
     if (!r.server.code) co_return co_await refuse(source, st, upstream_failure(r));

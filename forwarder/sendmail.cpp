@@ -49,6 +49,14 @@ class stdin_source : public message_source {
   }
   [[nodiscard]] const std::string& pending() const { return pending_; }
 
+  /// Removes a header field from the prefetched header block (-t and Bcc:).
+  void remove_field(std::string_view name) {
+    auto end = header_end(pending_);
+    std::size_t fields = end ? *end - 2 : pending_.size();  // keep the empty line
+    header_block block = header_block::parse(std::string_view(pending_).substr(0, fields));
+    if (block.remove(name) > 0) pending_ = block.serialize() + pending_.substr(fields);
+  }
+
  private:
   status next(std::string& out) {
     char buf[read_size];
@@ -122,6 +130,8 @@ awaitable<int> relay_one(forwarder_runtime& rt, const sendmail_options& options,
     for (const char* field : {"To", "Cc", "Bcc"})
       for (const auto& v : headers.values(field))
         for (auto& a : parse_address_list(v)) recipients.push_back(a);
+  // Like every sendmail -t: Bcc recipients get the message, nobody gets the Bcc: header.
+  if (options.recipients_from_headers) source.remove_field("Bcc");
   if (recipients.empty()) {
     std::cerr << "postern-forwarder: no recipients (give them as arguments, or -t)\n";
     co_return exit_code::usage;

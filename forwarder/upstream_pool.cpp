@@ -45,7 +45,7 @@ upstream_pool::mailbox_state& upstream_pool::state(const conf::mailbox& m) {
   return it->second;
 }
 
-reply upstream_pool::admission(const conf::mailbox& m) {
+reply upstream_pool::admit(const conf::mailbox& m) {
   mailbox_state& st = state(m);
   const auto now = clock::now();
   if (now < st.login_blocked_until) {
@@ -65,11 +65,8 @@ reply upstream_pool::admission(const conf::mailbox& m) {
                           " messages per minute; try again in " + std::to_string(wait.count() + 1) +
                           "s");
   }
+  if (per_minute > 0) st.sent.push_back(now);
   return {};
-}
-
-void upstream_pool::count_submission(const conf::mailbox& m) {
-  if (m.limits.messages_per_minute > 0) state(m).sent.push_back(clock::now());
 }
 
 client_params upstream_pool::params_for(const conf::mailbox& m, mailbox_state& st,

@@ -25,10 +25,11 @@ class upstream_pool {
   ~upstream_pool();
 
   /// A refusal (4yz) when the mailbox may not send right now (rate limit, login back-off);
-  /// code 0 when it may.
-  reply admission(const conf::mailbox& m);
-  /// Counts one submission against the mailbox's rate limit.
-  void count_submission(const conf::mailbox& m);
+  /// code 0 when it may, and then the submission is counted against the rate limit at once,
+  /// so concurrent sessions cannot all pass the check before any of them is counted (the
+  /// provider would answer the excess with a 5yz: Legalmail does). A transaction that fails
+  /// later still counts, which errs on the safe side.
+  reply admit(const conf::mailbox& m);
 
   struct lease {
     std::unique_ptr<smtp_client> client;  ///< null on failure

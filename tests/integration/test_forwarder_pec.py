@@ -118,6 +118,24 @@ def test_rate_limit_defers_instead_of_losing(procs, tmp_path, pki):
     assert len(up.messages()) == 2
 
 
+def test_rate_limit_counts_concurrent_sessions_before_they_send(procs, tmp_path, pki):
+    # Sessions that are all between MAIL and DATA must not all slip under the limit: the
+    # provider would refuse the excess permanently (Legalmail: 550 "Too much traffic").
+    up, fw = pec_forwarder(procs, tmp_path, pki, mailbox_extra="messages_per_minute = 2\n")
+    sessions = [fw.smtp() for _ in range(3)]
+    codes = []
+    for s in sessions:
+        s.ehlo()
+        codes.append(s.mail(BOX)[0])
+    assert codes == [250, 250, 451]
+    for s in sessions[:2]:
+        assert s.rcpt("a@dest.test")[0] == 250
+        assert s.data(message(BOX, ["a@dest.test"]))[0] == 250
+    for s in sessions:
+        s.close()
+    assert len(up.wait_messages(2)) == 2
+
+
 def split_forwarder(procs, tmp_path, pki, faults=None):
     up = Upstream(procs, tmp_path, pki, "implicit", {BOX: "pw-pec"}, faults=faults, name="prov")
     registry = mailbox_entry(BOX, up, "pw-pec", pki, tmp_path, extra="pec = true\n")

@@ -43,6 +43,17 @@ def test_sendmail_t_takes_recipients_from_headers_and_dot_ends_input(procs, tmp_
     assert stored.endswith(b"\r\nbody\r\n")
 
 
+def test_sendmail_t_delivers_to_bcc_without_revealing_it(procs, tmp_path, pki):
+    up, fw = configured(procs, tmp_path, pki)
+    text = f"From: {BOX}\nTo: a@dest.test\nBcc: hidden@dest.test\nSubject: s\n\nbody\n"
+    result = sendmail(fw, ["-t"], text.encode())
+    assert result.returncode == 0, result.stderr
+    (meta, stored), = up.wait_messages(1)
+    assert meta["to"] == ["a@dest.test", "hidden@dest.test"]
+    assert b"Bcc" not in stored and b"hidden" not in stored
+    assert stored == f"From: {BOX}\r\nTo: a@dest.test\r\nSubject: s\r\n\r\nbody\r\n".encode()
+
+
 def test_sendmail_exit_statuses(procs, tmp_path, pki):
     up, fw = configured(procs, tmp_path, pki)
     ok = f"From: {BOX}\nTo: a@dest.test\n\nx\n".encode()
