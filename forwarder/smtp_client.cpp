@@ -152,6 +152,7 @@ awaitable<client_result> smtp_client::async_open() {
   lg::info("upstream.connected", {{"session", params_.session},
                                   {"upstream", ep.to_string()},
                                   {"login", params_.login},
+                                  {"auth", auth_used_},
                                   {"tls", tls_version()},
                                   {"cipher", tls_cipher()},
                                   {"verify", verify_}});
@@ -164,6 +165,7 @@ awaitable<client_result> smtp_client::authenticate() {
     co_return broken(failure_kind::auth, caps_.auth.empty()
                                              ? "the server offers no AUTH (login needs it)"
                                              : "no supported AUTH mechanism offered");
+  auth_used_ = to_string(*mechanism);
   std::string error;
   auto password = params_.password ? params_.password(error) : std::nullopt;
   if (!password) co_return broken(failure_kind::auth, error.empty() ? "no password" : error);

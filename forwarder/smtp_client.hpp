@@ -105,6 +105,7 @@ class smtp_client {
   ehlo_capabilities caps_;
   dot_encoder encoder_;
   std::string verify_;
+  std::string auth_used_;  ///< the SASL mechanism of the login, for the log
   bool in_transaction_ = false;
   bool broken_ = false;
 };

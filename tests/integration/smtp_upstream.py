@@ -6,10 +6,14 @@ every message arrived under its own mailbox's credentials and byte-identical.
 usage: smtp_upstream.py PORT CERT KEY implicit|starttls|plain USERS OUTDIR [FAULTS]
 USERS: lines "login:password".  FAULTS (optional JSON): {"mail": "451 4.3.0 busy",
 "rcpt": {"bad@x": "550 5.1.1 no such user"}, "data": "554 5.7.1 refused",
-"stall_data": seconds, "data_from": N (the "data" fault hits the Nth DATA on, default 1)}"""
+"stall_data": seconds, "data_from": N (the "data" fault hits the Nth DATA on, default 1),
+"auth_only": "LOGIN" or "CRAM-MD5" (the only mechanism offered)}"""
 
 import asyncio
+import base64
 import hashlib
+import hmac
+import os
 import json
 import ssl
 import sys
@@ -34,11 +38,24 @@ class Authenticator:
 
 
 class Store:
-    def __init__(self, out, faults):
+    def __init__(self, out, faults, users):
+        self.users = users
         self.out = Path(out)
         self.faults = faults
         self.count = 0
         self.data_seen = 0
+
+    async def auth_CRAM__MD5(self, server, args):  # aiosmtpd maps "__" to "-"
+        """RFC 2195, which aiosmtpd does not implement itself."""
+        challenge = f"<{os.urandom(8).hex()}@upstream.test>".encode()
+        response = await server.challenge_auth(challenge)
+        if not isinstance(response, bytes) or b" " not in response:
+            return AuthResult(success=False, handled=False)
+        login, digest = response.decode().rsplit(" ", 1)
+        secret = self.users.get(login, "").encode()
+        good = hmac.new(secret, challenge, "md5").hexdigest()
+        ok = login in self.users and hmac.compare_digest(good, digest)
+        return AuthResult(success=ok, handled=False, auth_data=login if ok else None)
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if "mail" in self.faults:
@@ -84,9 +101,12 @@ def main():
     users = dict(line.split(":", 1) for line in Path(users_file).read_text().split())
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    handler = Store(out, faults)
+    handler = Store(out, faults, users)
     kwargs = dict(hostname="127.0.0.1", port=int(port), authenticator=Authenticator(users),
                   auth_required=True, data_size_limit=200 * 1024 * 1024)
+    if "auth_only" in faults:
+        kwargs["auth_exclude_mechanism"] = [m for m in ("PLAIN", "LOGIN", "CRAM-MD5")
+                                            if m != faults["auth_only"]]
     if mode == "implicit":
         kwargs.update(ssl_context=context, auth_require_tls=False)
     elif mode == "starttls":

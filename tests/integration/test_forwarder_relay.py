@@ -154,3 +154,17 @@ def test_from_header_of_another_mailbox_is_refused(procs, tmp_path, pki):
     assert b"belong to different mailboxes" in text
     assert aruba.messages() == [] and legal.messages() == []
     assert fw.audit_records()[-1]["outcome"] == "rejected"
+
+
+def test_login_and_cram_md5_when_they_are_all_the_provider_offers(procs, tmp_path, pki):
+    for mechanism in ("LOGIN", "CRAM-MD5"):
+        name = mechanism.lower().replace("-", "")
+        up = Upstream(procs, tmp_path, pki, "implicit", {"uff@pec.test": "pw-x"},
+                      faults={"auth_only": mechanism}, name=f"up-{name}")
+        fw = Forwarder(procs, tmp_path, mailbox_entry("uff@pec.test", up, "pw-x", pki, tmp_path),
+                       name=f"fw-{name}")
+        with fw.smtp() as s:
+            s.sendmail("uff@pec.test", ["d@example.org"], message("uff@pec.test", ["d@example.org"]))
+        (meta, _), = up.wait_messages(1)
+        assert meta["login"] == "uff@pec.test", mechanism
+        assert f"login=uff@pec.test auth={mechanism} " in fw.log()
