@@ -27,7 +27,6 @@ struct mailbox_limits {
 /// A provider preset: documented endpoints and limits (see postern-mailboxes.toml(5)).
 struct provider_preset {
   std::string_view name;
-  std::string_view description;
   std::string_view smtp;  ///< endpoint URL, "" when not documented
   std::string_view pop3;
   bool pec = true;

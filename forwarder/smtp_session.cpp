@@ -188,12 +188,10 @@ class session {
     std::string text = config_.hostname + " greets " + helo_;
     text += "\nPIPELINING\nSIZE " + std::to_string(config_.max_message_size);
     text += "\n8BITMIME\nSMTPUTF8\nENHANCEDSTATUSCODES";
-    if (rt_->server_tls && !channel_tls()) text += "\nSTARTTLS";
+    if (rt_->server_tls && !tls_) text += "\nSTARTTLS";
     if (auth_offered()) text += "\nAUTH PLAIN LOGIN";
     return make_reply(250, "", text);
   }
-
-  bool channel_tls() const { return tls_; }
 
   /// AUTH is offered only where the password cannot be sniffed: over TLS, or on this host.
   bool auth_offered() const { return rt_->users && (tls_ || peer_.local); }

@@ -56,7 +56,7 @@ def test_every_mailbox_key_is_documented_and_in_the_example():
 
 def test_every_provider_preset_is_documented():
     source = (ROOT / "conf" / "mailbox_registry.cpp").read_text()
-    presets = re.findall(r'^\s+\{"(\w+)",$', source, re.M)
+    presets = re.findall(r'^\s+\{"(\w+)",\s*"smtps://', source, re.M)
     assert len(presets) >= 6, presets
     man = man_text(MAILBOXES_MAN)
     for name in presets:
