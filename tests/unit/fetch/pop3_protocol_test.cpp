@@ -1,0 +1,50 @@
+#include <catch2/catch.hpp>
+
+#include "fetch/pop3_protocol.hpp"
+
+using namespace postern::fetch;
+
+TEST_CASE("POP3 status lines") {
+  auto ok = parse_status("+OK Dovecot ready.");
+  REQUIRE(ok);
+  CHECK(ok->ok);
+  CHECK(ok->text == "Dovecot ready.");
+  auto err = parse_status("-ERR [AUTH] Authentication failed.");
+  REQUIRE(err);
+  CHECK_FALSE(err->ok);
+  CHECK(err->text == "[AUTH] Authentication failed.");
+  CHECK(parse_status("+OK")->text.empty());
+  CHECK_FALSE(parse_status("220 smtp.example ESMTP"));
+  CHECK_FALSE(parse_status(""));
+}
+
+TEST_CASE("CAPA lists what the client may use") {
+  auto caps = parse_capa({"TOP", "UIDL", "RESP-CODES", "PIPELINING", "SASL PLAIN login", "USER",
+                          "STLS", "AUTH-RESP-CODE"});
+  CHECK(caps.uidl);
+  CHECK(caps.pipelining);
+  CHECK(caps.stls);
+  CHECK(caps.user);
+  CHECK(caps.top);
+  CHECK(caps.sasl == std::vector<std::string>{"PLAIN", "LOGIN"});
+  CHECK_FALSE(parse_capa({"USER"}).uidl);
+}
+
+TEST_CASE("UIDL and LIST listings, and the malformed lines that must stop a run") {
+  std::string error;
+  auto u = parse_uidl_line("3 whqtswO00WBw418f9t5JxYwZ", &error);
+  REQUIRE(u);
+  CHECK(u->number == 3);
+  CHECK(u->uid == "whqtswO00WBw418f9t5JxYwZ");
+  auto l = parse_list_line("12 4096", &error);
+  REQUIRE(l);
+  CHECK((l->number == 12 && l->size == 4096));
+  CHECK(parse_list_line("12 4096 extra", &error)->size == 4096);
+  CHECK_FALSE(parse_uidl_line("0 abc", &error));
+  CHECK_FALSE(parse_uidl_line("3", &error));
+  CHECK(error == "malformed listing line \"3\"");
+  CHECK_FALSE(parse_uidl_line("3 has space", &error));
+  CHECK_FALSE(parse_uidl_line("3 " + std::string(71, 'x'), &error));
+  CHECK(error.starts_with("malformed unique id"));
+  CHECK_FALSE(parse_list_line("4 big", &error));
+}

@@ -1,0 +1,84 @@
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "fetch/state_store.hpp"
+
+using namespace postern::fetch;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    char name[] = "/tmp/postern-state-XXXXXX";
+    path = ::mkdtemp(name);
+  }
+  ~temp_dir() { fs::remove_all(path); }
+};
+
+std::unique_ptr<state_store> open_ok(const fs::path& dir, const std::string& box = "u@pec.it") {
+  auto o = state_store::open((dir / "state").string(), box);
+  REQUIRE(o.status == state_store::open_status::ok);
+  return std::move(o.store);
+}
+
+}  // namespace
+
+TEST_CASE("records survive reopening; forgotten ones do not") {
+  temp_dir t;
+  std::string error;
+  {
+    auto s = open_ok(t.path);
+    CHECK(s->record("uid-1", uid_outcome::delivered, 1000, error));
+    CHECK(s->record("uid-2", uid_outcome::failed, 1001, error));
+    CHECK(s->record("uid-3", uid_outcome::delivered, 1002, error));
+    CHECK(s->forget({"uid-3"}, error));
+  }
+  auto s = open_ok(t.path);
+  REQUIRE(s->find("uid-1"));
+  CHECK(s->find("uid-1")->time == 1000);
+  CHECK(s->find("uid-2")->outcome == uid_outcome::failed);
+  CHECK_FALSE(s->find("uid-3"));
+  CHECK(s->records().size() == 2);
+  CHECK((fs::status(s->path()).permissions() & fs::perms::others_read) == fs::perms::none);
+}
+
+TEST_CASE("a second run on the same mailbox is refused while the first holds it") {
+  temp_dir t;
+  auto first = open_ok(t.path);
+  auto second = state_store::open((t.path / "state").string(), "U@PEC.IT");
+  CHECK(second.status == state_store::open_status::busy);
+  CHECK(second.error.find("another run holds") != std::string::npos);
+  first.reset();
+  CHECK(state_store::open((t.path / "state").string(), "u@pec.it").status ==
+        state_store::open_status::ok);
+}
+
+TEST_CASE("a record torn by a crash is dropped, real corruption stops the mailbox") {
+  temp_dir t;
+  fs::create_directories(t.path / "state");
+  const auto file = t.path / "state" / state_store::file_name("u@pec.it");
+  std::ofstream(file) << "postern-fetch-state 1\nD 1000 uid-1\nD 10";
+  auto s = open_ok(t.path);
+  CHECK(s->records().size() == 1);
+  s.reset();
+  std::ofstream(file) << "postern-fetch-state 1\nD 1000 uid-1\nGARBAGE\n";
+  auto bad = state_store::open((t.path / "state").string(), "u@pec.it");
+  CHECK(bad.status == state_store::open_status::error);
+  CHECK(bad.error == file.string() +
+                         ":3: corrupt record; fix or remove the line (a removed line "
+                         "means that message may be fetched again)");
+  std::ofstream(file) << "something else\n";
+  bad = state_store::open((t.path / "state").string(), "u@pec.it");
+  CHECK(bad.error.find(":1: not a postern-fetch state file") != std::string::npos);
+}
+
+TEST_CASE("state file names are safe whatever the address") {
+  CHECK(state_store::file_name("Ufficio@PEC.example.it") == "ufficio@pec.example.it.state");
+  CHECK(state_store::file_name("a/../b@x") == "a%2F..%2Fb@x.state");
+}
