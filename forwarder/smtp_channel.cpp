@@ -179,6 +179,28 @@ awaitable<io_status> smtp_channel::handshake(conf::duration timeout) {
   co_return status;
 }
 
+awaitable<smtp_channel::tls_outcome> smtp_channel::start_client_tls(tunnel::tls_context& tls,
+                                                                    const conf::address& target,
+                                                                    conf::duration timeout) {
+  tls_outcome out;
+  auto ssl = tls.new_client(target.host, target.to_string());
+  if (!ssl) {
+    out.status = io_status::failed;
+    out.error = "cannot create a TLS session";
+    co_return out;
+  }
+  stream_.attach_tls(std::move(ssl));
+  out.status = co_await handshake(timeout);
+  if (out.status != io_status::ok) {
+    out.error = "TLS handshake with " + target.to_string() + ": " + error_;
+    co_return out;
+  }
+  out.verdict = tls.check_peer(stream_.ssl());
+  out.verified = out.verdict.ok;
+  if (!out.verified) out.error = out.verdict.reason;
+  co_return out;
+}
+
 bool smtp_channel::peer_gone() {
   // An idle SMTP server sends nothing; any bytes (a 421, a TLS close_notify) or an EOF
   // mean it is ending the session.

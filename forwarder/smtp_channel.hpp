@@ -10,8 +10,10 @@
 #include <asio/awaitable.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "conf/endpoint.hpp"
 #include "conf/units.hpp"
 #include "tunnel/stream_end.hpp"
+#include "tunnel/tls_context.hpp"
 
 namespace postern::forwarder {
 
@@ -43,6 +45,18 @@ class smtp_channel {
 
   /// Runs the TLS handshake after attach_tls (either side).
   asio::awaitable<io_status> handshake(conf::duration timeout);
+
+  /// Client side: TLS to `target` (verified name and SNI from it, session resumed per
+  /// target), handshake, then pins and identity checks. `error` says what failed.
+  struct tls_outcome {
+    io_status status = io_status::ok;
+    bool verified = false;  ///< handshake done and the peer passed every check
+    tunnel::peer_verdict verdict;
+    std::string error;
+  };
+  asio::awaitable<tls_outcome> start_client_tls(tunnel::tls_context& tls,
+                                                const conf::address& target,
+                                                conf::duration timeout);
   tunnel::stream_end& stream() { return stream_; }
 
   /// True when the peer has closed or sent something unexpected while we were not reading

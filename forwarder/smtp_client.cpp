@@ -94,17 +94,12 @@ awaitable<client_result> smtp_client::ehlo() {
 }
 
 awaitable<client_result> smtp_client::start_tls() {
-  auto ssl = params_.tls->new_client(params_.endpoint.addr.host, params_.endpoint.addr.to_string());
-  if (!ssl) co_return broken(failure_kind::tls, "cannot create a TLS session");
-  channel_->stream().attach_tls(std::move(ssl));
-  io_status s = co_await channel_->handshake(params_.handshake_timeout);
-  if (s != io_status::ok)
-    co_return broken(
-        s == io_status::timeout ? failure_kind::timeout : failure_kind::tls,
-        "TLS handshake with " + params_.endpoint.addr.to_string() + ": " + channel_->error());
-  tunnel::peer_verdict verdict = params_.tls->check_peer(channel_->stream().ssl());
-  verify_ = verdict.verify;
-  if (!verdict.ok) co_return broken(failure_kind::tls, verdict.reason);
+  auto tls = co_await channel_->start_client_tls(*params_.tls, params_.endpoint.addr,
+                                                 params_.handshake_timeout);
+  verify_ = tls.verdict.verify;
+  if (!tls.verified)
+    co_return broken(tls.status == io_status::timeout ? failure_kind::timeout : failure_kind::tls,
+                     tls.error);
   co_return client_result{};
 }
 

@@ -1,0 +1,215 @@
+#include "pop3_client.hpp"
+
+#include "cli/log.hpp"
+#include "forwarder/dot_codec.hpp"
+#include "forwarder/net_connect.hpp"
+#include "forwarder/smtp_auth.hpp"
+
+namespace postern::fetch {
+
+namespace lg = postern::log;
+using asio::awaitable;
+using forwarder::io_status;
+
+namespace {
+constexpr std::size_t max_line = 4096;
+constexpr std::size_t max_listing = 1'000'000;  ///< lines of a UIDL/LIST/CAPA response
+
+failure_kind classify(io_status s) {
+  return s == io_status::timeout ? failure_kind::timeout : failure_kind::connection;
+}
+}  // namespace
+
+pop3_client::pop3_client(asio::any_io_executor ex, pop3_params params)
+    : executor_(std::move(ex)), params_(std::move(params)) {}
+
+pop3_result pop3_client::broken(failure_kind kind, std::string detail) {
+  broken_ = true;
+  if (channel_) channel_->close();
+  return {kind, {}, std::move(detail)};
+}
+
+void pop3_client::trace(const char* dir, std::string_view line) {
+  if (params_.trace && lg::logger::instance().enabled(lg::level::trace))
+    lg::event(lg::level::trace, "pop3",
+              {{"session", params_.session}, {"dir", dir}, {"line", line}});
+}
+
+awaitable<pop3_result> pop3_client::read_status() {
+  std::string line;
+  io_status s = co_await channel_->read_line(line, max_line, params_.reply_timeout);
+  if (s == io_status::too_long) co_return broken(failure_kind::protocol, "status line too long");
+  if (s != io_status::ok)
+    co_return broken(classify(s), "waiting for the server: " + channel_->error());
+  trace("<", line);
+  auto status = parse_status(line);
+  if (!status) co_return broken(failure_kind::protocol, "not a POP3 server: unexpected reply");
+  pop3_result r;
+  r.server = status->text;
+  if (!status->ok) r.kind = failure_kind::rejected_permanent;
+  co_return r;
+}
+
+awaitable<pop3_result> pop3_client::command(const std::string& line, bool sensitive) {
+  if (broken_ || !channel_) co_return pop3_result{failure_kind::connection, {}, "not connected"};
+  trace(">", sensitive ? "<redacted>" : lg::redact_protocol_line(line));
+  channel_->queue(line);
+  channel_->queue("\r\n");
+  io_status s = co_await channel_->flush(params_.reply_timeout);
+  if (s != io_status::ok) co_return broken(classify(s), "sending a command: " + channel_->error());
+  co_return co_await read_status();
+}
+
+awaitable<pop3_result> pop3_client::read_lines(std::vector<std::string>& lines) {
+  std::string line;
+  for (;;) {
+    io_status s = co_await channel_->read_line(line, max_line, params_.reply_timeout);
+    if (s != io_status::ok)
+      co_return broken(s == io_status::too_long ? failure_kind::protocol : classify(s),
+                       "reading a listing: " + channel_->error());
+    if (line == ".") co_return pop3_result{};
+    if (lines.size() >= max_listing)
+      co_return broken(failure_kind::protocol, "listing longer than 1,000,000 lines");
+    lines.push_back(line.starts_with("..") ? line.substr(1) : line);
+  }
+}
+
+awaitable<pop3_result> pop3_client::start_tls() {
+  auto tls = co_await channel_->start_client_tls(*params_.tls, params_.endpoint.addr,
+                                                 params_.handshake_timeout);
+  if (!tls.verified)
+    co_return broken(tls.status == io_status::timeout ? failure_kind::timeout : failure_kind::tls,
+                     tls.error);
+  co_return pop3_result{};
+}
+
+awaitable<pop3_result> pop3_client::async_open() {
+  const auto& ep = params_.endpoint;
+  auto c = co_await forwarder::async_connect_to(executor_, ep.addr, params_.connect_timeout);
+  if (c.fd < 0)
+    co_return broken(c.timed_out ? failure_kind::timeout : failure_kind::connection,
+                     "connect: " + c.error);
+  channel_ = std::make_unique<forwarder::smtp_channel>(executor_, c.fd);
+  if (ep.tls == conf::tls_mode::implicit) {
+    pop3_result t = co_await start_tls();
+    if (!t.ok()) co_return t;
+  }
+  pop3_result r = co_await read_status();
+  if (!r.ok()) co_return r;
+  r = co_await command("CAPA");
+  std::vector<std::string> lines;
+  if (r.ok()) {
+    r = co_await read_lines(lines);
+    if (!r.ok()) co_return r;
+  }
+  caps_ = parse_capa(lines);
+  if (ep.tls == conf::tls_mode::starttls) {
+    if (!caps_.stls)
+      co_return broken(
+          failure_kind::tls,
+          ep.addr.to_string() + " does not offer STLS; refusing to log in in cleartext");
+    r = co_await command("STLS");
+    if (!r.ok()) co_return broken(failure_kind::tls, "STLS refused: " + r.server);
+    if (!channel_->buffered().empty())
+      co_return broken(failure_kind::protocol, "data injected before TLS (RFC 2595 §4)");
+    r = co_await start_tls();
+    if (!r.ok()) co_return r;
+    // Capabilities may differ once TLS is up (RFC 2595 §4).
+    lines.clear();
+    r = co_await command("CAPA");
+    if (r.ok()) r = co_await read_lines(lines);
+    if (!r.ok() && broken_) co_return r;
+    caps_ = parse_capa(lines);
+  }
+  co_return co_await login();
+}
+
+awaitable<pop3_result> pop3_client::login() {
+  std::string error;
+  auto password = params_.password ? params_.password(error) : std::nullopt;
+  if (!password) co_return broken(failure_kind::auth, error.empty() ? "no password" : error);
+  pop3_result r;
+  const bool plain = std::find(caps_.sasl.begin(), caps_.sasl.end(), "PLAIN") != caps_.sasl.end();
+  if (plain) {
+    conf::secret response = forwarder::plain_response(params_.login, *password);
+    r = co_await command("AUTH PLAIN " + response.reveal(), true);
+  } else {
+    r = co_await command("USER " + params_.login);
+    if (r.ok()) r = co_await command("PASS " + password->reveal(), true);
+  }
+  if (!r.ok() && !broken_) {
+    r.kind = failure_kind::auth;
+    r.detail =
+        std::string(plain ? "AUTH PLAIN" : "USER/PASS") + " as " + params_.login + " refused";
+  }
+  co_return r;
+}
+
+awaitable<pop3_result> pop3_client::async_uidl(std::vector<listing_entry>& out) {
+  pop3_result r = co_await command("UIDL");
+  if (!r.ok()) {
+    if (!broken_) r.detail = "UIDL refused: the server cannot tell messages apart";
+    co_return r;
+  }
+  std::vector<std::string> lines;
+  r = co_await read_lines(lines);
+  for (std::size_t i = 0; r.ok() && i < lines.size(); ++i) {
+    std::string error;
+    auto entry = parse_uidl_line(lines[i], &error);
+    if (!entry) co_return broken(failure_kind::protocol, "UIDL: " + error);
+    out.push_back(std::move(*entry));
+  }
+  co_return r;
+}
+
+awaitable<pop3_result> pop3_client::async_list(std::vector<listing_entry>& out) {
+  pop3_result r = co_await command("LIST");
+  if (!r.ok()) co_return r;
+  std::vector<std::string> lines;
+  r = co_await read_lines(lines);
+  for (std::size_t i = 0; r.ok() && i < lines.size(); ++i) {
+    std::string error;
+    auto entry = parse_list_line(lines[i], &error);
+    if (!entry) co_return broken(failure_kind::protocol, "LIST: " + error);
+    out.push_back(*entry);
+  }
+  co_return r;
+}
+
+awaitable<pop3_result> pop3_client::async_retr(
+    std::uint32_t number, const std::function<awaitable<bool>(const std::string&)>& sink) {
+  pop3_result r = co_await command("RETR " + std::to_string(number));
+  if (!r.ok()) co_return r;
+  forwarder::dot_decoder decoder;
+  std::string chunk;
+  for (;;) {
+    std::string_view in = channel_->buffered();
+    if (!in.empty()) {
+      chunk.clear();
+      channel_->consume(decoder.feed(in.data(), in.size(), chunk));
+      if (!chunk.empty()) {
+        const bool more = co_await sink(chunk);
+        if (!more) co_return broken(failure_kind::connection, "retrieval stopped by the target");
+      }
+      if (decoder.done()) co_return r;
+      if (!channel_->buffered().empty()) continue;
+    }
+    io_status s = co_await channel_->read_more(params_.reply_timeout);
+    if (s != io_status::ok)
+      co_return broken(classify(s),
+                       "during RETR " + std::to_string(number) + ": " + channel_->error());
+  }
+}
+
+awaitable<pop3_result> pop3_client::async_dele(std::uint32_t number) {
+  co_return co_await command("DELE " + std::to_string(number));
+}
+
+awaitable<pop3_result> pop3_client::async_quit() {
+  pop3_result r = co_await command("QUIT");
+  if (channel_) channel_->close();
+  broken_ = true;
+  co_return r;
+}
+
+}  // namespace postern::fetch

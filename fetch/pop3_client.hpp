@@ -1,0 +1,78 @@
+#pragma once
+/// A POP3 client for one mailbox session: connect, TLS (implicit or STLS, verified), CAPA,
+/// login (SASL PLAIN when offered, else USER/PASS), UIDL, LIST, RETR streamed to a sink,
+/// DELE, QUIT. Results are classified like the SMTP client's and carry the server's text.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <asio/awaitable.hpp>
+
+#include "conf/endpoint.hpp"
+#include "conf/secret.hpp"
+#include "conf/units.hpp"
+#include "forwarder/smtp_channel.hpp"
+#include "forwarder/smtp_client.hpp"
+#include "pop3_protocol.hpp"
+#include "tunnel/tls_context.hpp"
+
+namespace postern::fetch {
+
+using forwarder::failure_kind;
+
+struct pop3_result {
+  failure_kind kind = failure_kind::none;
+  std::string server;  ///< the server's status line text, when there was one
+  std::string detail;  ///< what happened, for logs; never a secret
+  [[nodiscard]] bool ok() const { return kind == failure_kind::none; }
+};
+
+struct pop3_params {
+  conf::endpoint endpoint;
+  std::shared_ptr<tunnel::tls_context> tls;
+  std::string login;
+  std::function<std::optional<conf::secret>(std::string& error)> password;
+  conf::duration connect_timeout{std::chrono::seconds(30)};
+  conf::duration handshake_timeout{std::chrono::seconds(30)};
+  conf::duration reply_timeout{std::chrono::minutes(2)};
+  std::string session;
+  bool trace = false;
+};
+
+class pop3_client {
+ public:
+  pop3_client(asio::any_io_executor ex, pop3_params params);
+
+  asio::awaitable<pop3_result> async_open();
+  asio::awaitable<pop3_result> async_uidl(std::vector<listing_entry>& out);
+  asio::awaitable<pop3_result> async_list(std::vector<listing_entry>& out);
+  /// Retrieves message `number`; `sink` receives the message bytes (transparency undone) as
+  /// they arrive and returns false to stop (the session is then unusable).
+  asio::awaitable<pop3_result> async_retr(
+      std::uint32_t number, const std::function<asio::awaitable<bool>(const std::string&)>& sink);
+  asio::awaitable<pop3_result> async_dele(std::uint32_t number);
+  /// QUIT: only now does the server expunge what was marked with DELE (RFC 1939 §6).
+  asio::awaitable<pop3_result> async_quit();
+  [[nodiscard]] const pop3_capabilities& capabilities() const { return caps_; }
+
+ private:
+  asio::awaitable<pop3_result> command(const std::string& line, bool sensitive = false);
+  asio::awaitable<pop3_result> read_status();
+  asio::awaitable<pop3_result> read_lines(std::vector<std::string>& lines);
+  asio::awaitable<pop3_result> start_tls();
+  asio::awaitable<pop3_result> login();
+  pop3_result broken(failure_kind kind, std::string detail);
+  void trace(const char* dir, std::string_view line);
+
+  asio::any_io_executor executor_;
+  pop3_params params_;
+  std::unique_ptr<forwarder::smtp_channel> channel_;
+  pop3_capabilities caps_;
+  bool broken_ = false;
+};
+
+}  // namespace postern::fetch
