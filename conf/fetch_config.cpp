@@ -1,0 +1,148 @@
+#include "fetch_config.hpp"
+
+#include "secret.hpp"
+#include "table_reader.hpp"
+
+namespace postern::conf {
+
+std::string delivery_target::to_string() const {
+  switch (kind) {
+    case target_kind::smtp:
+    case target_kind::lmtp: return url ? url->to_string() : "";
+    case target_kind::exec: {
+      std::string out = "exec:";
+      for (const auto& a : argv) out += (out.size() > 5 ? " " : "") + a;
+      return out;
+    }
+    case target_kind::maildir: return "maildir:" + path;
+    case target_kind::stdout_mbox: return "-";
+  }
+  return "?";
+}
+
+std::optional<delivery_target> parse_target(const std::string& text, std::string* error) {
+  delivery_target t;
+  auto fail = [&](std::string message) -> std::optional<delivery_target> {
+    if (error) *error = std::move(message);
+    return std::nullopt;
+  };
+  if (text == "-") {
+    t.kind = target_kind::stdout_mbox;
+    return t;
+  }
+  if (text.starts_with("maildir:")) {
+    t.kind = target_kind::maildir;
+    t.path = text.substr(8);
+    if (t.path.empty() || t.path.front() != '/')
+      return fail("\"" + text + "\": a Maildir needs an absolute path (maildir:/var/mail/x)");
+    return t;
+  }
+  if (text.starts_with("exec:")) {
+    t.kind = target_kind::exec;
+    // Split on spaces; an argument with spaces needs the array form of `deliver`.
+    std::string word;
+    for (char c : text.substr(5)) {
+      if (c == ' ') {
+        if (!word.empty()) t.argv.push_back(word);
+        word.clear();
+      } else {
+        word += c;
+      }
+    }
+    if (!word.empty()) t.argv.push_back(word);
+    if (t.argv.empty() || t.argv.front().front() != '/')
+      return fail("\"" + text + "\": exec needs an absolute program path (exec:/usr/sbin/x ...)");
+    return t;
+  }
+  std::string message;
+  auto url = parse_endpoint(text, &message);
+  if (!url) return fail(message);
+  if (url->protocol == app_protocol::lmtp) {
+    t.kind = target_kind::lmtp;
+  } else if (url->protocol == app_protocol::smtp) {
+    t.kind = target_kind::smtp;
+  } else {
+    return fail("\"" + text +
+                "\" is not a delivery target (smtp://, smtps://, "
+                "smtp+starttls://, lmtp://, lmtp:/path, exec:/path, maildir:/path or -)");
+  }
+  t.url = url;
+  return t;
+}
+
+namespace {
+
+void read_timeouts(table_reader& parent, fetch_timeouts& t) {
+  const toml::table* table = parent.get_table("timeouts");
+  if (!table) return;
+  table_reader r(*table, "timeouts", parent.file(), parent.diags());
+  const std::pair<const char*, duration*> keys[] = {{"connect", &t.connect},
+                                                    {"handshake", &t.handshake},
+                                                    {"command", &t.command},
+                                                    {"retrieve", &t.retrieve},
+                                                    {"deliver", &t.deliver}};
+  for (auto [key, slot] : keys)
+    if (auto v = r.get_duration(key)) {
+      if (v->count() <= 0)
+        r.error(key, "must be longer than 0s");
+      else
+        *slot = *v;
+    }
+  r.finish();
+}
+
+}  // namespace
+
+std::optional<fetch_config> load_fetch_config(const std::string& file, diagnostics& diags) {
+  auto root = parse_toml_file(file, diags);
+  if (!root) return std::nullopt;
+  fetch_config c;
+  c.file = file;
+  table_reader r(*root, "", file, diags);
+  c.mailboxes_file = resolve_path(file, r.get_string("mailboxes").value_or("mailboxes.toml"));
+  if (auto v = r.get_string("deliver")) {
+    std::string message;
+    c.deliver = parse_target(*v, &message);
+    if (!c.deliver) r.error("deliver", message);
+  }
+  if (auto v = r.get_string("state_dir")) c.state_dir = resolve_path(file, *v);
+  if (auto v = r.get_duration("interval")) c.interval = *v;
+  if (auto v = r.get_bool("keep")) c.keep = *v;
+  if (auto v = r.get_duration("delete_after")) c.delete_after = *v;
+  if (auto v = r.get_size("max_message_size")) c.max_message_size = *v;
+  if (auto v = r.get_choice<oversize_action>(
+          "oversize", {{"skip", oversize_action::skip}, {"deliver", oversize_action::deliver}}))
+    c.oversize = *v;
+  if (auto v = r.get_int("max_messages_per_run", 0, 10'000'000))
+    c.max_messages_per_run = static_cast<std::uint32_t>(*v);
+  if (auto v = r.get_int("concurrency", 1, 64)) c.concurrency = static_cast<std::uint32_t>(*v);
+  read_timeouts(r, c.timeouts);
+  if (const toml::table* audit = r.get_table("audit")) {
+    table_reader ar(*audit, "audit", file, diags);
+    if (auto v = ar.get_string("file")) c.audit_file = resolve_path(file, *v);
+    ar.finish();
+  }
+  r.finish();
+  if (c.keep == false && c.delete_after)
+    r.error("delete_after", "applies only with keep = true (without it, mail is deleted at once)");
+  if (c.interval.count() <= 0 && r.has("interval")) r.error("interval", "must be longer than 0s");
+  if (auto registry = load_mailbox_registry(c.mailboxes_file, diags)) c.registry = *registry;
+  if (!diags.empty()) return std::nullopt;
+  // Every mailbox that is fetched needs a POP3 endpoint and somewhere to deliver.
+  for (const auto& m : c.registry.mailboxes) {
+    if (!m.fetch) continue;
+    if (!m.pop3)
+      diags.add({c.registry.file, m.line, 1, "mailbox",
+                 m.address + " is fetched but has no pop3 endpoint (set pop3, or fetch = false)"});
+    if (m.deliver.empty() && !c.deliver)
+      diags.add({c.registry.file, m.line, 1, "mailbox",
+                 m.address + " has no delivery target: set deliver in fetch.toml or here"});
+    std::string message;
+    if (!m.deliver.empty() && !parse_target(m.deliver, &message))
+      diags.add({c.registry.file, m.line, 1, "mailbox.deliver", message});
+  }
+  if (!diags.empty()) return std::nullopt;
+  return c;
+}
+
+}  // namespace postern::conf
