@@ -6,21 +6,14 @@
 #include <fstream>
 #include <sstream>
 
+#include "../temp_dir.hpp"
 #include "fetch/local_targets.hpp"
 
 using namespace postern::fetch;
 namespace fs = std::filesystem;
+using postern::test::temp_dir;
 
 namespace {
-
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    char name[] = "/tmp/postern-maildir-XXXXXX";
-    path = ::mkdtemp(name);
-  }
-  ~temp_dir() { fs::remove_all(path); }
-};
 
 std::string read(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

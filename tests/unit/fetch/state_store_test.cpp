@@ -5,21 +5,14 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../temp_dir.hpp"
 #include "fetch/state_store.hpp"
 
 using namespace postern::fetch;
 namespace fs = std::filesystem;
+using postern::test::temp_dir;
 
 namespace {
-
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    char name[] = "/tmp/postern-state-XXXXXX";
-    path = ::mkdtemp(name);
-  }
-  ~temp_dir() { fs::remove_all(path); }
-};
 
 std::unique_ptr<state_store> open_ok(const fs::path& dir, const std::string& box = "u@pec.it") {
   auto o = state_store::open((dir / "state").string(), box);
