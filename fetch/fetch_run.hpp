@@ -1,0 +1,36 @@
+#pragma once
+/// One pass over one mailbox: lock its state, log in, list with UIDL, and for each new message
+/// deliver -> record -> DELE (unless kept). Mail is never lost: a failure at any point leaves
+/// the message on the server; a duplicate is possible only between delivery and the record.
+/// (In progress: the Maildir and stdout targets are wired; SMTP, LMTP and exec come next.)
+
+#include <cstdint>
+#include <string>
+
+#include <asio/awaitable.hpp>
+
+#include "conf/fetch_config.hpp"
+
+namespace postern::fetch {
+
+struct run_options {
+  bool dry_run = false;       ///< list what would be fetched, change nothing
+  bool retry_failed = false;  ///< try again messages whose delivery failed permanently
+  bool trace = false;
+  std::string hostname;  ///< for the Received: header
+  int stdout_fd = 1;     ///< the "-" target
+};
+
+struct mailbox_outcome {
+  enum class status { ok, busy, failed };
+  status result = status::ok;
+  bool temporary = false;  ///< failed, but a later run may succeed
+  std::uint32_t delivered = 0, skipped = 0, deleted = 0, failed_messages = 0;
+  std::string error;
+};
+
+asio::awaitable<mailbox_outcome> fetch_mailbox(const conf::fetch_config& config,
+                                               const conf::mailbox& mailbox,
+                                               const run_options& options);
+
+}  // namespace postern::fetch

@@ -1,0 +1,99 @@
+// postern-fetch: POP3 retrieval into the local mail system, never losing a message
+// (the fetchmail replacement). In progress: one pass, Maildir and stdout targets.
+#include <unistd.h>
+
+#include <climits>
+#include <csignal>
+#include <iostream>
+
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+
+#include "cli/exit_codes.hpp"
+#include "cli/log.hpp"
+#include "cli/options.hpp"
+#include "conf/fetch_config.hpp"
+#include "fetch/fetch_run.hpp"
+#include "postern/version.hpp"
+
+namespace {
+
+using namespace postern;
+namespace lg = postern::log;
+
+asio::awaitable<int> run_all(const conf::fetch_config& config, std::string only,
+                             fetch::run_options options) {
+  int code = exit_code::ok;
+  bool matched = only.empty();
+  for (const auto& m : config.registry.mailboxes) {
+    if (!only.empty() && !conf::same_address(m.address, only)) continue;
+    matched = true;
+    if (!m.fetch) continue;
+    fetch::mailbox_outcome o = co_await fetch::fetch_mailbox(config, m, options);
+    if (o.result == fetch::mailbox_outcome::status::failed) {
+      lg::error("fetch.failed", {{"mailbox", m.address}, {"error", o.error}});
+      code = std::max(code, o.temporary ? exit_code::tempfail : exit_code::unavailable);
+    } else if (o.result == fetch::mailbox_outcome::status::busy) {
+      code = std::max(code, exit_code::tempfail);
+    } else {
+      lg::info("fetch.done", {{"mailbox", m.address},
+                              {"delivered", o.delivered},
+                              {"skipped", o.skipped},
+                              {"deleted", o.deleted}});
+    }
+  }
+  if (!matched) {
+    lg::error("fetch.failed", {{"mailbox", only}, {"error", "not in the registry"}});
+    co_return exit_code::usage;
+  }
+  co_return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  CLI::App app{
+      "postern-fetch: retrieve POP3 mailboxes of the registry into the local mail "
+      "system; a message is deleted (if ever) only after it was delivered and recorded.",
+      "postern-fetch"};
+  app.footer(
+      "Exit status: 0 everything fetched, 75 try again later (a mailbox was busy or "
+      "unreachable), 69 a mailbox refused us (login, TLS), 64 usage, 78 configuration "
+      "error.");
+  cli::common_options common;
+  cli::add_common_options(app, common, POSTERN_SYSCONFDIR "/fetch.toml");
+  std::string only;
+  fetch::run_options options;
+  app.add_option("--mailbox", only, "Fetch only this mailbox");
+  app.add_flag("--dry-run", options.dry_run, "List what would be fetched; change nothing");
+  app.add_flag("--retry-failed", options.retry_failed,
+               "Try again messages whose delivery failed permanently");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : exit_code::usage;
+  }
+  cli::apply_logging(common);
+  conf::diagnostics diags;
+  auto config = conf::load_fetch_config(common.config, diags);
+  if (!config) {
+    std::cerr << diags.to_string();
+    return exit_code::config;
+  }
+  if (common.check) {
+    std::cout << "configuration OK\n";
+    return exit_code::ok;
+  }
+  char host[HOST_NAME_MAX + 1] = {};
+  ::gethostname(host, sizeof host - 1);
+  options.hostname = host;
+  options.trace = common.trace;
+  asio::io_context ctx(1);
+  int code = exit_code::software;
+  asio::co_spawn(ctx, run_all(*config, only, options),
+                 [&](std::exception_ptr e, int rc) { code = e ? exit_code::software : rc; });
+  ctx.run();
+  return code;
+}
