@@ -2,6 +2,7 @@
 
 #include <openssl/base.h>
 
+#include "exit_codes.hpp"
 #include "postern/version.hpp"
 
 namespace postern::cli {
@@ -20,6 +21,16 @@ void add_common_options(CLI::App& app, common_options& opts, const std::string& 
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   app.set_version_flag("--version", version_text(app.get_name()));
+}
+
+std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : exit_code::usage;
+  }
+  return std::nullopt;
 }
 
 void apply_logging(const common_options& opts) {

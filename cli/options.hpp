@@ -1,6 +1,7 @@
 #pragma once
 /// Command-line options shared by every postern program.
 
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +21,10 @@ struct common_options {
 
 /// Adds -c/--config, --check, -v, -q, --trace, --log-format and --version to `app`.
 void add_common_options(CLI::App& app, common_options& opts, const std::string& default_config);
+
+/// Parses the command line; returns the exit status when the program must stop here
+/// (--help, --version: 0; a usage error: 64, with the message printed).
+std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv);
 
 /// Applies the logging options to the process logger.
 void apply_logging(const common_options& opts);

@@ -69,12 +69,7 @@ int main(int argc, char** argv) {
   app.add_flag("--dry-run", options.dry_run, "List what would be fetched; change nothing");
   app.add_flag("--retry-failed", options.retry_failed,
                "Try again messages whose delivery failed permanently");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : exit_code::usage;
-  }
+  if (auto stop = cli::parse_command_line(app, argc, argv)) return *stop;
   cli::apply_logging(common);
   conf::diagnostics diags;
   auto config = conf::load_fetch_config(common.config, diags);

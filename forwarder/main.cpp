@@ -141,12 +141,7 @@ int main(int argc, char** argv) {
   bool sendmail_flag = false;  // handled before parsing; declared here for --help
   app.add_flag("--sendmail", sendmail_flag,
                "Read one message on stdin, sendmail style (must come first)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : exit_code::usage;
-  }
+  if (auto stop = cli::parse_command_line(app, argc, argv)) return *stop;
   cli::apply_logging(common);
   if (common.check) return check(common.config);
   std::string error;

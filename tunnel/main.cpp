@@ -128,12 +128,7 @@ int main(int argc, char** argv) {
   group->add_option("--handshake-timeout", so.handshake_timeout, "Default 15s");
   group->add_option("--idle-timeout", so.idle_timeout, "Default 60m");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : exit_code::usage;
-  }
+  if (auto stop = cli::parse_command_line(app, argc, argv)) return *stop;
   cli::apply_logging(common);
   (void)stdio_flag;
 

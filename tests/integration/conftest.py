@@ -1,5 +1,6 @@
 import pytest
 
+from dovecot import Dovecot
 from harness import Processes, TUNNEL
 from pki import PKI
 
@@ -18,6 +19,14 @@ def procs(tmp_path, request):
     p.stop_all()
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
         print(p.dump())
+
+
+@pytest.fixture
+def dovecot(procs, pki):
+    """A real Dovecot (POP3/IMAP with STARTTLS) with one user, removed afterwards."""
+    d = Dovecot(procs, pki)
+    yield d
+    d.cleanup()
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

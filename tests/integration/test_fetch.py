@@ -8,19 +8,9 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from dovecot import Dovecot
 from harness import BUILD_DIR
 
 FETCH = BUILD_DIR / "fetch" / "postern-fetch"
-
-
-@pytest.fixture
-def dovecot(procs, pki):
-    d = Dovecot(procs, pki)
-    yield d
-    d.cleanup()
 
 
 def configure(tmp_path, dovecot, pki, extra_mailbox="", extra=""):

@@ -8,19 +8,9 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from dovecot import Dovecot
 from harness import BUILD_DIR
 
 POP3_DUMP = BUILD_DIR / "tests" / "pop3_dump"
-
-
-@pytest.fixture
-def dovecot(procs, pki):
-    d = Dovecot(procs, pki)
-    yield d
-    d.cleanup()
 
 
 def dump(dovecot, pki, tmp_path, password="wonderland", ca=None, dele=False):

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from dovecot import Dovecot
 from harness import Tunnel, client_service, free_port, local, require, wait_for, wait_port
 
 HERE = Path(__file__).resolve().parent
@@ -67,13 +66,6 @@ def test_smtp_server_without_starttls_is_refused(procs, tmp_path, pki):
     end = tunnel.conn_ends()[0]
     assert end["outcome"] == "timeout", end
     assert "starttls" in end["reason"]
-
-
-@pytest.fixture
-def dovecot(procs, pki):
-    d = Dovecot(procs, pki)
-    yield d
-    d.cleanup()
 
 
 def dialogue(port, commands, terminator):
