@@ -9,6 +9,7 @@
 #include <asio/this_coro.hpp>
 
 #include "cli/log.hpp"
+#include "delivery.hpp"
 #include "local_targets.hpp"
 #include "pec_receipt.hpp"
 #include "pop3_client.hpp"
@@ -31,53 +32,52 @@ std::int64_t now_seconds() {
       .count();
 }
 
-/// Writes all of `data` to a descriptor (the stdout target).
-bool write_fd(int fd, const std::string& data) {
-  std::size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n <= 0) return false;
-    off += static_cast<std::size_t>(n);
-  }
-  return true;
+/// The envelope sender for local delivery: the message's Return-Path, else the mailbox.
+std::string envelope_sender(const std::string& head, const std::string& mailbox) {
+  auto end = forwarder::header_end(head);
+  auto block =
+      forwarder::header_block::parse(std::string_view(head).substr(0, end ? *end : head.size()));
+  const auto* rp = block.find("Return-Path");
+  if (!rp) return mailbox;
+  std::string value = rp->value();
+  auto open = value.find('<'), close = value.rfind('>');
+  if (open != std::string::npos && close != std::string::npos && close > open)
+    return value.substr(open + 1, close - open - 1);
+  return value;
 }
 
-/// One message on its way into a local target.
-class local_delivery {
- public:
-  local_delivery(const conf::delivery_target& target, int stdout_fd)
-      : target_(target), stdout_fd_(stdout_fd) {}
-  bool begin(const std::string& sender, std::string& error) {
-    if (target_.kind == conf::target_kind::maildir) return maildir_.begin(target_.path, error);
-    out_ = mboxrd_encoder::separator(sender, now_seconds());
-    return true;
-  }
-  bool write(const std::string& bytes, std::string& error) {
-    if (target_.kind == conf::target_kind::maildir) return maildir_.write(bytes, error);
-    mbox_.encode(bytes, out_);
-    if (out_.size() < 64 * 1024) return true;
-    return flush(error);
-  }
-  bool commit(std::string& error) {
-    if (target_.kind == conf::target_kind::maildir) return maildir_.commit(error);
-    mbox_.finish(out_);
-    return flush(error);
-  }
+/// One retrieved message on its way to the target: the header is held until complete (the
+/// envelope sender comes from it), then everything streams. A refusal by the target does not
+/// stop the retrieval, so the POP3 session stays usable for the next message.
+struct message_pipe {
+  delivery& target;
+  std::string recipient, mailbox, received;
+  std::string head, prefix;
+  bool started = false;
+  std::optional<delivery_result> refused;
 
- private:
-  bool flush(std::string& error) {
-    if (!write_fd(stdout_fd_, out_)) {
-      error = "writing to standard output failed";
-      return false;
-    }
-    out_.clear();
-    return true;
+  awaitable<bool> start() {
+    started = true;
+    delivery_result d = co_await target.begin(envelope_sender(head, mailbox), recipient);
+    if (d.ok()) d = co_await target.write(received);
+    if (d.ok()) d = co_await target.write(head);
+    head.clear();
+    if (!d.ok()) refused = d;
+    co_return true;
   }
-  const conf::delivery_target& target_;
-  int stdout_fd_;
-  maildir_writer maildir_;
-  mboxrd_encoder mbox_;
-  std::string out_;
+  awaitable<bool> feed(const std::string& bytes) {
+    if (prefix.size() < classify_prefix) prefix.append(bytes, 0, classify_prefix - prefix.size());
+    if (refused) co_return true;  // read on to the end, deliver nothing
+    if (!started) {
+      head += bytes;
+      if (!forwarder::header_end(head) && head.size() < max_head) co_return true;
+      co_return co_await start();
+    }
+    delivery_result d = co_await target.write(bytes);
+    if (!d.ok()) refused = d;
+    co_return true;
+  }
+  static constexpr std::size_t max_head = 1024 * 1024;
 };
 
 mailbox_outcome fail(mailbox_outcome out, std::string error, bool temporary) {
@@ -104,8 +104,6 @@ awaitable<mailbox_outcome> fetch_mailbox(const conf::fetch_config& config,
   state_store& state = *opened.store;
   std::optional<conf::delivery_target> target = config.deliver;
   if (!mailbox.deliver.empty()) target = conf::parse_target(mailbox.deliver, nullptr);
-  if (target->kind != conf::target_kind::maildir && target->kind != conf::target_kind::stdout_mbox)
-    co_return fail(out, "delivery to " + target->to_string() + " is not implemented yet", false);
   const bool keep = config.keep.value_or(mailbox.pec);
 
   pop3_params p;
@@ -122,7 +120,12 @@ awaitable<mailbox_outcome> fetch_mailbox(const conf::fetch_config& config,
   p.reply_timeout = config.timeouts.command;
   p.session = session;
   p.trace = options.trace;
-  pop3_client client(co_await asio::this_coro::executor, p);
+  auto executor = co_await asio::this_coro::executor;
+  delivery_context context{options.hostname, options.stdout_fd, config.timeouts, session,
+                           options.trace};
+  auto target_impl = make_delivery(executor, *target, context, error);
+  if (!target_impl) co_return fail(out, error, false);
+  pop3_client client(executor, p);
   pop3_result r = co_await client.async_open();
   if (!r.ok())
     co_return fail(out, r.detail + (r.server.empty() ? "" : ": " + r.server),
@@ -163,22 +166,46 @@ awaitable<mailbox_outcome> fetch_mailbox(const conf::fetch_config& config,
       lg::info("fetch.would_fetch", {{"mailbox", mailbox.address}, {"uid", e.uid}, {"size", size}});
       continue;
     }
-    local_delivery delivery(*target, options.stdout_fd);
-    std::string prefix;
-    bool ok = delivery.begin(mailbox.address, error) &&
-              delivery.write(
-                  received_header(p.endpoint.addr.host,
-                                  p.endpoint.tls == conf::tls_mode::none ? "POP3" : "POP3S", e.uid,
-                                  mailbox.deliver_to.empty() ? mailbox.address : mailbox.deliver_to,
-                                  options.hostname, now),
-                  error);
-    if (!ok) co_return fail(out, error, true);
-    r = co_await client.async_retr(e.number, [&](const std::string& bytes) -> awaitable<bool> {
-      if (prefix.size() < classify_prefix) prefix.append(bytes, 0, classify_prefix - prefix.size());
-      co_return delivery.write(bytes, error);
+    const std::string recipient = mailbox.deliver_to.empty() ? mailbox.address : mailbox.deliver_to;
+    message_pipe pipe{*target_impl, recipient, mailbox.address,
+                      received_header(p.endpoint.addr.host,
+                                      p.endpoint.tls == conf::tls_mode::none ? "POP3" : "POP3S",
+                                      e.uid, recipient, options.hostname, now)};
+    r = co_await client.async_retr(e.number, [&pipe](const std::string& bytes) -> awaitable<bool> {
+      co_return co_await pipe.feed(bytes);
     });
-    if (!r.ok()) co_return fail(out, error.empty() ? r.detail : error, true);
-    if (!delivery.commit(error)) co_return fail(out, error, true);
+    if (r.ok() && !pipe.started) co_await pipe.start();  // a message with no body
+    if (!r.ok()) {
+      target_impl->abort();
+      co_return fail(out, r.detail + (r.server.empty() ? "" : ": " + r.server), true);
+    }
+    delivery_result d;
+    if (pipe.refused) {
+      d = *pipe.refused;
+      target_impl->abort();
+    } else {
+      d = co_await target_impl->commit();
+    }
+    if (d.result == delivery_result::status::temporary) {
+      // Left on the server for the next run; later messages would meet the same problem.
+      lg::warn("fetch.deferred", {{"session", session},
+                                  {"mailbox", mailbox.address},
+                                  {"uid", e.uid},
+                                  {"reason", d.detail}});
+      co_await client.async_quit();
+      co_return fail(out, "delivery deferred: " + d.detail, true);
+    }
+    if (d.result == delivery_result::status::permanent) {
+      // Kept on the server and not tried again until --retry-failed.
+      lg::error("fetch.refused", {{"session", session},
+                                  {"mailbox", mailbox.address},
+                                  {"uid", e.uid},
+                                  {"reply", d.detail}});
+      if (!state.record(e.uid, uid_outcome::failed, now, error)) co_return fail(out, error, true);
+      ++out.failed_messages;
+      continue;
+    }
+    std::string& prefix = pipe.prefix;
     if (!state.record(e.uid, uid_outcome::delivered, now, error)) co_return fail(out, error, true);
     ++out.delivered;
     pec_info pec = classify_message(prefix);

@@ -38,8 +38,11 @@ asio::awaitable<int> run_all(const conf::fetch_config& config, std::string only,
     } else {
       lg::info("fetch.done", {{"mailbox", m.address},
                               {"delivered", o.delivered},
+                              {"refused", o.failed_messages},
                               {"skipped", o.skipped},
                               {"deleted", o.deleted}});
+      // A message the target refused for good stays on the server: not everything was fetched.
+      if (o.failed_messages) code = std::max(code, exit_code::data);
     }
   }
   if (!matched) {

@@ -85,7 +85,8 @@ awaitable<client_result> smtp_client::command(const std::string& line, conf::dur
 }
 
 awaitable<client_result> smtp_client::ehlo() {
-  client_result r = co_await command("EHLO " + params_.helo_name, params_.reply_timeout);
+  client_result r = co_await command((params_.lmtp ? "LHLO " : "EHLO ") + params_.helo_name,
+                                     params_.reply_timeout);
   if (r.ok())
     caps_ = parse_ehlo(r.server);
   else if (r.server.code)

@@ -54,6 +54,7 @@ struct client_params {
   conf::duration final_reply_timeout{std::chrono::minutes(10)};
   std::string session;  ///< session id for trace lines
   bool trace = false;   ///< log the dialogue (AUTH redacted)
+  bool lmtp = false;    ///< LMTP (RFC 2033): LHLO instead of EHLO
 };
 
 class smtp_client {

@@ -7,7 +7,8 @@ usage: smtp_upstream.py PORT CERT KEY implicit|starttls|plain USERS OUTDIR [FAUL
 USERS: lines "login:password".  FAULTS (optional JSON): {"mail": "451 4.3.0 busy",
 "rcpt": {"bad@x": "550 5.1.1 no such user"}, "data": "554 5.7.1 refused",
 "stall_data": seconds, "data_from": N (the "data" fault hits the Nth DATA on, default 1),
-"auth_only": "LOGIN" or "CRAM-MD5" (the only mechanism offered)}"""
+"auth_only": "LOGIN" or "CRAM-MD5" (the only mechanism offered), "noauth": true (a local
+mail server that takes mail without AUTH)}"""
 
 import asyncio
 import base64
@@ -103,7 +104,7 @@ def main():
     context.load_cert_chain(cert, key)
     handler = Store(out, faults, users)
     kwargs = dict(hostname="127.0.0.1", port=int(port), authenticator=Authenticator(users),
-                  auth_required=True, data_size_limit=200 * 1024 * 1024)
+                  auth_required=not faults.get("noauth"), data_size_limit=200 * 1024 * 1024)
     if "auth_only" in faults:
         kwargs["auth_exclude_mechanism"] = [m for m in ("PLAIN", "LOGIN", "CRAM-MD5")
                                             if m != faults["auth_only"]]

@@ -1,0 +1,166 @@
+#include "delivery.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+
+#include "local_targets.hpp"
+
+namespace postern::fetch {
+
+using asio::awaitable;
+using forwarder::client_result;
+using forwarder::failure_kind;
+using status = delivery_result::status;
+
+namespace {
+
+std::int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+delivery_result failed(bool temporary, std::string detail) {
+  return {temporary ? status::temporary : status::permanent, std::move(detail)};
+}
+
+/// Maildir and stdout (mboxrd): local writes, done synchronously.
+class local_delivery : public delivery {
+ public:
+  local_delivery(const conf::delivery_target& target, int stdout_fd)
+      : target_(target), stdout_fd_(stdout_fd) {}
+
+  awaitable<delivery_result> begin(const std::string& sender, const std::string&) override {
+    std::string error;
+    if (target_.kind == conf::target_kind::maildir) {
+      maildir_.emplace();
+      if (!maildir_->begin(target_.path, error)) co_return failed(true, error);
+    } else {
+      mbox_ = mboxrd_encoder{};
+      out_ = mboxrd_encoder::separator(sender, now_seconds());
+    }
+    co_return delivery_result{};
+  }
+  awaitable<delivery_result> write(const std::string& bytes) override {
+    std::string error;
+    if (maildir_) {
+      if (!maildir_->write(bytes, error)) co_return failed(true, error);
+      co_return delivery_result{};
+    }
+    mbox_.encode(bytes, out_);
+    co_return out_.size() < 64 * 1024 ? delivery_result{} : flush();
+  }
+  awaitable<delivery_result> commit() override {
+    std::string error;
+    if (maildir_) {
+      bool ok = maildir_->commit(error);
+      maildir_.reset();
+      co_return ok ? delivery_result{} : failed(true, error);
+    }
+    mbox_.finish(out_);
+    co_return flush();
+  }
+  void abort() override { maildir_.reset(); }
+
+ private:
+  delivery_result flush() {
+    std::size_t off = 0;
+    while (off < out_.size()) {
+      ssize_t n = ::write(stdout_fd_, out_.data() + off, out_.size() - off);
+      if (n <= 0) return failed(true, "writing to standard output failed");
+      off += static_cast<std::size_t>(n);
+    }
+    out_.clear();
+    return {};
+  }
+  const conf::delivery_target& target_;
+  int stdout_fd_;
+  std::optional<maildir_writer> maildir_;
+  mboxrd_encoder mbox_;
+  std::string out_;
+};
+
+/// SMTP or LMTP to the local mail server, one session for the whole run.
+class smtp_delivery : public delivery {
+ public:
+  smtp_delivery(asio::any_io_executor ex, forwarder::client_params params)
+      : executor_(std::move(ex)), params_(std::move(params)) {}
+
+  awaitable<delivery_result> begin(const std::string& sender,
+                                   const std::string& recipient) override {
+    if (!client_ || !client_->reusable()) {
+      client_ = std::make_unique<forwarder::smtp_client>(executor_, params_);
+      client_result r = co_await client_->async_open();
+      if (!r.ok()) co_return result(r, "connecting to " + params_.endpoint.to_string());
+    }
+    client_result r = co_await client_->async_mail("<" + sender + ">");
+    if (r.ok()) r = co_await client_->async_rcpt("<" + recipient + ">");
+    if (r.ok()) r = co_await client_->async_data();
+    if (!r.ok()) {
+      delivery_result out = result(r, "");
+      co_await client_->async_reset();
+      co_return out;
+    }
+    co_return delivery_result{};
+  }
+  awaitable<delivery_result> write(const std::string& bytes) override {
+    client_result r = co_await client_->async_write_body(bytes.data(), bytes.size());
+    co_return r.ok() ? delivery_result{} : result(r, "");
+  }
+  awaitable<delivery_result> commit() override {
+    // LMTP answers once per accepted recipient; there is exactly one here.
+    client_result r = co_await client_->async_end_data();
+    co_return r.ok() ? delivery_result{status::delivered, r.server.one_line()} : result(r, "");
+  }
+  void abort() override {
+    if (client_) client_->abort();  // no end of data: the server delivers nothing
+    client_.reset();
+  }
+
+ private:
+  static delivery_result result(const client_result& r, const std::string& context) {
+    std::string text = context.empty() ? "" : context + ": ";
+    text += r.server.code ? r.server.one_line() : r.detail;
+    // Only the server's own 5yz is permanent; everything else leaves the message for later.
+    return failed(r.kind != failure_kind::rejected_permanent, text);
+  }
+  asio::any_io_executor executor_;
+  forwarder::client_params params_;
+  std::unique_ptr<forwarder::smtp_client> client_;
+};
+
+}  // namespace
+
+std::unique_ptr<delivery> make_delivery(asio::any_io_executor ex,
+                                        const conf::delivery_target& target,
+                                        const delivery_context& context, std::string& error) {
+  switch (target.kind) {
+    case conf::target_kind::maildir:
+    case conf::target_kind::stdout_mbox:
+      return std::make_unique<local_delivery>(target, context.stdout_fd);
+    case conf::target_kind::smtp:
+    case conf::target_kind::lmtp: {
+      forwarder::client_params p;
+      p.endpoint = *target.url;
+      p.helo_name = context.hostname;
+      p.lmtp = target.kind == conf::target_kind::lmtp;
+      if (p.endpoint.tls != conf::tls_mode::none) {
+        p.tls = tunnel::tls_context::create({}, conf::tunnel_mode::client, error);
+        if (!p.tls) return nullptr;
+      }
+      p.connect_timeout = context.timeouts.connect;
+      p.handshake_timeout = context.timeouts.handshake;
+      p.reply_timeout = context.timeouts.command;
+      p.final_reply_timeout = context.timeouts.deliver;
+      p.session = context.session;
+      p.trace = context.trace;
+      return std::make_unique<smtp_delivery>(std::move(ex), std::move(p));
+    }
+    case conf::target_kind::exec: break;
+  }
+  error = "delivery to " + target.to_string() + " is not implemented yet";
+  return nullptr;
+}
+
+}  // namespace postern::fetch

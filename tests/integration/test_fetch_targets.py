@@ -1,0 +1,94 @@
+"""postern-fetch delivering into a mail server: SMTP (aiosmtpd storing what it gets) and LMTP
+(Postfix's smtp-sink in LMTP mode). The envelope sender is the message's Return-Path, the
+recipient the mailbox's deliver_to; a target's 5yz keeps the message on the server, recorded as
+failed until --retry-failed; a 4yz leaves it for the next run."""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from forwarder_harness import Upstream
+from harness import free_port, require, wait_for, wait_port
+from test_fetch import configure, run, server_messages
+
+MSG = b"Return-Path: <sender@pec.test>\r\nFrom: sender@pec.test\r\nSubject: x\r\n\r\nbody\r\n"
+
+
+def smtp_target(procs, tmp_path, pki, faults=None):
+    faults = dict(faults or {}, noauth=True)
+    return Upstream(procs, tmp_path, pki, "plain", {"unused": "x"}, faults=faults, name="mta")
+
+
+def test_smtp_target_gets_return_path_and_deliver_to(procs, tmp_path, pki, dovecot):
+    dovecot.add_message("m1.host:2,", MSG)
+    mta = smtp_target(procs, tmp_path, pki)
+    config, _ = configure(tmp_path, dovecot, pki, extra_mailbox='deliver_to = "ufficio@example.it"\n')
+    config.write_text(config.read_text().replace(
+        config.read_text().splitlines()[0], f'deliver = "smtp://127.0.0.1:{mta.port}"'))
+    result = run(config)
+    assert result.returncode == 0, result.stderr
+    (meta, stored), = mta.wait_messages(1)
+    assert (meta["from"], meta["to"]) == ("sender@pec.test", ["ufficio@example.it"])
+    assert stored.startswith(b"Received: from localhost by ") and stored.endswith(MSG)
+    assert server_messages(dovecot) == []
+
+
+def test_target_refusal_keeps_the_message_until_retry_failed(procs, tmp_path, pki, dovecot):
+    dovecot.add_message("m1.host:2,", MSG)
+    mta = smtp_target(procs, tmp_path, pki,
+                      faults={"rcpt": {"ufficio@example.it": "550 5.1.1 no such user"}})
+    config, _ = configure(tmp_path, dovecot, pki, extra_mailbox='deliver_to = "ufficio@example.it"\n')
+    config.write_text(config.read_text().replace(
+        config.read_text().splitlines()[0], f'deliver = "smtp://127.0.0.1:{mta.port}"'))
+    result = run(config)
+    assert result.returncode == 65, result.stderr
+    assert "event=fetch.refused" in result.stderr and "550 5.1.1 no such user" in result.stderr
+    assert len(server_messages(dovecot)) == 1  # kept on the server
+    state = (tmp_path / "state" / "alice@pec.test.state").read_text()
+    assert "\nF " in state
+    result = run(config, "-v")
+    assert result.returncode == 0 and "refused=0" in result.stderr  # not retried by default
+    result = run(config, "--retry-failed")
+    assert result.returncode == 65  # tried again, refused again
+
+
+def test_target_deferral_leaves_the_message_for_the_next_run(procs, tmp_path, pki, dovecot):
+    dovecot.add_message("m1.host:2,", MSG)
+    port = free_port()
+    config, _ = configure(tmp_path, dovecot, pki)
+    config.write_text(config.read_text().replace(
+        config.read_text().splitlines()[0], f'deliver = "smtp://127.0.0.1:{port}"'))
+    result = run(config)  # nothing listens: connection refused
+    assert result.returncode == 75
+    assert "delivery deferred" in result.stderr
+    assert len(server_messages(dovecot)) == 1
+    mta = Upstream(procs, tmp_path, pki, "plain", {"u": "x"}, faults={"noauth": True},
+                   name="mta", port=port)
+    assert run(config).returncode == 0
+    assert len(mta.wait_messages(1)) == 1
+    assert server_messages(dovecot) == []
+
+
+def test_lmtp_target(procs, tmp_path, pki, dovecot):
+    require("smtp-sink", "postfix")
+    dovecot.add_message("m1.host:2,", MSG)
+    # smtp-sink drops privileges; pytest's own temp dirs are private to root.
+    dumps = Path(tempfile.mkdtemp(prefix="postern-lmtp-"))
+    dumps.chmod(0o777)
+    port = free_port()
+    procs.start("smtp-sink", ["smtp-sink", "-L", "-u", "nobody", "-d", f"{dumps}/%H%M%S.",
+                              f"127.0.0.1:{port}", "10"])
+    wait_port(port)
+    config, _ = configure(tmp_path, dovecot, pki)
+    config.write_text(config.read_text().replace(
+        config.read_text().splitlines()[0], f'deliver = "lmtp://127.0.0.1:{port}"'))
+    result = run(config)
+    assert result.returncode == 0, result.stderr
+    try:
+        dumped = wait_for(lambda: list(dumps.iterdir()), what="the LMTP dump")
+        dump = dumped[0].read_bytes()  # smtp-sink writes its dump with LF line ends
+        assert b"X-Mail-Args: <sender@pec.test>\nX-Rcpt-Args: <alice@pec.test>" in dump
+        assert MSG.replace(b"\r\n", b"\n") in dump
+        assert server_messages(dovecot) == []
+    finally:
+        shutil.rmtree(dumps, ignore_errors=True)
