@@ -1,8 +1,20 @@
 #include "delivery.hpp"
 
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <csignal>
+#include <cstring>
+#include <optional>
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
 
 #include "local_targets.hpp"
 
@@ -130,6 +142,95 @@ class smtp_delivery : public delivery {
   std::unique_ptr<forwarder::smtp_client> client_;
 };
 
+/// exec: a program with the message on its standard input; its exit status decides
+/// (0 delivered, 75 try later, anything else refused).
+class exec_delivery : public delivery {
+ public:
+  exec_delivery(asio::any_io_executor ex, std::vector<std::string> argv, std::string mailbox,
+                conf::duration timeout)
+      : executor_(std::move(ex)),
+        argv_(std::move(argv)),
+        mailbox_(std::move(mailbox)),
+        timeout_(timeout) {}
+  ~exec_delivery() override { abort(); }
+
+  awaitable<delivery_result> begin(const std::string& sender,
+                                   const std::string& recipient) override {
+    std::vector<std::string> args;
+    for (std::string a : argv_) {
+      for (auto [key, value] : {std::pair<std::string, std::string>{"{sender}", sender},
+                                {"{recipient}", recipient},
+                                {"{mailbox}", mailbox_}})
+        for (auto pos = a.find(key); pos != std::string::npos;
+             pos = a.find(key, pos + value.size()))
+          a.replace(pos, key.size(), value);
+      args.push_back(std::move(a));
+    }
+    // Everything the child needs is prepared before fork: only async-signal-safe calls
+    // may follow it (the resolver thread could hold the allocator's lock).
+    std::vector<char*> cargv;
+    for (auto& a : args) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0)
+      co_return failed(true, "pipe: " + std::string(strerror(errno)));
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(fds[0], 0);
+      ::signal(SIGPIPE, SIG_DFL);  // ignored here, but a pipeline's programs expect it
+      ::execv(cargv[0], cargv.data());
+      ::_exit(127);
+    }
+    ::close(fds[0]);
+    if (pid_ < 0) {
+      ::close(fds[1]);
+      co_return failed(true, "fork: " + std::string(strerror(errno)));
+    }
+    pipe_.emplace(executor_, fds[1]);
+    co_return delivery_result{};
+  }
+  awaitable<delivery_result> write(const std::string& bytes) override {
+    auto [ec, n] = co_await asio::async_write(*pipe_, asio::buffer(bytes),
+                                              asio::experimental::as_tuple(asio::use_awaitable));
+    if (ec) co_return failed(true, argv_.front() + " stopped reading its input: " + ec.message());
+    co_return delivery_result{};
+  }
+  awaitable<delivery_result> commit() override {
+    pipe_.reset();  // end of input
+    asio::steady_timer tick(executor_);
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    int wstatus = 0;
+    while (::waitpid(pid_, &wstatus, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        abort();
+        co_return failed(true, argv_.front() + " did not finish within the deliver timeout");
+      }
+      tick.expires_after(std::chrono::milliseconds(5));
+      co_await tick.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    }
+    pid_ = -1;
+    if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) co_return delivery_result{};
+    const int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    co_return failed(code == 75, argv_.front() + " exited " + std::to_string(code));
+  }
+  void abort() override {
+    pipe_.reset();
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);  // an unfinished message must not be delivered
+      ::waitpid(pid_, nullptr, 0);
+    }
+    pid_ = -1;
+  }
+
+ private:
+  asio::any_io_executor executor_;
+  std::vector<std::string> argv_;
+  std::string mailbox_;
+  conf::duration timeout_;
+  std::optional<asio::posix::stream_descriptor> pipe_;
+  pid_t pid_ = -1;
+};
+
 }  // namespace
 
 std::unique_ptr<delivery> make_delivery(asio::any_io_executor ex,
@@ -157,9 +258,11 @@ std::unique_ptr<delivery> make_delivery(asio::any_io_executor ex,
       p.trace = context.trace;
       return std::make_unique<smtp_delivery>(std::move(ex), std::move(p));
     }
-    case conf::target_kind::exec: break;
+    case conf::target_kind::exec:
+      return std::make_unique<exec_delivery>(std::move(ex), target.argv, context.mailbox,
+                                             context.timeouts.deliver);
   }
-  error = "delivery to " + target.to_string() + " is not implemented yet";
+  error = "unknown delivery target";
   return nullptr;
 }
 

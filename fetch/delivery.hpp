@@ -39,6 +39,7 @@ struct delivery_context {
   conf::fetch_timeouts timeouts;
   std::string session;
   bool trace = false;
+  std::string mailbox;  ///< for exec's {mailbox}
 };
 
 /// The delivery for a target; one object serves a whole run (an SMTP/LMTP session is kept).

@@ -92,3 +92,38 @@ def test_lmtp_target(procs, tmp_path, pki, dovecot):
         assert server_messages(dovecot) == []
     finally:
         shutil.rmtree(dumps, ignore_errors=True)
+
+
+def exec_config(tmp_path, dovecot, pki, exit_code):
+    """An exec target: a script that stores its input and exits with `exit_code`."""
+    out = tmp_path / "exec-out"
+    out.mkdir(exist_ok=True)
+    script = tmp_path / "deliver.sh"
+    script.write_text(f'#!/bin/sh\ncat > "{out}/$1-$2.eml"\nexit {exit_code}\n')
+    script.chmod(0o755)
+    config, _ = configure(tmp_path, dovecot, pki)
+    config.write_text(config.read_text().replace(
+        config.read_text().splitlines()[0], f'deliver = "exec:{script} {{mailbox}} {{sender}}"'))
+    return config, out
+
+
+def test_exec_target_gets_the_message_on_stdin(procs, tmp_path, pki, dovecot):
+    dovecot.add_message("m1.host:2,", MSG)
+    config, out = exec_config(tmp_path, dovecot, pki, 0)
+    result = run(config)
+    assert result.returncode == 0, result.stderr
+    stored = (out / "alice@pec.test-sender@pec.test.eml").read_bytes()
+    assert stored.startswith(b"Received: ") and stored.endswith(MSG)
+    assert server_messages(dovecot) == []
+
+
+def test_exec_exit_75_defers_and_other_codes_refuse(procs, tmp_path, pki, dovecot):
+    dovecot.add_message("m1.host:2,", MSG)
+    config, _ = exec_config(tmp_path, dovecot, pki, 75)
+    result = run(config)
+    assert result.returncode == 75 and "exited 75" in result.stderr
+    assert len(server_messages(dovecot)) == 1
+    config, _ = exec_config(tmp_path, dovecot, pki, 3)
+    result = run(config)
+    assert result.returncode == 65 and "exited 3" in result.stderr
+    assert len(server_messages(dovecot)) == 1
