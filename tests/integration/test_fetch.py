@@ -8,7 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from harness import BUILD_DIR
+from harness import BUILD_DIR, require
 
 FETCH = BUILD_DIR / "fetch" / "postern-fetch"
 
@@ -106,3 +106,29 @@ def test_wrong_password_fails_and_nothing_is_deleted(dovecot, pki, tmp_path):
     assert result.returncode == 69
     assert "AUTH PLAIN as alice refused" in result.stderr and "wrong" not in result.stderr
     assert len(server_messages(dovecot)) == 2
+
+
+def test_stdout_mbox_splits_cleanly_in_formail(dovecot, pki, tmp_path):
+    require("formail", "procmail")
+    sent = preload(dovecot)
+    config, _ = configure(tmp_path, dovecot, pki)
+    config.write_text(config.read_text().replace(config.read_text().splitlines()[0],
+                                                 'deliver = "-"'))
+    out = tmp_path / "split"
+    out.mkdir()
+    fetch = subprocess.Popen([str(FETCH), "-c", str(config)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    formail = subprocess.run(["formail", "-s", "sh", "-c", f'cat > "{out}/msg.$FILENO"'],
+                             stdin=fetch.stdout, capture_output=True, timeout=60)
+    fetch.stdout.close()
+    assert fetch.wait(timeout=60) == 0, fetch.stderr.read()
+    assert formail.returncode == 0
+    bodies = []
+    for f in sorted(out.iterdir()):
+        lines = f.read_bytes().split(b"\n")
+        assert lines[0].startswith(b"From alice@pec.test ")  # the mbox separator
+        message = b"\n".join(lines[1:]).rstrip(b"\n") + b"\n"
+        assert message.startswith(b"Received: from localhost by ")
+        bodies.append(message.split(b"+0000\n", 1)[1])
+    assert sorted(bodies) == sorted(m.replace(b"\r\n", b"\n") for m in sent.values())
+    assert server_messages(dovecot) == []
