@@ -80,6 +80,39 @@ struct message_pipe {
   static constexpr std::size_t max_head = 1024 * 1024;
 };
 
+/// The audit line of one message: what it was (PEC class, daticert) and what became of it.
+void audit(forwarder::audit_log* log, const std::string& session, const conf::mailbox& mailbox,
+           const listing_entry& e, std::uint64_t size, const std::string& outcome,
+           const std::string& target, const std::string& reply, const pec_info& pec) {
+  if (!log || !log->enabled()) return;
+  forwarder::json_line line;
+  line.field("session", session)
+      .field("mailbox", mailbox.address)
+      .field("uid", e.uid)
+      .number("size", size)
+      .field("outcome", outcome)
+      .field("target", target)
+      .field("reply", reply)
+      .field("pec", to_string(pec.kind))
+      .field("ref_message_id", pec.referenced_message_id);
+  if (pec.cert) {
+    const daticert& d = *pec.cert;
+    line.field("tipo", d.tipo)
+        .field("errore", d.errore)
+        .field("mittente", d.mittente)
+        .list("destinatari", d.destinatari)
+        .field("consegna", d.consegna)
+        .field("data", d.giorno + " " + d.ora + " " + d.zona)
+        .field("identificativo", d.identificativo)
+        .field("msgid", d.msgid)
+        .field("errore_esteso", d.errore_esteso)
+        .field("gestore", d.gestore);
+  }
+  if (!pec.problem.empty() && pec.kind != pec_kind::not_pec)
+    line.field("daticert_problem", pec.problem);
+  log->append(line.finish());
+}
+
 mailbox_outcome fail(mailbox_outcome out, std::string error, bool temporary) {
   out.result = mailbox_outcome::status::failed;
   out.error = std::move(error);
@@ -192,6 +225,8 @@ awaitable<mailbox_outcome> fetch_mailbox(const conf::fetch_config& config,
                                   {"mailbox", mailbox.address},
                                   {"uid", e.uid},
                                   {"reason", d.detail}});
+      audit(options.audit, session, mailbox, e, size, "deferred", target->to_string(), d.detail,
+            classify_message(pipe.prefix));
       co_await client.async_quit();
       co_return fail(out, "delivery deferred: " + d.detail, true);
     }
@@ -201,6 +236,8 @@ awaitable<mailbox_outcome> fetch_mailbox(const conf::fetch_config& config,
                                   {"mailbox", mailbox.address},
                                   {"uid", e.uid},
                                   {"reply", d.detail}});
+      audit(options.audit, session, mailbox, e, size, "refused", target->to_string(), d.detail,
+            classify_message(pipe.prefix));
       if (!state.record(e.uid, uid_outcome::failed, now, error)) co_return fail(out, error, true);
       ++out.failed_messages;
       continue;
@@ -209,6 +246,8 @@ awaitable<mailbox_outcome> fetch_mailbox(const conf::fetch_config& config,
     if (!state.record(e.uid, uid_outcome::delivered, now, error)) co_return fail(out, error, true);
     ++out.delivered;
     pec_info pec = classify_message(prefix);
+    audit(options.audit, session, mailbox, e, size, "delivered", target->to_string(), d.detail,
+          pec);
     lg::info("fetch.delivered", {{"session", session},
                                  {"mailbox", mailbox.address},
                                  {"uid", e.uid},

@@ -10,6 +10,7 @@
 #include <asio/awaitable.hpp>
 
 #include "conf/fetch_config.hpp"
+#include "forwarder/audit_log.hpp"
 
 namespace postern::fetch {
 
@@ -17,8 +18,9 @@ struct run_options {
   bool dry_run = false;       ///< list what would be fetched, change nothing
   bool retry_failed = false;  ///< try again messages whose delivery failed permanently
   bool trace = false;
-  std::string hostname;  ///< for the Received: header
-  int stdout_fd = 1;     ///< the "-" target
+  std::string hostname;                   ///< for the Received: header
+  int stdout_fd = 1;                      ///< the "-" target
+  forwarder::audit_log* audit = nullptr;  ///< one JSON line per message, when configured
 };
 
 struct mailbox_outcome {

@@ -88,6 +88,13 @@ int main(int argc, char** argv) {
   ::gethostname(host, sizeof host - 1);
   options.hostname = host;
   options.trace = common.trace;
+  forwarder::audit_log audit;
+  std::string error;
+  if (!audit.open(config->audit_file, error)) {
+    std::cerr << "postern-fetch: " << error << "\n";
+    return exit_code::config;
+  }
+  options.audit = &audit;
   asio::io_context ctx(1);
   int code = exit_code::software;
   asio::co_spawn(ctx, run_all(*config, only, options),

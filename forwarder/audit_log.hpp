@@ -24,12 +24,28 @@ struct audit_record {
   std::string edits;    ///< header changes made (PEC)
 };
 
+/// One JSON object, built field by field ("time" first), for an audit line.
+class json_line {
+ public:
+  json_line();
+  json_line& field(const char* key, const std::string& value);
+  json_line& number(const char* key, std::uint64_t value);
+  json_line& list(const char* key, const std::vector<std::string>& values);
+  /// The line, with its newline.
+  std::string finish();
+
+ private:
+  std::string text_;
+};
+
 class audit_log {
  public:
   /// Opens (creating, mode 0640) the file; "" disables the log. False + error on failure.
   bool open(const std::string& path, std::string& error);
   ~audit_log();
   void write(const audit_record& r);
+  /// Appends a line built with json_line (one write call).
+  void append(const std::string& line);
   [[nodiscard]] bool enabled() const { return fd_ >= 0; }
 
  private:

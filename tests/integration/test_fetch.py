@@ -132,3 +132,49 @@ def test_stdout_mbox_splits_cleanly_in_formail(dovecot, pki, tmp_path):
         bodies.append(message.split(b"+0000\n", 1)[1])
     assert sorted(bodies) == sorted(m.replace(b"\r\n", b"\n") for m in sent.values())
     assert server_messages(dovecot) == []
+
+
+def pec_receipt(kind, xml):
+    """A receipt shaped as providers send it: multipart/signed around multipart/mixed with a
+    base64 daticert.xml (RFC 6109 §4.3)."""
+    import base64
+    b64 = base64.encodebytes(xml.encode()).replace(b"\n", b"\r\n").decode()
+    return (f"From: posta-certificata@pec.aruba.it\r\nX-Ricevuta: {kind}\r\n"
+            "X-Riferimento-Message-ID: <orig-1@client.test>\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/signed; protocol="application/x-pkcs7-signature"; '
+            'boundary="outer"\r\n\r\n--outer\r\nContent-Type: multipart/mixed; boundary="inner"'
+            "\r\n\r\n--inner\r\nContent-Type: text/plain\r\n\r\nRicevuta\r\n--inner\r\n"
+            'Content-Type: application/xml; name="daticert.xml"\r\n'
+            f"Content-Transfer-Encoding: base64\r\n\r\n{b64}--inner--\r\n--outer\r\n"
+            'Content-Type: application/x-pkcs7-signature; name="smime.p7s"\r\n\r\nMIAG\r\n'
+            "--outer--\r\n").encode()
+
+
+def test_audit_line_per_message_with_pec_classification(dovecot, pki, tmp_path):
+    import json
+    good = pec_receipt("accettazione",
+                       '<postacert tipo="accettazione" errore="nessuno"><intestazione>'
+                       "<mittente>alice@pec.test</mittente><destinatari>x@pec.it</destinatari>"
+                       "</intestazione><dati><data zona=\"+0100\"><giorno>23/11/2026</giorno>"
+                       "<ora>10:00:00</ora></data><identificativo>opec1@pec.aruba.it"
+                       "</identificativo><msgid>&lt;orig-1@client.test&gt;</msgid></dati>"
+                       "</postacert>")
+    broken = pec_receipt("avvenuta-consegna", "this is not xml")
+    dovecot.add_message("r1.host:2,", good)
+    dovecot.add_message("r2.host:2,", broken)
+    config, maildir = configure(tmp_path, dovecot, pki, extra_mailbox="pec = true\n",
+                                extra=f'[audit]\nfile = "{tmp_path}/audit.jsonl"\n')
+    assert run(config).returncode == 0
+    lines = [json.loads(l) for l in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    by_pec = {l["pec"]: l for l in lines}
+    ok = by_pec["accettazione"]
+    assert ok["outcome"] == "delivered" and ok["ref_message_id"] == "<orig-1@client.test>"
+    assert (ok["msgid"], ok["mittente"], ok["destinatari"]) == \
+        ("<orig-1@client.test>", "alice@pec.test", ["x@pec.it"])
+    assert ok["data"] == "23/11/2026 10:00:00 +0100"
+    bad = by_pec["avvenuta-consegna"]
+    assert bad["outcome"] == "delivered"  # a malformed daticert never stops delivery
+    assert bad["daticert_problem"] == "daticert.xml has no <postacert> element"
+    delivered_bodies = [f.read_bytes() for f in delivered(maildir)]
+    assert any(b.endswith(broken) for b in delivered_bodies)
+    assert any(b.endswith(good) for b in delivered_bodies)
