@@ -179,7 +179,9 @@ awaitable<mailbox_outcome> fetch_mailbox(const conf::fetch_config& config,
           config.delete_after &&
           now - rec->time >=
               std::chrono::duration_cast<std::chrono::seconds>(*config.delete_after).count();
-      if (keep && expired && !options.dry_run) {
+      // Delivered earlier: delete it now if it is not kept, or kept long enough (a run that
+      // was killed before QUIT recorded it, but its DELE never took effect).
+      if ((!keep || expired) && !options.dry_run) {
         r = co_await client.async_dele(e.number);
         if (r.ok()) ++out.deleted;
       }
