@@ -151,6 +151,7 @@ awaitable<mailbox_outcome> fetch_mailbox(const conf::fetch_config& config,
   p.connect_timeout = config.timeouts.connect;
   p.handshake_timeout = config.timeouts.handshake;
   p.reply_timeout = config.timeouts.command;
+  p.retrieve_timeout = config.timeouts.retrieve;
   p.session = session;
   p.trace = options.trace;
   auto executor = co_await asio::this_coro::executor;

@@ -194,7 +194,7 @@ awaitable<pop3_result> pop3_client::async_retr(
       if (decoder.done()) co_return r;
       if (!channel_->buffered().empty()) continue;
     }
-    io_status s = co_await channel_->read_more(params_.reply_timeout);
+    io_status s = co_await channel_->read_more(params_.retrieve_timeout);
     if (s != io_status::ok)
       co_return broken(classify(s),
                        "during RETR " + std::to_string(number) + ": " + channel_->error());

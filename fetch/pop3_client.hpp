@@ -39,6 +39,7 @@ struct pop3_params {
   conf::duration connect_timeout{std::chrono::seconds(30)};
   conf::duration handshake_timeout{std::chrono::seconds(30)};
   conf::duration reply_timeout{std::chrono::minutes(2)};
+  conf::duration retrieve_timeout{std::chrono::minutes(5)};  ///< between two reads of RETR
   std::string session;
   bool trace = false;
 };
