@@ -101,3 +101,16 @@ def test_server_stalling_mid_retr_times_out(dovecot, pki, tmp_path):
     assert len(server_messages(dovecot)) == 2
     assert list((maildir / "tmp").iterdir()) == []
     proxy.close()
+
+
+def test_unusable_state_dir_fetches_and_deletes_nothing(dovecot, pki, tmp_path):
+    big_mailbox(dovecot)
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the state directory should be\n")
+    config, maildir = configure(tmp_path, dovecot, pki)
+    config.write_text(config.read_text().replace(f'state_dir = "{tmp_path}/state"',
+                                                 f'state_dir = "{blocker}/state"'))
+    result = run(config)
+    assert result.returncode == 69, result.stderr
+    assert f"cannot create state_dir {blocker}/state" in result.stderr
+    assert delivered(maildir) == [] and len(server_messages(dovecot)) == 2
