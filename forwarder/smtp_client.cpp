@@ -242,10 +242,7 @@ awaitable<client_result> smtp_client::async_end_data() {
   if (s != io_status::ok)
     co_return broken(classify(s), "sending the message: " + channel_->error());
   client_result r = co_await read_reply(params_.final_reply_timeout);
-  if (r.server.code) {
-    in_transaction_ = false;
-    ++messages;
-  }
+  if (r.server.code) in_transaction_ = false;
   co_return r;
 }
 

@@ -88,7 +88,6 @@ class smtp_client {
   [[nodiscard]] std::string tls_cipher() { return channel_ ? channel_->stream().tls_cipher() : ""; }
   [[nodiscard]] const std::string& verify() const { return verify_; }
   [[nodiscard]] const client_params& params() const { return params_; }
-  std::uint64_t messages = 0;  ///< transactions completed on this session
 
  private:
   asio::awaitable<client_result> command(const std::string& line, conf::duration timeout,
