@@ -6,12 +6,21 @@
 #include <csignal>
 #include <iostream>
 
+#include <optional>
+#include <random>
+
 #include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
 
 #include "cli/exit_codes.hpp"
 #include "cli/log.hpp"
 #include "cli/options.hpp"
+#include "cli/service_manager.hpp"
 #include "conf/fetch_config.hpp"
 #include "fetch/fetch_run.hpp"
 #include "postern/version.hpp"
@@ -21,8 +30,10 @@ namespace {
 using namespace postern;
 namespace lg = postern::log;
 
-asio::awaitable<int> run_all(const conf::fetch_config& config, std::string only,
-                             fetch::run_options options) {
+// Parameters by reference to objects that outlive the run (see relay_transaction::mail
+// about GCC 12 and class-type coroutine parameters).
+asio::awaitable<int> run_all(const conf::fetch_config& config, const std::string& only,
+                             const fetch::run_options& options) {
   int code = exit_code::ok;
   bool matched = only.empty();
   for (const auto& m : config.registry.mailboxes) {
@@ -52,6 +63,51 @@ asio::awaitable<int> run_all(const conf::fetch_config& config, std::string only,
   co_return code;
 }
 
+/// --daemon: a pass every `interval` (10% jitter, so many hosts do not poll a provider in
+/// step), at once on SIGUSR1, after reloading the configuration on SIGHUP (a configuration
+/// that fails to load is reported and the old one kept); SIGTERM/SIGINT end it, after the pass
+/// in progress if there is one.
+asio::awaitable<int> daemon_loop(const std::string& file, std::optional<conf::fetch_config>& config,
+                                 const std::string& only, const fetch::run_options& options) {
+  auto ex = co_await asio::this_coro::executor;
+  asio::signal_set signals(ex, SIGUSR1, SIGHUP, SIGTERM);
+  signals.add(SIGINT);
+  asio::steady_timer timer(ex);
+  int last_signal = 0;
+  std::mt19937 rng(std::random_device{}());
+  cli::notify_ready("fetching every " + conf::format_duration(config->interval));
+  for (;;) {
+    co_await run_all(*config, only, options);
+    if (last_signal == SIGTERM || last_signal == SIGINT) co_return exit_code::ok;
+    last_signal = 0;
+    const auto interval = config->interval;
+    std::uniform_int_distribution<long long> jitter(-interval.count() / 10, interval.count() / 10);
+    timer.expires_after(interval + conf::duration(jitter(rng)));
+    signals.async_wait([&](std::error_code ec, int sig) {
+      if (!ec) last_signal = sig;
+      timer.cancel();
+    });
+    co_await timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    signals.cancel();
+    lg::info("daemon.wake", {{"reason", last_signal == 0         ? "interval"
+                                        : last_signal == SIGUSR1 ? "SIGUSR1"
+                                        : last_signal == SIGHUP  ? "SIGHUP"
+                                                                 : "stop"}});
+    if (last_signal == SIGTERM || last_signal == SIGINT) co_return exit_code::ok;
+    if (last_signal == SIGHUP) {
+      conf::diagnostics diags;
+      auto fresh = conf::load_fetch_config(file, diags);
+      for (const auto& d : diags.items()) lg::error("config.error", {{"error", d.to_string()}});
+      if (fresh) {
+        config = std::move(fresh);
+        lg::info("reload.done", {{"config", file}});
+      } else {
+        lg::error("reload.failed", {{"config", file}, {"effect", "the old configuration stays"}});
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -72,6 +128,9 @@ int main(int argc, char** argv) {
   app.add_flag("--dry-run", options.dry_run, "List what would be fetched; change nothing");
   app.add_flag("--retry-failed", options.retry_failed,
                "Try again messages whose delivery failed permanently");
+  bool daemon = false;
+  app.add_flag("--daemon", daemon,
+               "Keep running: a pass every `interval`, at once on SIGUSR1, reload on SIGHUP");
   if (auto stop = cli::parse_command_line(app, argc, argv)) return *stop;
   cli::apply_logging(common);
   conf::diagnostics diags;
@@ -97,8 +156,11 @@ int main(int argc, char** argv) {
   options.audit = &audit;
   asio::io_context ctx(1);
   int code = exit_code::software;
-  asio::co_spawn(ctx, run_all(*config, only, options),
-                 [&](std::exception_ptr e, int rc) { code = e ? exit_code::software : rc; });
+  auto done = [&](std::exception_ptr e, int rc) { code = e ? exit_code::software : rc; };
+  if (daemon)
+    asio::co_spawn(ctx, daemon_loop(common.config, config, only, options), done);
+  else
+    asio::co_spawn(ctx, run_all(*config, only, options), done);
   ctx.run();
   return code;
 }

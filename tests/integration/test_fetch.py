@@ -178,3 +178,25 @@ def test_audit_line_per_message_with_pec_classification(dovecot, pki, tmp_path):
     delivered_bodies = [f.read_bytes() for f in delivered(maildir)]
     assert any(b.endswith(broken) for b in delivered_bodies)
     assert any(b.endswith(good) for b in delivered_bodies)
+
+
+def test_daemon_fetches_on_sigusr1_keeps_config_on_bad_sighup_and_stops(procs, dovecot, pki,
+                                                                        tmp_path):
+    import signal
+    from harness import wait_for
+    dovecot.add_message("d1.host:2,", b"Subject: one\r\n\r\n1\r\n")
+    config, maildir = configure(tmp_path, dovecot, pki, extra='interval = "1h"\n')
+    proc = procs.start("fetchd", [str(FETCH), "-c", str(config), "--daemon"])
+    log = lambda: procs.log("fetchd")
+    wait_for(lambda: log().count("event=fetch.done") == 1, what="the first pass")
+    assert len(delivered(maildir)) == 1
+    dovecot.add_message("d2.host:2,", b"Subject: two\r\n\r\n2\r\n")
+    proc.send_signal(signal.SIGUSR1)  # fetch now, not in an hour
+    wait_for(lambda: log().count("event=fetch.done") == 2, what="the pass after SIGUSR1")
+    assert "reason=SIGUSR1" in log() and len(delivered(maildir)) == 2
+    config.write_text("interval = 5\n")  # broken: the running configuration must stay
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "event=reload.failed" in log(), what="the failed reload")
+    wait_for(lambda: log().count("event=fetch.done") == 3, what="the pass after SIGHUP")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
