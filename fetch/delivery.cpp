@@ -11,11 +11,10 @@
 #include <optional>
 
 #include <asio/experimental/as_tuple.hpp>
-#include <asio/posix/stream_descriptor.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
 
+#include "forwarder/relay.hpp"
 #include "local_targets.hpp"
 
 namespace postern::fetch {
@@ -143,7 +142,10 @@ class smtp_delivery : public delivery {
 };
 
 /// exec: a program with the message on its standard input; its exit status decides
-/// (0 delivered, 75 try later, anything else refused).
+/// (0 delivered, 75 try later, anything else refused). The message is spooled to an unlinked
+/// file first and the program started only once it is complete: a program reading a pipe
+/// would take the end of a dying fetch's output for the end of the message and deliver half
+/// of it (found by the kill -9 test).
 class exec_delivery : public delivery {
  public:
   exec_delivery(asio::any_io_executor ex, std::vector<std::string> argv, std::string mailbox,
@@ -156,7 +158,7 @@ class exec_delivery : public delivery {
 
   awaitable<delivery_result> begin(const std::string& sender,
                                    const std::string& recipient) override {
-    std::vector<std::string> args;
+    args_.clear();
     for (std::string a : argv_) {
       for (auto [key, value] : {std::pair<std::string, std::string>{"{sender}", sender},
                                 {"{recipient}", recipient},
@@ -164,39 +166,32 @@ class exec_delivery : public delivery {
         for (auto pos = a.find(key); pos != std::string::npos;
              pos = a.find(key, pos + value.size()))
           a.replace(pos, key.size(), value);
-      args.push_back(std::move(a));
+      args_.push_back(std::move(a));
     }
-    // Everything the child needs is prepared before fork: only async-signal-safe calls
-    // may follow it (the resolver thread could hold the allocator's lock).
+    spool_.emplace();
+    if (!spool_->ok()) co_return failed(true, spool_->error());
+    co_return delivery_result{};
+  }
+  awaitable<delivery_result> write(const std::string& bytes) override {
+    if (!spool_->write(bytes)) co_return failed(true, spool_->error());
+    co_return delivery_result{};
+  }
+  awaitable<delivery_result> commit() override {
+    // Everything the child needs is prepared before fork: only async-signal-safe calls may
+    // follow it (the resolver thread could hold the allocator's lock).
     std::vector<char*> cargv;
-    for (auto& a : args) cargv.push_back(a.data());
+    for (auto& a : args_) cargv.push_back(a.data());
     cargv.push_back(nullptr);
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0)
-      co_return failed(true, "pipe: " + std::string(strerror(errno)));
+    const int input = spool_->fd();
     pid_ = ::fork();
     if (pid_ == 0) {
-      ::dup2(fds[0], 0);
+      ::dup2(input, 0);
+      ::lseek(0, 0, SEEK_SET);
       ::signal(SIGPIPE, SIG_DFL);  // ignored here, but a pipeline's programs expect it
       ::execv(cargv[0], cargv.data());
       ::_exit(127);
     }
-    ::close(fds[0]);
-    if (pid_ < 0) {
-      ::close(fds[1]);
-      co_return failed(true, "fork: " + std::string(strerror(errno)));
-    }
-    pipe_.emplace(executor_, fds[1]);
-    co_return delivery_result{};
-  }
-  awaitable<delivery_result> write(const std::string& bytes) override {
-    auto [ec, n] = co_await asio::async_write(*pipe_, asio::buffer(bytes),
-                                              asio::experimental::as_tuple(asio::use_awaitable));
-    if (ec) co_return failed(true, argv_.front() + " stopped reading its input: " + ec.message());
-    co_return delivery_result{};
-  }
-  awaitable<delivery_result> commit() override {
-    pipe_.reset();  // end of input
+    if (pid_ < 0) co_return failed(true, "fork: " + std::string(strerror(errno)));
     asio::steady_timer tick(executor_);
     const auto deadline = std::chrono::steady_clock::now() + timeout_;
     int wstatus = 0;
@@ -209,14 +204,15 @@ class exec_delivery : public delivery {
       co_await tick.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     }
     pid_ = -1;
+    spool_.reset();
     if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) co_return delivery_result{};
     const int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
     co_return failed(code == 75, argv_.front() + " exited " + std::to_string(code));
   }
   void abort() override {
-    pipe_.reset();
+    spool_.reset();
     if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);  // an unfinished message must not be delivered
+      ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
     }
     pid_ = -1;
@@ -225,9 +221,10 @@ class exec_delivery : public delivery {
  private:
   asio::any_io_executor executor_;
   std::vector<std::string> argv_;
+  std::vector<std::string> args_;  ///< argv_ with this message's placeholders filled in
   std::string mailbox_;
   conf::duration timeout_;
-  std::optional<asio::posix::stream_descriptor> pipe_;
+  std::optional<forwarder::spool_file> spool_;
   pid_t pid_ = -1;
 };
 

@@ -63,6 +63,7 @@ class spool_file {
   bool write(const std::string& bytes);
   std::size_t read_at(std::uint64_t offset, char* buf, std::size_t len) const;
   [[nodiscard]] std::uint64_t size() const { return size_; }
+  [[nodiscard]] int fd() const { return fd_; }
 
  private:
   int fd_ = -1;

@@ -47,7 +47,9 @@ def test_kill_9_at_random_points_never_loses_mail(dovecot, pki, tmp_path):
     got = Counter()
     for f in out.iterdir():
         data = f.read_bytes()
+        assert b"+0000\r\n" in data, f"{f.name}: a partial message was delivered"
         original = data.split(b"+0000\r\n", 1)[1]  # after the Received: header
+        assert hashlib.sha256(original).hexdigest() in sent, f"{f.name}: truncated delivery"
         got[hashlib.sha256(original).hexdigest()] += 1
     missing = set(sent) - set(got)
     assert not missing, f"{len(missing)} messages lost"
