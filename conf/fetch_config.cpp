@@ -73,22 +73,11 @@ std::optional<delivery_target> parse_target(const std::string& text, std::string
 namespace {
 
 void read_timeouts(table_reader& parent, fetch_timeouts& t) {
-  const toml::table* table = parent.get_table("timeouts");
-  if (!table) return;
-  table_reader r(*table, "timeouts", parent.file(), parent.diags());
-  const std::pair<const char*, duration*> keys[] = {{"connect", &t.connect},
-                                                    {"handshake", &t.handshake},
-                                                    {"command", &t.command},
-                                                    {"retrieve", &t.retrieve},
-                                                    {"deliver", &t.deliver}};
-  for (auto [key, slot] : keys)
-    if (auto v = r.get_duration(key)) {
-      if (v->count() <= 0)
-        r.error(key, "must be longer than 0s");
-      else
-        *slot = *v;
-    }
-  r.finish();
+  read_timeouts_table(parent, {{"connect", &t.connect},
+                               {"handshake", &t.handshake},
+                               {"command", &t.command},
+                               {"retrieve", &t.retrieve},
+                               {"deliver", &t.deliver}});
 }
 
 }  // namespace

@@ -38,24 +38,13 @@ void read_allow(table_reader& r, forwarder_config& c) {
 }
 
 void read_timeouts(table_reader& parent, forwarder_timeouts& t) {
-  const toml::table* table = parent.get_table("timeouts");
-  if (!table) return;
-  table_reader r(*table, "timeouts", parent.file(), parent.diags());
-  const std::pair<const char*, duration*> keys[] = {{"command", &t.command},
-                                                    {"data", &t.data},
-                                                    {"connect", &t.connect},
-                                                    {"handshake", &t.handshake},
-                                                    {"reply", &t.reply},
-                                                    {"final_reply", &t.final_reply},
-                                                    {"upstream_idle", &t.upstream_idle}};
-  for (auto [key, slot] : keys)
-    if (auto v = r.get_duration(key)) {
-      if (v->count() <= 0)
-        r.error(key, "must be longer than 0s");
-      else
-        *slot = *v;
-    }
-  r.finish();
+  read_timeouts_table(parent, {{"command", &t.command},
+                               {"data", &t.data},
+                               {"connect", &t.connect},
+                               {"handshake", &t.handshake},
+                               {"reply", &t.reply},
+                               {"final_reply", &t.final_reply},
+                               {"upstream_idle", &t.upstream_idle}});
 }
 
 void read_default(table_reader& parent, forwarder_config& c) {

@@ -170,6 +170,21 @@ std::string table_reader::choice_message(const std::string& got,
   return message;
 }
 
+void read_timeouts_table(table_reader& parent,
+                         std::initializer_list<std::pair<const char*, duration*>> keys) {
+  const toml::table* table = parent.get_table("timeouts");
+  if (!table) return;
+  table_reader r(*table, "timeouts", parent.file(), parent.diags());
+  for (auto [key, slot] : keys)
+    if (auto v = r.get_duration(key)) {
+      if (v->count() <= 0)
+        r.error(key, "must be longer than 0s");
+      else
+        *slot = *v;
+    }
+  r.finish();
+}
+
 std::string resolve_path(const std::string& config_file, const std::string& path) {
   if (path.empty() || path.front() == '/') return path;
   return (std::filesystem::path(config_file).parent_path() / path).string();

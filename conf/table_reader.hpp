@@ -76,6 +76,11 @@ class table_reader {
   std::set<std::string, std::less<>> seen_;
 };
 
+/// Reads the `[timeouts]` table of `parent`: each key a duration longer than 0s, stored in
+/// its slot; unknown keys reported.
+void read_timeouts_table(table_reader& parent,
+                         std::initializer_list<std::pair<const char*, duration*>> keys);
+
 /// A relative path written in a config file is relative to that file's directory.
 std::string resolve_path(const std::string& config_file, const std::string& path);
 
