@@ -105,9 +105,7 @@ class smtp_delivery : public delivery {
       client_result r = co_await client_->async_open();
       if (!r.ok()) co_return result(r, "connecting to " + params_.endpoint.to_string());
     }
-    client_result r = co_await client_->async_mail("<" + sender + ">");
-    if (r.ok()) r = co_await client_->async_rcpt("<" + recipient + ">");
-    if (r.ok()) r = co_await client_->async_data();
+    client_result r = co_await client_->async_envelope("<" + sender + ">", "<" + recipient + ">");
     if (!r.ok()) {
       delivery_result out = result(r, "");
       co_await client_->async_reset();

@@ -26,6 +26,9 @@ namespace {
 /// daticert.xml comes before the (possibly large) original in practice.
 constexpr std::size_t classify_prefix = 2 * 1024 * 1024;
 
+/// RETR commands in flight with a pipelining server (the one being read included).
+constexpr std::size_t retr_window = 4;
+
 std::int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -52,12 +55,20 @@ std::string envelope_sender(const std::string& head, const std::string& mailbox)
 struct message_pipe {
   delivery& target;
   std::string recipient, mailbox, received;
-  std::string head, prefix;
-  bool started = false;
+  std::string head, prefix;  ///< prefix: what classification reads (the body only for PEC)
+  bool started = false, collect = true;
   std::optional<delivery_result> refused;
 
   awaitable<bool> start() {
     started = true;
+    // Only receipts and envelopes have a daticert.xml worth looking for; other mail is not
+    // copied (a 1 MiB message would otherwise cost a 1 MiB copy).
+    auto end = forwarder::header_end(head);
+    const pec_kind kind =
+        classify_headers(forwarder::header_block::parse(
+                             std::string_view(head).substr(0, end ? *end : head.size())))
+            .kind;
+    collect = kind != pec_kind::not_pec && kind != pec_kind::anomalia;
     delivery_result d = co_await target.begin(envelope_sender(head, mailbox), recipient);
     if (d.ok()) d = co_await target.write(received);
     if (d.ok()) d = co_await target.write(head);
@@ -66,7 +77,8 @@ struct message_pipe {
     co_return true;
   }
   awaitable<bool> feed(const std::string& bytes) {
-    if (prefix.size() < classify_prefix) prefix.append(bytes, 0, classify_prefix - prefix.size());
+    if (collect && prefix.size() < classify_prefix)
+      prefix.append(bytes, 0, classify_prefix - prefix.size());
     if (refused) co_return true;  // read on to the end, deliver nothing
     if (!started) {
       head += bytes;
@@ -172,8 +184,10 @@ awaitable<mailbox_outcome> fetch_mailbox(const conf::fetch_config& config,
   for (const auto& e : sizes) size_of[e.number] = e.size;
 
   const std::int64_t now = now_seconds();
+  // First what to do with each message; then the retrieval, several RETRs in flight when the
+  // server allows pipelining.
+  std::vector<const listing_entry*> todo;
   for (const auto& e : uids) {
-    if (config.max_messages_per_run && out.delivered >= config.max_messages_per_run) break;
     const uid_record* rec = state.find(e.uid);
     if (rec && rec->outcome == uid_outcome::delivered) {
       const bool expired =
@@ -182,10 +196,7 @@ awaitable<mailbox_outcome> fetch_mailbox(const conf::fetch_config& config,
               std::chrono::duration_cast<std::chrono::seconds>(*config.delete_after).count();
       // Delivered earlier: delete it now if it is not kept, or kept long enough (a run that
       // was killed before QUIT recorded it, but its DELE never took effect).
-      if ((!keep || expired) && !options.dry_run) {
-        r = co_await client.async_dele(e.number);
-        if (r.ok()) ++out.deleted;
-      }
+      if ((!keep || expired) && !options.dry_run) co_await client.async_dele(e.number);
       continue;
     }
     if (rec && !options.retry_failed) continue;  // failed permanently before
@@ -198,18 +209,30 @@ awaitable<mailbox_outcome> fetch_mailbox(const conf::fetch_config& config,
       ++out.skipped;
       continue;
     }
+    if (config.max_messages_per_run && todo.size() >= config.max_messages_per_run) continue;
     if (options.dry_run) {
       lg::info("fetch.would_fetch", {{"mailbox", mailbox.address}, {"uid", e.uid}, {"size", size}});
       continue;
     }
+    todo.push_back(&e);
+  }
+  std::size_t requested = 0;
+  for (std::size_t i = 0; i < todo.size(); ++i) {
+    const listing_entry& e = *todo[i];
+    const std::uint64_t size = size_of[e.number];
+    // Keep the server a few messages ahead: it reads and encrypts the next ones while this
+    // one is delivered. Deliver -> record -> DELE still happens one message at a time.
+    while (requested < todo.size() && requested < i + retr_window)
+      client.request_retr(todo[requested++]->number);
     const std::string recipient = mailbox.deliver_to.empty() ? mailbox.address : mailbox.deliver_to;
     message_pipe pipe{*target_impl, recipient, mailbox.address,
                       received_header(p.endpoint.addr.host,
                                       p.endpoint.tls == conf::tls_mode::none ? "POP3" : "POP3S",
                                       e.uid, recipient, options.hostname, now)};
-    r = co_await client.async_retr(e.number, [&pipe](const std::string& bytes) -> awaitable<bool> {
+    const pop3_client::body_sink feed = [&pipe](const std::string& bytes) -> awaitable<bool> {
       co_return co_await pipe.feed(bytes);
-    });
+    };
+    r = co_await client.async_retr(e.number, feed);
     if (r.ok() && !pipe.started) co_await pipe.start();  // a message with no body
     if (!r.ok()) {
       target_impl->abort();
@@ -258,12 +281,10 @@ awaitable<mailbox_outcome> fetch_mailbox(const conf::fetch_config& config,
                                  {"pec", to_string(pec.kind)},
                                  {"ref", pec.referenced_message_id},
                                  {"target", target->to_string()}});
-    if (!keep) {
-      r = co_await client.async_dele(e.number);
-      if (r.ok()) ++out.deleted;
-    }
+    if (!keep) co_await client.async_dele(e.number);
   }
   r = co_await client.async_quit();  // DELE takes effect only now
+  if (r.ok()) out.deleted = client.deletions();
   if (!state.compact(error)) co_return fail(out, error, true);
   co_return out;
 }

@@ -57,6 +57,8 @@ awaitable<pop3_result> pop3_client::command(const std::string& line, bool sensit
   channel_->queue("\r\n");
   io_status s = co_await channel_->flush(params_.reply_timeout);
   if (s != io_status::ok) co_return broken(classify(s), "sending a command: " + channel_->error());
+  pop3_result earlier = co_await read_pending(std::nullopt);  // pipelined ones answer first
+  if (!earlier.ok()) co_return earlier;
   co_return co_await read_status();
 }
 
@@ -176,10 +178,36 @@ awaitable<pop3_result> pop3_client::async_list(std::vector<listing_entry>& out) 
   co_return r;
 }
 
-awaitable<pop3_result> pop3_client::async_retr(
-    std::uint32_t number, const std::function<awaitable<bool>(const std::string&)>& sink) {
-  pop3_result r = co_await command("RETR " + std::to_string(number));
+void pop3_client::request_retr(std::uint32_t number) {
+  if (!caps_.pipelining || broken_ || !channel_) return;
+  const std::string line = "RETR " + std::to_string(number);
+  trace(">", line);
+  channel_->queue(line);
+  channel_->queue("\r\n");
+  pending_.push_back({true, number});
+}
+
+awaitable<pop3_result> pop3_client::async_retr(std::uint32_t number, const body_sink& sink) {
+  if (broken_ || !channel_) co_return pop3_result{failure_kind::connection, {}, "not connected"};
+  const bool requested = std::any_of(pending_.begin(), pending_.end(), [number](const auto& p) {
+    return p.retr && p.number == number;
+  });
+  if (!requested) {
+    pop3_result r = co_await command("RETR " + std::to_string(number));
+    if (!r.ok()) co_return r;
+    co_return co_await read_body(number, sink);
+  }
+  io_status s = co_await channel_->flush(params_.reply_timeout);
+  if (s != io_status::ok) co_return broken(classify(s), "sending a command: " + channel_->error());
+  pop3_result r = co_await read_pending(number);
   if (!r.ok()) co_return r;
+  pending_.pop_front();
+  r = co_await read_status();
+  if (!r.ok()) co_return r;
+  co_return co_await read_body(number, sink);
+}
+
+awaitable<pop3_result> pop3_client::read_body(std::uint32_t number, const body_sink& sink) {
   forwarder::dot_decoder decoder;
   std::string chunk;
   for (;;) {
@@ -191,7 +219,7 @@ awaitable<pop3_result> pop3_client::async_retr(
         const bool more = co_await sink(chunk);
         if (!more) co_return broken(failure_kind::connection, "retrieval stopped by the target");
       }
-      if (decoder.done()) co_return r;
+      if (decoder.done()) co_return pop3_result{};
       if (!channel_->buffered().empty()) continue;
     }
     io_status s = co_await channel_->read_more(params_.retrieve_timeout);
@@ -201,8 +229,43 @@ awaitable<pop3_result> pop3_client::async_retr(
   }
 }
 
+awaitable<pop3_result> pop3_client::read_pending(std::optional<std::uint32_t> stop) {
+  while (!pending_.empty()) {
+    const pending_reply next = pending_.front();
+    if (stop && next.retr && next.number == *stop) break;
+    pending_.pop_front();
+    pop3_result r = co_await read_status();
+    if (broken_) co_return r;
+    if (next.retr) {
+      if (!r.ok()) continue;
+      // Asked for ahead but no longer wanted (the run is stopping): read it to its end.
+      const body_sink discard = [](const std::string&) -> awaitable<bool> { co_return true; };
+      r = co_await read_body(next.number, discard);
+      if (!r.ok()) co_return r;
+    } else if (r.ok()) {
+      ++deletions_;
+    } else {
+      lg::warn("fetch.dele_refused", {{"session", params_.session},
+                                      {"number", std::to_string(next.number)},
+                                      {"server", r.server}});
+    }
+  }
+  co_return pop3_result{};
+}
+
 awaitable<pop3_result> pop3_client::async_dele(std::uint32_t number) {
-  co_return co_await command("DELE " + std::to_string(number));
+  if (broken_ || !channel_) co_return pop3_result{failure_kind::connection, {}, "not connected"};
+  if (caps_.pipelining) {
+    const std::string line = "DELE " + std::to_string(number);
+    trace(">", line);
+    channel_->queue(line);
+    channel_->queue("\r\n");
+    pending_.push_back({false, number});
+    co_return pop3_result{};
+  }
+  pop3_result r = co_await command("DELE " + std::to_string(number));
+  if (r.ok()) ++deletions_;
+  co_return r;
 }
 
 awaitable<pop3_result> pop3_client::async_quit() {

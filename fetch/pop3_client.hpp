@@ -4,6 +4,7 @@
 /// DELE, QUIT. Results are classified like the SMTP client's and carry the server's text.
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -51,19 +52,31 @@ class pop3_client {
   asio::awaitable<pop3_result> async_open();
   asio::awaitable<pop3_result> async_uidl(std::vector<listing_entry>& out);
   asio::awaitable<pop3_result> async_list(std::vector<listing_entry>& out);
+  /// With PIPELINING (RFC 2449 §6.6) asks for message `number` ahead, so the server sends it
+  /// while earlier ones are being delivered; async_retr(number) reads it later, in order.
+  /// Without PIPELINING it does nothing (async_retr sends the RETR itself).
+  void request_retr(std::uint32_t number);
   /// Retrieves message `number`; `sink` receives the message bytes (transparency undone) as
   /// they arrive and returns false to stop (the session is then unusable).
-  asio::awaitable<pop3_result> async_retr(
-      std::uint32_t number, const std::function<asio::awaitable<bool>(const std::string&)>& sink);
+  using body_sink = std::function<asio::awaitable<bool>(const std::string&)>;
+  asio::awaitable<pop3_result> async_retr(std::uint32_t number, const body_sink& sink);
+  /// Marks a message for deletion. With PIPELINING the command goes out with the next one and
+  /// its answer is read in turn (a refusal is logged and counted); without, it is awaited.
   asio::awaitable<pop3_result> async_dele(std::uint32_t number);
-  /// QUIT: only now does the server expunge what was marked with DELE (RFC 1939 §6).
+  /// Reads what is still outstanding, then QUIT: only now does the server expunge what was
+  /// marked with DELE (RFC 1939 §6).
   asio::awaitable<pop3_result> async_quit();
   [[nodiscard]] const pop3_capabilities& capabilities() const { return caps_; }
+  /// DELE commands the server accepted (they take effect only if QUIT succeeds).
+  [[nodiscard]] std::uint32_t deletions() const { return deletions_; }
 
  private:
   asio::awaitable<pop3_result> command(const std::string& line, bool sensitive = false);
   asio::awaitable<pop3_result> read_status();
   asio::awaitable<pop3_result> read_lines(std::vector<std::string>& lines);
+  asio::awaitable<pop3_result> read_body(std::uint32_t number, const body_sink& sink);
+  /// Reads replies to pipelined commands until the one for `stop` (RETR) is next, or all.
+  asio::awaitable<pop3_result> read_pending(std::optional<std::uint32_t> stop);
   asio::awaitable<pop3_result> start_tls();
   asio::awaitable<pop3_result> login();
   pop3_result broken(failure_kind kind, std::string detail);
@@ -74,6 +87,12 @@ class pop3_client {
   std::unique_ptr<forwarder::smtp_channel> channel_;
   pop3_capabilities caps_;
   bool broken_ = false;
+  struct pending_reply {
+    bool retr;  ///< RETR (a multi-line answer), else DELE
+    std::uint32_t number;
+  };
+  std::deque<pending_reply> pending_;  ///< pipelined commands, oldest first
+  std::uint32_t deletions_ = 0;
 };
 
 }  // namespace postern::fetch

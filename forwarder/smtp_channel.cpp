@@ -1,5 +1,7 @@
 #include "smtp_channel.hpp"
 
+#include <cstring>
+
 #include <openssl/err.h>
 
 namespace postern::forwarder {
@@ -69,25 +71,40 @@ io_status smtp_channel::failure(const io_result& r) {
 
 void smtp_channel::consume(std::size_t n) {
   in_pos_ += n;
-  if (in_pos_ >= in_.size()) {
-    in_.clear();
-    in_pos_ = 0;
-  } else if (in_pos_ > read_chunk) {
-    in_.erase(0, in_pos_);
-    in_pos_ = 0;
+  if (in_pos_ >= in_end_) in_pos_ = in_end_ = 0;
+}
+
+void smtp_channel::make_room() {
+  if (in_cap_ - in_end_ >= read_chunk) return;
+  const std::size_t pending = in_end_ - in_pos_;
+  if (in_cap_ - pending >= read_chunk) {
+    std::memmove(in_.get(), in_.get() + in_pos_, pending);
+  } else {
+    // Only while a long line is being skipped or a caller keeps unconsumed bytes.
+    auto bigger = std::make_unique_for_overwrite<char[]>(pending + read_chunk);
+    if (pending) std::memcpy(bigger.get(), in_.get() + in_pos_, pending);
+    in_ = std::move(bigger);
+    in_cap_ = pending + read_chunk;
   }
+  in_pos_ = 0;
+  in_end_ = pending;
 }
 
 awaitable<io_status> smtp_channel::read_more(conf::duration timeout) {
+  make_room();
   arm(timeout);
   io_status status = io_status::ok;
+  std::size_t got = 0;
   for (;;) {
-    const std::size_t old = in_.size();
-    in_.resize(old + read_chunk);
-    io_result r = stream_.read(in_.data() + old, read_chunk);
-    in_.resize(old + r.n);
+    io_result r = stream_.read(in_.get() + in_end_, in_cap_ - in_end_);
+    in_end_ += r.n;
+    got += r.n;
     bytes_in += r.n;
-    if (r.n > 0) break;
+    // Take every TLS record already in memory, up to the room there is: one wake-up per
+    // socket read rather than one per 16 KiB record. An end seen after some bytes is
+    // reported by the next call.
+    if (r.n > 0 && in_end_ < in_cap_ && stream_.read_buffered()) continue;
+    if (got > 0) break;
     if (r.ended()) {
       status = failure(r);
       break;

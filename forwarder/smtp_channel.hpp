@@ -34,7 +34,9 @@ class smtp_channel {
   /// Reads more bytes into the buffer (at least one unless closed/failed/timeout).
   asio::awaitable<io_status> read_more(conf::duration timeout);
   /// Bytes read but not yet consumed.
-  [[nodiscard]] std::string_view buffered() const { return std::string_view(in_).substr(in_pos_); }
+  [[nodiscard]] std::string_view buffered() const {
+    return {in_.get() + in_pos_, in_end_ - in_pos_};
+  }
   void consume(std::size_t n);
 
   /// Queues bytes; nothing is sent until flush().
@@ -74,14 +76,17 @@ class smtp_channel {
   void arm(conf::duration timeout);
   void disarm();
   io_status failure(const tunnel::io_result& r);
+  void make_room();
 
   tunnel::stream_end stream_;
   asio::steady_timer timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   unsigned generation_ = 0;
   bool timed_out_ = false;
-  std::string in_;
-  std::size_t in_pos_ = 0;
+  // Read buffer: [in_pos_, in_end_) is unconsumed. Not a std::string, whose resize would
+  // zero the room for every read.
+  std::unique_ptr<char[]> in_;
+  std::size_t in_cap_ = 0, in_pos_ = 0, in_end_ = 0;
   std::string out_;
   std::string error_;
 };

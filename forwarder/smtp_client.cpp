@@ -224,6 +224,50 @@ awaitable<client_result> smtp_client::async_data() {
   co_return r;
 }
 
+awaitable<client_result> smtp_client::async_envelope(const std::string& from,
+                                                     const std::string& to) {
+  if (!caps_.pipelining) {
+    client_result r = co_await async_mail(from);
+    if (r.ok()) r = co_await async_rcpt(to);
+    if (r.ok()) r = co_await async_data();
+    co_return r;
+  }
+  if (broken_ || !channel_) co_return client_result{failure_kind::connection, {}, "not connected"};
+  in_transaction_ = true;
+  encoder_ = dot_encoder{};
+  for (const std::string& line : {"MAIL FROM:" + from, "RCPT TO:" + to, std::string("DATA")}) {
+    trace(">", lg::redact_protocol_line(line));
+    channel_->queue(line);
+    channel_->queue("\r\n");
+  }
+  io_status s = co_await channel_->flush(params_.reply_timeout);
+  if (s != io_status::ok) co_return broken(classify(s), "sending a command: " + channel_->error());
+  client_result replies[3];
+  for (auto& r : replies) {
+    r = co_await read_reply(params_.reply_timeout);
+    if (broken_) co_return r;
+  }
+  client_result& data = replies[2];
+  if (!replies[0].ok() || !replies[1].ok()) {
+    if (data.server.code == 354) {
+      // A server that starts DATA with no accepted recipient (RFC 2920 §3.1 says it must
+      // not): end the empty message so the session stays in step.
+      channel_->queue(".\r\n");
+      s = co_await channel_->flush(params_.reply_timeout);
+      if (s != io_status::ok)
+        co_return broken(classify(s), "sending a command: " + channel_->error());
+      client_result ignored = co_await read_reply(params_.reply_timeout);
+      if (broken_) co_return ignored;
+    }
+    co_return replies[0].ok() ? replies[1] : replies[0];
+  }
+  if (data.ok() && data.server.code != 354) {
+    data.kind = failure_kind::protocol;
+    data.detail = "DATA answered " + std::to_string(data.server.code) + " instead of 354";
+  }
+  co_return data;
+}
+
 awaitable<client_result> smtp_client::async_write_body(const char* data, std::size_t len) {
   if (broken_) co_return client_result{failure_kind::connection, {}, "upstream connection lost"};
   encoder_.encode(data, len, channel_->out_buffer());

@@ -68,6 +68,9 @@ class smtp_client {
   asio::awaitable<client_result> async_rcpt(const std::string& path);
   /// DATA; success means the server answered 354.
   asio::awaitable<client_result> async_data();
+  /// MAIL, one RCPT and DATA for a single-recipient transaction: in one write when the server
+  /// offers PIPELINING (RFC 2920), else one at a time. Returns the first failure, if any.
+  asio::awaitable<client_result> async_envelope(const std::string& from, const std::string& to);
   /// Queues message bytes (dot-stuffed on the way); sends when enough are queued.
   asio::awaitable<client_result> async_write_body(const char* data, std::size_t len);
   /// Ends the message and returns the server's final reply.

@@ -25,6 +25,8 @@ class socket_bio {
   /// Writes what is buffered; `failed` leaves errno set.
   flush_result flush();
   [[nodiscard]] bool has_pending_output() const { return wlen_ > wpos_; }
+  /// Bytes read from the socket that TLS has not consumed yet.
+  [[nodiscard]] bool has_buffered_input() const { return rlen_ > rpos_; }
 
  private:
   static int on_read(BIO* bio, char* out, int len);

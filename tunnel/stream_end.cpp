@@ -114,6 +114,10 @@ io_result stream_end::read(char* buf, std::size_t len) {
   return r;
 }
 
+bool stream_end::read_buffered() const {
+  return ssl_ && (SSL_pending(ssl_.get()) > 0 || (bio_ && bio_->has_buffered_input()));
+}
+
 io_result stream_end::write(const char* buf, std::size_t len) {
   if (ssl_) {
     int ret = SSL_write(ssl_.get(), buf, static_cast<int>(std::min<std::size_t>(len, INT32_MAX)));

@@ -43,6 +43,9 @@ class stream_end {
   [[nodiscard]] SSL* ssl() const { return ssl_.get(); }
 
   io_result read(char* buf, std::size_t len);
+  /// True when a read would return TLS plaintext without a system call (more records are
+  /// already in memory); always false for plain descriptors.
+  [[nodiscard]] bool read_buffered() const;
   io_result write(const char* buf, std::size_t len);
   /// Drives the TLS handshake one step.
   io_result handshake();

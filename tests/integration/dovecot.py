@@ -25,7 +25,7 @@ class Dovecot:
             os.chown(path, nobody.pw_uid, nobody.pw_gid)
         self.user, self.password = user, password
         (self.root / "passwd").write_text(f"{user}:{{PLAIN}}{password}\n")
-        self.pop3_port, self.imap_port = free_port(), free_port()
+        self.pop3_port, self.pop3s_port, self.imap_port = free_port(), free_port(), free_port()
         config = self.root / "dovecot.conf"
         config.write_text(f"""
 base_dir = {self.root}/run
@@ -54,7 +54,8 @@ service pop3-login {{
     port = {self.pop3_port}
   }}
   inet_listener pop3s {{
-    port = 0
+    port = {self.pop3s_port}
+    ssl = yes
   }}
 }}
 service imap-login {{
@@ -79,6 +80,7 @@ service stats {{
 """)
         self.proc = procs.start("dovecot", ["dovecot", "-F", "-c", str(config)])
         wait_port(self.pop3_port)
+        wait_port(self.pop3s_port)
         wait_port(self.imap_port)
 
     def add_message(self, name, data):
