@@ -1,0 +1,120 @@
+"""POP3 PIPELINING (RFC 2449 §6.6) against a real Dovecot, watched by a proxy on the cleartext
+port: with PIPELINING offered, several RETRs leave in one segment and every message still
+arrives byte-exact and is deleted once recorded; with PIPELINING hidden from the client (the
+proxy removes it from CAPA), exactly one command is ever outstanding."""
+
+import hashlib
+import socket
+import threading
+
+from harness import free_port
+from test_fetch import configure, delivered, run, server_messages
+
+
+class WatchingProxy:
+    """Forwards TCP to `target`, records every chunk the client sends, and optionally removes
+    the PIPELINING line from the server's CAPA answer."""
+
+    def __init__(self, target, hide_pipelining):
+        self.port = free_port()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", self.port))
+        self.listener.listen(4)
+        self.target, self.hide = target, hide_pipelining
+        self.client_chunks = []
+        self.conns = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            self.conns += [client, server]
+            threading.Thread(target=self.pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self.pump, args=(server, client, False), daemon=True).start()
+
+    def pump(self, src, dst, from_client):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if from_client:
+                    self.client_chunks.append(data)
+                elif self.hide:
+                    data = data.replace(b"\r\nPIPELINING\r\n", b"\r\n")
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.listener.close()
+        for s in self.conns:
+            s.close()
+
+
+def fill(dovecot, count=12):
+    sent = {}
+    for i in range(count):
+        body = (f"From: s{i}@example.org\r\nSubject: n{i}\r\n\r\n".encode()
+                + (b".leading dot\r\n" + bytes(range(32, 127)) + b"\r\n") * (50 * i + 1))
+        dovecot.add_message(f"{i:03d}.host:2,", body)
+        sent[f"{i:03d}"] = hashlib.sha256(body).hexdigest()
+    return sorted(sent.values())
+
+
+def fetch_through(proxy, dovecot, pki, tmp_path):
+    config, maildir = configure(tmp_path, dovecot, pki, extra_mailbox="")
+    registry = tmp_path / "mailboxes.toml"
+    registry.write_text(registry.read_text().replace(
+        f"pop3+starttls://localhost:{dovecot.pop3_port}", f"pop3://localhost:{proxy.port}"))
+    result = run(config, "-v")
+    assert result.returncode == 0, result.stderr
+    got = []
+    for f in delivered(maildir):
+        data = f.read_bytes()
+        assert data.startswith(b"Received: ")
+        got.append(hashlib.sha256(data.split(b"\r\n", 2)[2]).hexdigest())
+    return sorted(got), result
+
+
+def commands(chunk):
+    return [line for line in chunk.split(b"\r\n") if line]
+
+
+def test_pipelined_retrieval_is_byte_exact_and_deletes_everything(dovecot, pki, tmp_path):
+    sent = fill(dovecot)
+    proxy = WatchingProxy(dovecot.pop3_port, hide_pipelining=False)
+    got, result = fetch_through(proxy, dovecot, pki, tmp_path)
+    proxy.close()
+    assert got == sent
+    assert server_messages(dovecot) == []
+    assert "deleted=12" in result.stderr
+    # Several RETRs went out together: the server was kept ahead.
+    assert max(sum(c.startswith(b"RETR ") for c in commands(ch)) for ch in proxy.client_chunks) > 1
+    # A DELE never precedes the RETR of its own message.
+    sent_lines = [c for ch in proxy.client_chunks for c in commands(ch)]
+    for line in sent_lines:
+        if line.startswith(b"DELE "):
+            n = line.split()[1]
+            assert sent_lines.index(b"RETR " + n) < sent_lines.index(line)
+
+
+def test_without_pipelining_one_command_at_a_time(dovecot, pki, tmp_path):
+    sent = fill(dovecot)
+    proxy = WatchingProxy(dovecot.pop3_port, hide_pipelining=True)
+    got, result = fetch_through(proxy, dovecot, pki, tmp_path)
+    proxy.close()
+    assert got == sent
+    assert server_messages(dovecot) == []
+    assert "deleted=12" in result.stderr
+    assert [len(commands(ch)) for ch in proxy.client_chunks] == [1] * len(proxy.client_chunks)
+    assert sum(c.startswith(b"RETR ") for ch in proxy.client_chunks for c in commands(ch)) == 12
