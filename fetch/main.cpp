@@ -1,5 +1,5 @@
 // postern-fetch: POP3 retrieval into the local mail system, never losing a message
-// (the fetchmail replacement). In progress: one pass, Maildir and stdout targets.
+// (the fetchmail replacement): one pass over the registry's mailboxes, or --daemon.
 #include <unistd.h>
 
 #include <climits>
@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <random>
+#include <vector>
 
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -30,36 +31,68 @@ namespace {
 using namespace postern;
 namespace lg = postern::log;
 
+/// Logs how one mailbox went; raises `code` to the run's exit status.
+void report(const conf::mailbox& m, const fetch::mailbox_outcome& o, int& code) {
+  if (o.result == fetch::mailbox_outcome::status::failed) {
+    lg::error("fetch.failed", {{"mailbox", m.address}, {"error", o.error}});
+    code = std::max(code, o.temporary ? exit_code::tempfail : exit_code::unavailable);
+  } else if (o.result == fetch::mailbox_outcome::status::busy) {
+    code = std::max(code, exit_code::tempfail);
+  } else {
+    lg::info("fetch.done", {{"mailbox", m.address},
+                            {"delivered", o.delivered},
+                            {"refused", o.failed_messages},
+                            {"skipped", o.skipped},
+                            {"deleted", o.deleted}});
+    // A message the target refused for good stays on the server: not everything was fetched.
+    if (o.failed_messages) code = std::max(code, exit_code::data);
+  }
+}
+
 // Parameters by reference to objects that outlive the run (see relay_transaction::mail
 // about GCC 12 and class-type coroutine parameters).
+asio::awaitable<void> fetch_worker(const conf::fetch_config& config,
+                                   const std::vector<const conf::mailbox*>& queue,
+                                   std::size_t& next, const fetch::run_options& options,
+                                   int& code) {
+  while (next < queue.size()) {
+    const conf::mailbox& m = *queue[next++];
+    fetch::mailbox_outcome o = co_await fetch::fetch_mailbox(config, m, options);
+    report(m, o, code);
+  }
+}
+
+/// One pass: up to `concurrency` mailboxes at a time (one at a time when a mailbox delivers
+/// to standard output, where messages must not interleave).
 asio::awaitable<int> run_all(const conf::fetch_config& config, const std::string& only,
                              const fetch::run_options& options) {
   int code = exit_code::ok;
-  bool matched = only.empty();
+  std::vector<const conf::mailbox*> queue;
+  bool matched = only.empty(), to_stdout = false;
   for (const auto& m : config.registry.mailboxes) {
     if (!only.empty() && !conf::same_address(m.address, only)) continue;
     matched = true;
     if (!m.fetch) continue;
-    fetch::mailbox_outcome o = co_await fetch::fetch_mailbox(config, m, options);
-    if (o.result == fetch::mailbox_outcome::status::failed) {
-      lg::error("fetch.failed", {{"mailbox", m.address}, {"error", o.error}});
-      code = std::max(code, o.temporary ? exit_code::tempfail : exit_code::unavailable);
-    } else if (o.result == fetch::mailbox_outcome::status::busy) {
-      code = std::max(code, exit_code::tempfail);
-    } else {
-      lg::info("fetch.done", {{"mailbox", m.address},
-                              {"delivered", o.delivered},
-                              {"refused", o.failed_messages},
-                              {"skipped", o.skipped},
-                              {"deleted", o.deleted}});
-      // A message the target refused for good stays on the server: not everything was fetched.
-      if (o.failed_messages) code = std::max(code, exit_code::data);
-    }
+    queue.push_back(&m);
+    auto target = m.deliver.empty() ? config.deliver : conf::parse_target(m.deliver, nullptr);
+    if (target && target->kind == conf::target_kind::stdout_mbox) to_stdout = true;
   }
   if (!matched) {
     lg::error("fetch.failed", {{"mailbox", only}, {"error", "not in the registry"}});
     co_return exit_code::usage;
   }
+  auto ex = co_await asio::this_coro::executor;
+  std::size_t next = 0;
+  std::size_t running = std::min<std::size_t>(to_stdout ? 1 : config.concurrency, queue.size());
+  asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
+  for (std::size_t i = running; i > 0; --i)
+    asio::co_spawn(ex, fetch_worker(config, queue, next, options, code),
+                   [&](std::exception_ptr e) {
+                     if (e) code = exit_code::software;
+                     if (--running == 0) all_done.cancel();
+                   });
+  while (running > 0)
+    co_await all_done.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
   co_return code;
 }
 

@@ -83,9 +83,20 @@ service stats {{
         wait_port(self.pop3s_port)
         wait_port(self.imap_port)
 
-    def add_message(self, name, data):
+    def add_user(self, user, password):
+        """Another mailbox; Dovecot re-reads its passwd-file when it changes."""
         nobody = pwd.getpwnam("nobody")
-        path = self.root / "home" / self.user / "Maildir" / "new" / name
+        box = self.root / "home" / user / "Maildir"
+        for sub in ("new", "cur", "tmp"):
+            (box / sub).mkdir(parents=True)
+        for path in [box.parent, box, *box.iterdir()]:
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        with open(self.root / "passwd", "a") as f:
+            f.write(f"{user}:{{PLAIN}}{password}\n")
+
+    def add_message(self, name, data, user=None):
+        nobody = pwd.getpwnam("nobody")
+        path = self.root / "home" / (user or self.user) / "Maildir" / "new" / name
         path.write_bytes(data)
         os.chown(path, nobody.pw_uid, nobody.pw_gid)
 

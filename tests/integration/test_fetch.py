@@ -200,3 +200,55 @@ def test_daemon_fetches_on_sigusr1_keeps_config_on_bad_sighup_and_stops(procs, d
     wait_for(lambda: log().count("event=fetch.done") == 3, what="the pass after SIGHUP")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
+
+
+def two_mailboxes(tmp_path, dovecot, pki, concurrency):
+    """alice and bob, each with one message, delivered by an exec program that waits (up to
+    5 s) until both mailboxes have a delivery in progress: a barrier only concurrent runs
+    pass. It exits 75 (try later) when the other never shows up."""
+    dovecot.add_user("bob", "builder")
+    dovecot.add_message("a1.host:2,", b"Subject: for alice\r\n\r\na\r\n")
+    dovecot.add_message("b1.host:2,", b"Subject: for bob\r\n\r\nb\r\n", user="bob")
+    config, _ = configure(tmp_path, dovecot, pki, extra=f"concurrency = {concurrency}\n")
+    bob_secret = tmp_path / "bob.pass"
+    bob_secret.write_text("builder\n")
+    bob_secret.chmod(0o600)
+    registry = tmp_path / "mailboxes.toml"
+    registry.write_text(registry.read_text() + registry.read_text()
+                        .replace("alice@pec.test", "bob@pec.test")
+                        .replace('login = "alice"', 'login = "bob"')
+                        .replace(str(tmp_path / "alice.pass"), str(bob_secret)))
+    barrier, out = tmp_path / "barrier", tmp_path / "out"
+    barrier.mkdir()
+    out.mkdir()
+    script = tmp_path / "deliver.sh"
+    script.write_text(f"""#!/bin/sh
+touch "{barrier}/$1"
+for i in $(seq 100); do
+  [ "$(ls "{barrier}" | wc -l)" -ge 2 ] && exec cat > "{out}/$1"
+  sleep 0.05
+done
+exit 75
+""")
+    script.chmod(0o755)
+    config.write_text(config.read_text().replace(config.read_text().splitlines()[0],
+                                                 f'deliver = "exec:{script} {{mailbox}}"'))
+    return config, out
+
+
+def test_concurrency_fetches_mailboxes_in_parallel(dovecot, pki, tmp_path):
+    config, out = two_mailboxes(tmp_path, dovecot, pki, concurrency=2)
+    result = run(config)
+    assert result.returncode == 0, result.stderr
+    assert (out / "alice@pec.test").read_bytes().endswith(b"\r\n\r\na\r\n")
+    assert (out / "bob@pec.test").read_bytes().endswith(b"\r\n\r\nb\r\n")
+
+
+def test_concurrency_one_fetches_mailboxes_one_after_the_other(dovecot, pki, tmp_path):
+    config, out = two_mailboxes(tmp_path, dovecot, pki, concurrency=1)
+    result = run(config)
+    # alice's delivery waits for a second one that cannot start while hers runs; bob's,
+    # started only after alice's gave up, finds her mark and goes through.
+    assert result.returncode == 75, result.stderr
+    assert "mailbox=alice@pec.test error=\"delivery deferred" in result.stderr
+    assert [f.name for f in out.iterdir()] == ["bob@pec.test"]
