@@ -80,6 +80,26 @@ void read_timeouts(table_reader& parent, fetch_timeouts& t) {
                                {"deliver", &t.deliver}});
 }
 
+void read_delivery(table_reader& parent, mailbox& d) {
+  d.address = "(delivery target)";
+  const toml::table* table = parent.get_table("delivery");
+  if (!table) return;
+  table_reader r(*table, "delivery", parent.file(), parent.diags());
+  if (auto v = r.get_string("login")) d.login = *v;
+  if (auto v = r.get_string("password_file")) {
+    d.password_file = resolve_path(parent.file(), *v);
+    if (auto problem = check_private_file(d.password_file); !problem.empty())
+      r.error("password_file", problem);
+  }
+  if (auto v = r.get_string_list("password_command")) d.password_command = *v;
+  read_client_tls_keys(r, d.tls);
+  r.finish();
+  if (!d.login.empty() && d.password_file.empty() && d.password_command.empty())
+    r.error("login", "login needs password_file or password_command");
+  if (!d.password_file.empty() && !d.password_command.empty())
+    r.error("password_file", "set only one of password_file, password_command");
+}
+
 }  // namespace
 
 std::optional<fetch_config> load_fetch_config(const std::string& file, diagnostics& diags) {
@@ -106,6 +126,7 @@ std::optional<fetch_config> load_fetch_config(const std::string& file, diagnosti
     c.max_messages_per_run = static_cast<std::uint32_t>(*v);
   if (auto v = r.get_int("concurrency", 1, 64)) c.concurrency = static_cast<std::uint32_t>(*v);
   read_timeouts(r, c.timeouts);
+  read_delivery(r, c.delivery);
   if (const toml::table* audit = r.get_table("audit")) {
     table_reader ar(*audit, "audit", file, diags);
     if (auto v = ar.get_string("file")) c.audit_file = resolve_path(file, *v);

@@ -42,6 +42,9 @@ struct fetch_config {
   std::string mailboxes_file;
   mailbox_registry registry;
   std::optional<delivery_target> deliver;  ///< default target; mailboxes may override
+  /// [delivery]: AUTH and TLS for smtp/lmtp targets, as a pseudo-mailbox (login, password
+  /// source, tls); no login = no AUTH.
+  mailbox delivery;
   std::string state_dir = "/var/lib/postern/fetch";
   duration interval{std::chrono::minutes(5)};  ///< --daemon
   std::optional<bool> keep;                    ///< unset: true for PEC mailboxes, else false

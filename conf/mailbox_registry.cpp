@@ -55,18 +55,6 @@ void read_limits(table_reader& r, mailbox_limits& l) {
     l.messages_per_minute = static_cast<std::uint32_t>(*v);
 }
 
-void read_mailbox_tls(table_reader& r, tls_settings& tls) {
-  if (auto v = r.get_choice<verify_mode>(
-          "verify", {{"full", verify_mode::full}, {"none", verify_mode::none}}))
-    tls.verify = *v;
-  if (auto v = r.get_string("ca_file")) tls.ca_file = resolve_path(r.file(), *v);
-  if (auto v = r.get_string("verify_host")) tls.verify_host = *v;
-  if (auto v = r.get_string_list("pin_sha256")) tls.pin_sha256 = *v;
-  if (auto v = r.get_choice<tls_version>(
-          "tls_min", {{"1.2", tls_version::tls1_2}, {"1.3", tls_version::tls1_3}}))
-    tls.min_version = *v;
-}
-
 bool file_is_private(const std::string& file) {
   struct stat st {};
   return ::stat(file.c_str(), &st) == 0 && (st.st_mode & 077) == 0;
@@ -133,7 +121,7 @@ void read_mailbox(table_reader& r, mailbox& m, bool registry_private) {
       r.error("password_file", problem);
   if (auto v = r.get_bool("pec")) m.pec = *v;
   read_limits(r, m.limits);
-  read_mailbox_tls(r, m.tls);
+  read_client_tls_keys(r, m.tls);
   if (auto v = r.get_bool("allow_cleartext")) m.allow_cleartext = *v;
   if (auto v = r.get_bool("fetch")) m.fetch = *v;
   if (auto v = r.get_string("deliver_to")) m.deliver_to = *v;
@@ -229,6 +217,18 @@ std::optional<mailbox_registry> load_mailbox_registry(const std::string& file, d
   r.finish();
   if (!diags.empty()) return std::nullopt;
   return registry;
+}
+
+void read_client_tls_keys(table_reader& r, tls_settings& tls) {
+  if (auto v = r.get_choice<verify_mode>(
+          "verify", {{"full", verify_mode::full}, {"none", verify_mode::none}}))
+    tls.verify = *v;
+  if (auto v = r.get_string("ca_file")) tls.ca_file = resolve_path(r.file(), *v);
+  if (auto v = r.get_string("verify_host")) tls.verify_host = *v;
+  if (auto v = r.get_string_list("pin_sha256")) tls.pin_sha256 = *v;
+  if (auto v = r.get_choice<tls_version>(
+          "tls_min", {{"1.2", tls_version::tls1_2}, {"1.3", tls_version::tls1_3}}))
+    tls.min_version = *v;
 }
 
 std::optional<secret> mailbox_password(const mailbox& m, std::string* error) {

@@ -37,6 +37,8 @@ struct provider_preset {
 const std::vector<provider_preset>& provider_presets();
 const provider_preset* find_provider(std::string_view name);
 
+class table_reader;
+
 struct mailbox {
   std::string address;
   std::string provider;  ///< preset name, "" when endpoints are explicit
@@ -66,6 +68,10 @@ struct mailbox_registry {
 
 /// Loads and validates the registry; nullopt with every problem in `diags` on error.
 std::optional<mailbox_registry> load_mailbox_registry(const std::string& file, diagnostics& diags);
+
+/// Reads the client-side TLS keys shared by mailboxes and other TLS clients: verify, ca_file,
+/// verify_host, pin_sha256, tls_min.
+void read_client_tls_keys(table_reader& r, tls_settings& tls);
 
 /// The mailbox's password, read now (file or command); nullopt with a message naming the
 /// source (never the secret) on failure.

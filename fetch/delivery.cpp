@@ -241,10 +241,15 @@ std::unique_ptr<delivery> make_delivery(asio::any_io_executor ex,
       p.endpoint = *target.url;
       p.helo_name = context.hostname;
       p.lmtp = target.kind == conf::target_kind::lmtp;
+      static const conf::mailbox no_settings;
+      const conf::mailbox& settings = context.settings ? *context.settings : no_settings;
       if (p.endpoint.tls != conf::tls_mode::none) {
-        p.tls = tunnel::tls_context::create({}, conf::tunnel_mode::client, error);
+        p.tls = tunnel::tls_context::create(settings.tls, conf::tunnel_mode::client, error);
         if (!p.tls) return nullptr;
       }
+      p.login = settings.login;
+      if (!p.login.empty())
+        p.password = [&settings](std::string& e) { return conf::mailbox_password(settings, &e); };
       p.connect_timeout = context.timeouts.connect;
       p.handshake_timeout = context.timeouts.handshake;
       p.reply_timeout = context.timeouts.command;

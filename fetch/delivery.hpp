@@ -39,7 +39,8 @@ struct delivery_context {
   conf::fetch_timeouts timeouts;
   std::string session;
   bool trace = false;
-  std::string mailbox;  ///< for exec's {mailbox}
+  std::string mailbox;                      ///< for exec's {mailbox}
+  const conf::mailbox* settings = nullptr;  ///< fetch.toml [delivery]: AUTH and TLS for smtp/lmtp
 };
 
 /// The delivery for a target; one object serves a whole run (an SMTP/LMTP session is kept).

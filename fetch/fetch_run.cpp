@@ -167,8 +167,8 @@ awaitable<mailbox_outcome> fetch_mailbox(const conf::fetch_config& config,
   p.session = session;
   p.trace = options.trace;
   auto executor = co_await asio::this_coro::executor;
-  delivery_context context{options.hostname, options.stdout_fd, config.timeouts,
-                           session,          options.trace,     mailbox.address};
+  delivery_context context{options.hostname, options.stdout_fd, config.timeouts, session,
+                           options.trace,    mailbox.address,   &config.delivery};
   auto target_impl = make_delivery(executor, *target, context, error);
   if (!target_impl) co_return fail(out, error, false);
   pop3_client client(executor, p);

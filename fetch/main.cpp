@@ -24,12 +24,20 @@
 #include "cli/service_manager.hpp"
 #include "conf/fetch_config.hpp"
 #include "fetch/fetch_run.hpp"
+#include "forwarder/forwarder_server.hpp"
 #include "postern/version.hpp"
 
 namespace {
 
 using namespace postern;
 namespace lg = postern::log;
+
+/// Warnings every start and reload repeat: verification off, cleartext allowed.
+void log_insecure_settings(const conf::fetch_config& config) {
+  for (const auto& m : config.registry.mailboxes)
+    if (m.fetch) forwarder::log_insecure_mailbox(m);
+  forwarder::log_insecure_mailbox(config.delivery);
+}
 
 /// Logs how one mailbox went; raises `code` to the run's exit status.
 void report(const conf::mailbox& m, const fetch::mailbox_outcome& o, int& code) {
@@ -86,11 +94,10 @@ asio::awaitable<int> run_all(const conf::fetch_config& config, const std::string
   std::size_t running = std::min<std::size_t>(to_stdout ? 1 : config.concurrency, queue.size());
   asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
   for (std::size_t i = running; i > 0; --i)
-    asio::co_spawn(ex, fetch_worker(config, queue, next, options, code),
-                   [&](std::exception_ptr e) {
-                     if (e) code = exit_code::software;
-                     if (--running == 0) all_done.cancel();
-                   });
+    asio::co_spawn(ex, fetch_worker(config, queue, next, options, code), [&](std::exception_ptr e) {
+      if (e) code = exit_code::software;
+      if (--running == 0) all_done.cancel();
+    });
   while (running > 0)
     co_await all_done.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
   co_return code;
@@ -134,6 +141,7 @@ asio::awaitable<int> daemon_loop(const std::string& file, std::optional<conf::fe
       if (fresh) {
         config = std::move(fresh);
         lg::info("reload.done", {{"config", file}});
+        log_insecure_settings(*config);
       } else {
         lg::error("reload.failed", {{"config", file}, {"effect", "the old configuration stays"}});
       }
@@ -176,6 +184,7 @@ int main(int argc, char** argv) {
     std::cout << "configuration OK\n";
     return exit_code::ok;
   }
+  log_insecure_settings(*config);
   char host[HOST_NAME_MAX + 1] = {};
   ::gethostname(host, sizeof host - 1);
   options.hostname = host;

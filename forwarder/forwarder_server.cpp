@@ -104,22 +104,24 @@ std::shared_ptr<forwarder_runtime> build_runtime(asio::io_context& ctx,
   return rt;
 }
 
+void log_insecure_mailbox(const conf::mailbox& m) {
+  if (m.tls.verify == conf::verify_mode::none)
+    lg::warn("config.insecure",
+             {{"mailbox", m.address},
+              {"setting", "verify = \"none\""},
+              {"effect",
+               "the server's certificate is NOT verified: the password and mail can be "
+               "captured on the path"}});
+  if (m.allow_cleartext)
+    lg::warn("config.insecure",
+             {{"mailbox", m.address},
+              {"setting", "allow_cleartext = true"},
+              {"effect", "credentials and mail may cross the network unencrypted"}});
+}
+
 void log_insecure_settings(const conf::forwarder_config& config) {
-  auto warn_mailbox = [](const conf::mailbox& m) {
-    if (m.tls.verify == conf::verify_mode::none)
-      lg::warn("config.insecure", {{"mailbox", m.address},
-                                   {"setting", "verify = \"none\""},
-                                   {"effect",
-                                    "the provider's certificate is NOT verified: the "
-                                    "password can be captured on the path"}});
-    if (m.allow_cleartext)
-      lg::warn("config.insecure",
-               {{"mailbox", m.address},
-                {"setting", "allow_cleartext = true"},
-                {"effect", "credentials and mail may cross the network unencrypted"}});
-  };
-  for (const auto& m : config.registry.mailboxes) warn_mailbox(m);
-  if (config.smarthost) warn_mailbox(*config.smarthost);
+  for (const auto& m : config.registry.mailboxes) log_insecure_mailbox(m);
+  if (config.smarthost) log_insecure_mailbox(*config.smarthost);
 }
 
 forwarder_server::forwarder_server(asio::io_context& ctx) : ctx_(ctx) {}

@@ -20,6 +20,8 @@ std::shared_ptr<forwarder_runtime> build_runtime(asio::io_context& ctx,
 
 /// Warnings every start and reload repeat (verification off, cleartext allowed).
 void log_insecure_settings(const conf::forwarder_config& config);
+/// The same warnings for one mailbox (or pseudo-mailbox: smarthost, fetch's [delivery]).
+void log_insecure_mailbox(const conf::mailbox& m);
 
 class forwarder_server {
  public:

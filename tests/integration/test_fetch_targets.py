@@ -127,3 +127,45 @@ def test_exec_exit_75_defers_and_other_codes_refuse(procs, tmp_path, pki, doveco
     result = run(config)
     assert result.returncode == 65 and "exited 3" in result.stderr
     assert len(server_messages(dovecot)) == 1
+
+
+def smtps_config(tmp_path, dovecot, pki, mta, delivery):
+    config, _ = configure(tmp_path, dovecot, pki)
+    secret = tmp_path / "smtp.pass"
+    secret.write_text("s3cret-relay\n")
+    secret.chmod(0o600)
+    text = config.read_text().replace(config.read_text().splitlines()[0],
+                                      f'deliver = "{mta.url}"')
+    config.write_text(text + f'[delivery]\nlogin = "fetcher"\npassword_file = "{secret}"\n'
+                      + delivery)
+    return config
+
+
+def test_smtps_target_with_private_ca_and_login(procs, tmp_path, pki, dovecot):
+    dovecot.add_message("m1.host:2,", MSG)
+    mta = Upstream(procs, tmp_path, pki, "implicit", {"fetcher": "s3cret-relay"}, name="mta")
+    config = smtps_config(tmp_path, dovecot, pki, mta, f'ca_file = "{pki.ca}"\n')
+    result = run(config, "-v", "--trace")
+    assert result.returncode == 0, result.stderr
+    (meta, stored), = mta.wait_messages(1)
+    assert meta["login"] == "fetcher" and stored.endswith(MSG)
+    assert server_messages(dovecot) == []
+    assert "s3cret-relay" not in result.stderr + result.stdout
+
+
+def test_smtps_target_unverifiable_is_deferred_and_keeps_the_message(procs, tmp_path, pki,
+                                                                    dovecot):
+    dovecot.add_message("m1.host:2,", MSG)
+    mta = Upstream(procs, tmp_path, pki, "implicit", {"fetcher": "s3cret-relay"}, name="mta")
+    config = smtps_config(tmp_path, dovecot, pki, mta, "")  # the system store lacks the test CA
+    result = run(config)
+    assert result.returncode == 75, result.stderr
+    assert "delivery deferred" in result.stderr and "certificate" in result.stderr
+    assert mta.messages() == [] and len(server_messages(dovecot)) == 1
+    # verify = "none" is an opt-in that is said out loud on every start.
+    config.write_text(config.read_text() + 'verify = "none"\n')
+    result = run(config)
+    assert result.returncode == 0, result.stderr
+    assert 'event=config.insecure mailbox="(delivery target)" setting="verify = \\"none\\""' \
+        in result.stderr
+    assert len(mta.wait_messages(1)) == 1
