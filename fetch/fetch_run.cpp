@@ -269,7 +269,16 @@ awaitable<mailbox_outcome> fetch_mailbox(const conf::fetch_config& config,
       continue;
     }
     std::string& prefix = pipe.prefix;
-    if (!state.record(e.uid, uid_outcome::delivered, now, error)) co_return fail(out, error, true);
+    if (!state.record(e.uid, uid_outcome::delivered, now, error)) {
+      // Delivered but not recorded: no DELE for it (the next run delivers it again, the one
+      // documented duplicate). QUIT so the deletions of recorded messages take effect.
+      lg::error("fetch.state_failed", {{"session", session},
+                                       {"mailbox", mailbox.address},
+                                       {"uid", e.uid},
+                                       {"error", error}});
+      co_await client.async_quit();
+      co_return fail(out, error, true);
+    }
     ++out.delivered;
     pec_info pec = classify_message(prefix);
     audit(options.audit, session, mailbox, e, size, "delivered", target->to_string(), d.detail,

@@ -114,3 +114,45 @@ def test_unusable_state_dir_fetches_and_deletes_nothing(dovecot, pki, tmp_path):
     assert result.returncode == 69, result.stderr
     assert f"cannot create state_dir {blocker}/state" in result.stderr
     assert delivered(maildir) == [] and len(server_messages(dovecot)) == 2
+
+
+def test_state_write_failing_mid_run_deletes_nothing_unrecorded(procs, dovecot, pki, tmp_path):
+    """The state file stops growing mid-run (a file size limit: write() fails with EFBIG, the
+    same path as a full disk's ENOSPC). Every message is at the target, only recorded ones
+    are deleted, and the next run completes with at most the one documented duplicate."""
+    import resource
+    import signal
+    import subprocess
+    from forwarder_harness import Upstream
+    from test_fetch import FETCH
+    sent = {f"f{i}": f"Subject: {i}\r\nMessage-ID: <{i}@x>\r\n\r\nbody {i}\r\n".encode()
+            for i in range(6)}
+    for name, data in sent.items():
+        dovecot.add_message(f"{name}.host:2,", data)
+    mta = Upstream(procs, tmp_path, pki, "plain", {"u": "x"}, faults={"noauth": True}, name="mta")
+    config, _ = configure(tmp_path, dovecot, pki)
+    config.write_text(config.read_text().replace(config.read_text().splitlines()[0],
+                                                 f'deliver = "smtp://127.0.0.1:{mta.port}"'))
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (120, 120))  # header + about 3 records
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    result = subprocess.run([str(FETCH), "-c", str(config)], capture_output=True, text=True,
+                            timeout=60, preexec_fn=small_files)
+    assert result.returncode == 75, result.stderr
+    assert "event=fetch.state_failed" in result.stderr
+    assert "cannot write state file" in result.stderr and "File too large" in result.stderr
+    state = (tmp_path / "state" / "alice@pec.test.state").read_text()
+    complete = [line for line in state.split("\n")[1:-1] if line.startswith("D ")]
+    left = server_messages(dovecot)
+    assert 0 < len(left) < len(sent)
+    assert len(sent) - len(left) == len(complete)  # deleted = recorded, nothing more
+    arrived = [m[1].split(b"\r\n", 2)[2] for m in mta.messages()]
+    assert len(arrived) == len(sent) - len(left) + 1  # the unrecorded one was delivered too
+    result = run(config)
+    assert result.returncode == 0, result.stderr
+    assert server_messages(dovecot) == []
+    arrived = [m[1].split(b"\r\n", 2)[2] for m in mta.wait_messages(len(sent) + 1)]
+    assert sorted(set(arrived)) == sorted(sent.values())  # nothing lost
+    assert len(arrived) == len(sent) + 1  # exactly one duplicate: delivered, not recorded
