@@ -94,13 +94,13 @@ struct message_pipe {
 
 /// The audit line of one message: what it was (PEC class, daticert) and what became of it.
 void audit(forwarder::audit_log* log, const std::string& session, const conf::mailbox& mailbox,
-           const listing_entry& e, std::uint64_t size, const std::string& outcome,
+           const std::string& uid, std::uint64_t size, const std::string& outcome,
            const std::string& target, const std::string& reply, const pec_info& pec) {
   if (!log || !log->enabled()) return;
   forwarder::json_line line;
   line.field("session", session)
       .field("mailbox", mailbox.address)
-      .field("uid", e.uid)
+      .field("uid", uid)
       .number("size", size)
       .field("outcome", outcome)
       .field("target", target)
@@ -125,177 +125,324 @@ void audit(forwarder::audit_log* log, const std::string& session, const conf::ma
   log->append(line.finish());
 }
 
-mailbox_outcome fail(mailbox_outcome out, std::string error, bool temporary) {
-  out.result = mailbox_outcome::status::failed;
-  out.error = std::move(error);
-  out.temporary = temporary;
-  return out;
+std::string describe(const pop3_result& r) {
+  return r.detail + (r.server.empty() ? "" : ": " + r.server);
 }
+
+/// One mailbox's pass: its state, POP3 session and target, and what became of each message.
+class mailbox_run {
+ public:
+  mailbox_run(const conf::fetch_config& config, const conf::mailbox& mailbox,
+              const run_options& options, state_store& state, std::string session)
+      : config_(config),
+        mailbox_(mailbox),
+        options_(options),
+        state_(state),
+        session_(std::move(session)),
+        keep_(config.keep.value_or(mailbox.pec)),
+        recipient_(mailbox.deliver_to.empty() ? mailbox.address : mailbox.deliver_to) {}
+
+  awaitable<mailbox_outcome> run() {
+    target_ = config_.deliver;
+    if (!mailbox_.deliver.empty()) target_ = conf::parse_target(mailbox_.deliver, nullptr);
+    params_.endpoint = *mailbox_.pop3;
+    std::string error;
+    if (params_.endpoint.tls != conf::tls_mode::none) {
+      params_.tls = tunnel::tls_context::create(mailbox_.tls, conf::tunnel_mode::client, error);
+      if (!params_.tls) co_return failed(error, false);
+    }
+    params_.login = mailbox_.login;
+    params_.password = [this](std::string& e) { return conf::mailbox_password(mailbox_, &e); };
+    params_.connect_timeout = config_.timeouts.connect;
+    params_.handshake_timeout = config_.timeouts.handshake;
+    params_.reply_timeout = config_.timeouts.command;
+    params_.retrieve_timeout = config_.timeouts.retrieve;
+    params_.session = session_;
+    params_.trace = options_.trace;
+    executor_ = co_await asio::this_coro::executor;
+    delivery_context context{options_.hostname, options_.stdout_fd, config_.timeouts, session_,
+                             options_.trace,    mailbox_.address,   &config_.delivery};
+    target_impl_ = make_delivery(executor_, *target_, context, error);
+    if (!target_impl_) co_return failed(error, false);
+    const bool opened = co_await open_session();
+    if (!opened) co_return out_;
+    std::vector<listing_entry> uids;
+    pop3_result r = co_await client_->async_uidl(uids);
+    if (r.kind == failure_kind::rejected_permanent) {
+      // -ERR to UIDL: the server cannot name its messages across sessions.
+      if (keep_)
+        co_return failed(
+            "the server does not support UIDL, so messages left on it cannot be told apart "
+            "from new ones; set keep = false to fetch and delete each message in a session of "
+            "its own",
+            false);
+      co_await without_uidl();
+      co_return out_;
+    }
+    if (!r.ok()) co_return failed(describe(r), true);
+    co_await with_uidl(uids);
+    co_return out_;
+  }
+
+ private:
+  enum class step { delivered, refused, stop };
+
+  mailbox_outcome failed(std::string error, bool temporary) {
+    out_.result = mailbox_outcome::status::failed;
+    out_.error = std::move(error);
+    out_.temporary = temporary;
+    return out_;
+  }
+
+  awaitable<bool> open_session() {
+    client_ = std::make_unique<pop3_client>(executor_, params_);
+    pop3_result r = co_await client_->async_open();
+    if (!r.ok()) {
+      failed(describe(r), r.kind != failure_kind::auth && r.kind != failure_kind::tls);
+      co_return false;
+    }
+    co_return true;
+  }
+
+  awaitable<bool> list(std::map<std::uint32_t, std::uint64_t>& size_of) {
+    std::vector<listing_entry> sizes;
+    pop3_result r = co_await client_->async_list(sizes);
+    if (!r.ok()) {
+      failed(describe(r), true);
+      co_return false;
+    }
+    size_of.clear();
+    for (const auto& e : sizes) size_of[e.number] = e.size;
+    co_return true;
+  }
+
+  bool oversize(const std::string& label, std::uint64_t size) {
+    if (!config_.max_message_size || size <= config_.max_message_size ||
+        config_.oversize != conf::oversize_action::skip)
+      return false;
+    lg::warn(
+        "fetch.oversize",
+        {{"session", session_}, {"mailbox", mailbox_.address}, {"uid", label}, {"size", size}});
+    ++out_.skipped;
+    return true;
+  }
+
+  /// The normal case: UIDL names every message, the state says which were handled.
+  awaitable<void> with_uidl(const std::vector<listing_entry>& uids) {
+    std::map<std::uint32_t, std::uint64_t> size_of;
+    const bool listed = co_await list(size_of);
+    if (!listed) co_return;
+    // First what to do with each message; then the retrieval, several RETRs in flight when
+    // the server allows pipelining.
+    std::vector<const listing_entry*> todo;
+    for (const auto& e : uids) {
+      const uid_record* rec = state_.find(e.uid);
+      if (rec && rec->outcome == uid_outcome::delivered) {
+        const bool expired =
+            config_.delete_after &&
+            now_ - rec->time >=
+                std::chrono::duration_cast<std::chrono::seconds>(*config_.delete_after).count();
+        // Delivered earlier: delete it now if it is not kept, or kept long enough (a run
+        // that was killed before QUIT recorded it, but its DELE never took effect).
+        if ((!keep_ || expired) && !options_.dry_run) co_await client_->async_dele(e.number);
+        continue;
+      }
+      if (rec && !options_.retry_failed) continue;  // failed permanently before
+      if (oversize(e.uid, size_of[e.number])) continue;
+      if (config_.max_messages_per_run && todo.size() >= config_.max_messages_per_run) continue;
+      if (options_.dry_run) {
+        lg::info("fetch.would_fetch",
+                 {{"mailbox", mailbox_.address}, {"uid", e.uid}, {"size", size_of[e.number]}});
+        continue;
+      }
+      todo.push_back(&e);
+    }
+    std::size_t requested = 0;
+    for (std::size_t i = 0; i < todo.size(); ++i) {
+      const listing_entry& e = *todo[i];
+      // Keep the server a few messages ahead: it reads and encrypts the next ones while this
+      // one is delivered. Deliver -> record -> DELE still happens one message at a time.
+      while (requested < todo.size() && requested < i + retr_window)
+        client_->request_retr(todo[requested++]->number);
+      const step done = co_await fetch_one(e, size_of[e.number]);
+      if (done == step::stop) co_return;
+      if (done == step::delivered && !keep_) co_await client_->async_dele(e.number);
+    }
+    co_await finish();
+  }
+
+  /// A server without UIDL (only with keep = false): nothing identifies a message across
+  /// sessions, so each one is fetched, delivered, deleted and the session ended (QUIT makes
+  /// the DELE real) before the next: a crash duplicates at most the message in hand, as with
+  /// UIDL. Messages skipped or refused stay at the front of the mailbox, in place.
+  awaitable<void> without_uidl() {
+    lg::warn("fetch.no_uidl", {{"session", session_},
+                               {"mailbox", mailbox_.address},
+                               {"effect", "one session per message"}});
+    std::uint32_t in_place = 0, attempts = 0;
+    std::map<std::uint32_t, std::uint64_t> size_of;
+    for (;;) {
+      const bool listed = co_await list(size_of);
+      if (!listed) co_return;
+      // The first message after those left in place that is to be fetched.
+      std::optional<listing_entry> pick;
+      std::uint32_t index = 0;
+      for (const auto& [number, size] : size_of) {
+        if (index++ < in_place) continue;
+        const std::string label = "#" + std::to_string(number);
+        if (options_.dry_run) {
+          lg::info("fetch.would_fetch",
+                   {{"mailbox", mailbox_.address}, {"uid", label}, {"size", size}});
+        } else if (oversize(label, size)) {
+          ++in_place;
+        } else {
+          pick = listing_entry{number, "", size};
+          break;
+        }
+      }
+      if (!pick || (config_.max_messages_per_run && attempts >= config_.max_messages_per_run))
+        break;
+      ++attempts;
+      const step done = co_await fetch_one(*pick, pick->size);
+      if (done == step::stop) co_return;
+      if (done == step::refused) {
+        ++in_place;
+        continue;
+      }
+      co_await client_->async_dele(pick->number);
+      pop3_result r = co_await client_->async_quit();
+      if (!r.ok()) {
+        failed("QUIT after DELE: " + describe(r), true);
+        co_return;
+      }
+      ++out_.deleted;
+      const bool opened = co_await open_session();
+      if (!opened) co_return;
+    }
+    co_await client_->async_quit();
+  }
+
+  awaitable<void> finish() {
+    pop3_result r = co_await client_->async_quit();  // DELE takes effect only now
+    if (r.ok()) out_.deleted = client_->deletions();
+    std::string error;
+    if (!state_.compact(error)) failed(error, true);
+  }
+
+  /// RETR -> target -> record. `e.uid` is empty without UIDL (nothing is recorded then).
+  awaitable<step> fetch_one(const listing_entry& e, std::uint64_t size) {
+    const std::string label = e.uid.empty() ? "#" + std::to_string(e.number) : e.uid;
+    message_pipe pipe{
+        *target_impl_, recipient_, mailbox_.address,
+        received_header(params_.endpoint.addr.host,
+                        params_.endpoint.tls == conf::tls_mode::none ? "POP3" : "POP3S", e.uid,
+                        recipient_, options_.hostname, now_)};
+    const pop3_client::body_sink feed = [&pipe](const std::string& bytes) -> awaitable<bool> {
+      co_return co_await pipe.feed(bytes);
+    };
+    pop3_result r = co_await client_->async_retr(e.number, feed);
+    if (r.ok() && !pipe.started) co_await pipe.start();  // a message with no body
+    if (!r.ok()) {
+      target_impl_->abort();
+      failed(describe(r), true);
+      co_return step::stop;
+    }
+    delivery_result d;
+    if (pipe.refused) {
+      d = *pipe.refused;
+      target_impl_->abort();
+    } else {
+      d = co_await target_impl_->commit();
+    }
+    const std::string target = target_->to_string();
+    std::string error;
+    if (d.result == delivery_result::status::temporary) {
+      // Left on the server for the next run; later messages would meet the same problem.
+      lg::warn("fetch.deferred", {{"session", session_},
+                                  {"mailbox", mailbox_.address},
+                                  {"uid", label},
+                                  {"reason", d.detail}});
+      audit(options_.audit, session_, mailbox_, label, size, "deferred", target, d.detail,
+            classify_message(pipe.prefix));
+      co_await client_->async_quit();
+      failed("delivery deferred: " + d.detail, true);
+      co_return step::stop;
+    }
+    if (d.result == delivery_result::status::permanent) {
+      // Kept on the server and not tried again until --retry-failed.
+      lg::error("fetch.refused", {{"session", session_},
+                                  {"mailbox", mailbox_.address},
+                                  {"uid", label},
+                                  {"reply", d.detail}});
+      audit(options_.audit, session_, mailbox_, label, size, "refused", target, d.detail,
+            classify_message(pipe.prefix));
+      ++out_.failed_messages;
+      if (!e.uid.empty() && !state_.record(e.uid, uid_outcome::failed, now_, error)) {
+        failed(error, true);
+        co_return step::stop;
+      }
+      co_return step::refused;
+    }
+    if (!e.uid.empty() && !state_.record(e.uid, uid_outcome::delivered, now_, error)) {
+      // Delivered but not recorded: no DELE for it (the next run delivers it again, the one
+      // documented duplicate). QUIT so the deletions of recorded messages take effect.
+      lg::error(
+          "fetch.state_failed",
+          {{"session", session_}, {"mailbox", mailbox_.address}, {"uid", label}, {"error", error}});
+      co_await client_->async_quit();
+      failed(error, true);
+      co_return step::stop;
+    }
+    ++out_.delivered;
+    pec_info pec = classify_message(pipe.prefix);
+    audit(options_.audit, session_, mailbox_, label, size, "delivered", target, d.detail, pec);
+    lg::info("fetch.delivered", {{"session", session_},
+                                 {"mailbox", mailbox_.address},
+                                 {"uid", label},
+                                 {"size", size},
+                                 {"pec", to_string(pec.kind)},
+                                 {"ref", pec.referenced_message_id},
+                                 {"target", target}});
+    co_return step::delivered;
+  }
+
+  const conf::fetch_config& config_;
+  const conf::mailbox& mailbox_;
+  const run_options& options_;
+  state_store& state_;
+  const std::string session_;
+  const bool keep_;
+  const std::string recipient_;
+  const std::int64_t now_ = now_seconds();
+  std::optional<conf::delivery_target> target_;
+  pop3_params params_;
+  asio::any_io_executor executor_;
+  std::unique_ptr<delivery> target_impl_;
+  std::unique_ptr<pop3_client> client_;
+  mailbox_outcome out_;
+};
 
 }  // namespace
 
 awaitable<mailbox_outcome> fetch_mailbox(const conf::fetch_config& config,
                                          const conf::mailbox& mailbox, const run_options& options) {
-  mailbox_outcome out;
   const std::string session = lg::new_session_id();
   auto opened = state_store::open(config.state_dir, mailbox.address);
   if (opened.status == state_store::open_status::busy) {
     lg::info("fetch.skipped",
              {{"session", session}, {"mailbox", mailbox.address}, {"reason", opened.error}});
+    mailbox_outcome out;
     out.result = mailbox_outcome::status::busy;
     co_return out;
   }
-  if (!opened.store) co_return fail(out, opened.error, false);
-  state_store& state = *opened.store;
-  std::optional<conf::delivery_target> target = config.deliver;
-  if (!mailbox.deliver.empty()) target = conf::parse_target(mailbox.deliver, nullptr);
-  const bool keep = config.keep.value_or(mailbox.pec);
-
-  pop3_params p;
-  p.endpoint = *mailbox.pop3;
-  std::string error;
-  if (p.endpoint.tls != conf::tls_mode::none) {
-    p.tls = tunnel::tls_context::create(mailbox.tls, conf::tunnel_mode::client, error);
-    if (!p.tls) co_return fail(out, error, false);
+  if (!opened.store) {
+    mailbox_outcome out;
+    out.result = mailbox_outcome::status::failed;
+    out.error = opened.error;
+    co_return out;
   }
-  p.login = mailbox.login;
-  p.password = [&mailbox](std::string& e) { return conf::mailbox_password(mailbox, &e); };
-  p.connect_timeout = config.timeouts.connect;
-  p.handshake_timeout = config.timeouts.handshake;
-  p.reply_timeout = config.timeouts.command;
-  p.retrieve_timeout = config.timeouts.retrieve;
-  p.session = session;
-  p.trace = options.trace;
-  auto executor = co_await asio::this_coro::executor;
-  delivery_context context{options.hostname, options.stdout_fd, config.timeouts, session,
-                           options.trace,    mailbox.address,   &config.delivery};
-  auto target_impl = make_delivery(executor, *target, context, error);
-  if (!target_impl) co_return fail(out, error, false);
-  pop3_client client(executor, p);
-  pop3_result r = co_await client.async_open();
-  if (!r.ok())
-    co_return fail(out, r.detail + (r.server.empty() ? "" : ": " + r.server),
-                   r.kind != failure_kind::auth && r.kind != failure_kind::tls);
-  std::vector<listing_entry> uids, sizes;
-  r = co_await client.async_uidl(uids);
-  if (r.ok()) r = co_await client.async_list(sizes);
-  if (!r.ok()) co_return fail(out, r.detail + (r.server.empty() ? "" : ": " + r.server), true);
-  std::map<std::uint32_t, std::uint64_t> size_of;
-  for (const auto& e : sizes) size_of[e.number] = e.size;
-
-  const std::int64_t now = now_seconds();
-  // First what to do with each message; then the retrieval, several RETRs in flight when the
-  // server allows pipelining.
-  std::vector<const listing_entry*> todo;
-  for (const auto& e : uids) {
-    const uid_record* rec = state.find(e.uid);
-    if (rec && rec->outcome == uid_outcome::delivered) {
-      const bool expired =
-          config.delete_after &&
-          now - rec->time >=
-              std::chrono::duration_cast<std::chrono::seconds>(*config.delete_after).count();
-      // Delivered earlier: delete it now if it is not kept, or kept long enough (a run that
-      // was killed before QUIT recorded it, but its DELE never took effect).
-      if ((!keep || expired) && !options.dry_run) co_await client.async_dele(e.number);
-      continue;
-    }
-    if (rec && !options.retry_failed) continue;  // failed permanently before
-    const std::uint64_t size = size_of[e.number];
-    if (config.max_message_size && size > config.max_message_size &&
-        config.oversize == conf::oversize_action::skip) {
-      lg::warn(
-          "fetch.oversize",
-          {{"session", session}, {"mailbox", mailbox.address}, {"uid", e.uid}, {"size", size}});
-      ++out.skipped;
-      continue;
-    }
-    if (config.max_messages_per_run && todo.size() >= config.max_messages_per_run) continue;
-    if (options.dry_run) {
-      lg::info("fetch.would_fetch", {{"mailbox", mailbox.address}, {"uid", e.uid}, {"size", size}});
-      continue;
-    }
-    todo.push_back(&e);
-  }
-  std::size_t requested = 0;
-  for (std::size_t i = 0; i < todo.size(); ++i) {
-    const listing_entry& e = *todo[i];
-    const std::uint64_t size = size_of[e.number];
-    // Keep the server a few messages ahead: it reads and encrypts the next ones while this
-    // one is delivered. Deliver -> record -> DELE still happens one message at a time.
-    while (requested < todo.size() && requested < i + retr_window)
-      client.request_retr(todo[requested++]->number);
-    const std::string recipient = mailbox.deliver_to.empty() ? mailbox.address : mailbox.deliver_to;
-    message_pipe pipe{*target_impl, recipient, mailbox.address,
-                      received_header(p.endpoint.addr.host,
-                                      p.endpoint.tls == conf::tls_mode::none ? "POP3" : "POP3S",
-                                      e.uid, recipient, options.hostname, now)};
-    const pop3_client::body_sink feed = [&pipe](const std::string& bytes) -> awaitable<bool> {
-      co_return co_await pipe.feed(bytes);
-    };
-    r = co_await client.async_retr(e.number, feed);
-    if (r.ok() && !pipe.started) co_await pipe.start();  // a message with no body
-    if (!r.ok()) {
-      target_impl->abort();
-      co_return fail(out, r.detail + (r.server.empty() ? "" : ": " + r.server), true);
-    }
-    delivery_result d;
-    if (pipe.refused) {
-      d = *pipe.refused;
-      target_impl->abort();
-    } else {
-      d = co_await target_impl->commit();
-    }
-    if (d.result == delivery_result::status::temporary) {
-      // Left on the server for the next run; later messages would meet the same problem.
-      lg::warn("fetch.deferred", {{"session", session},
-                                  {"mailbox", mailbox.address},
-                                  {"uid", e.uid},
-                                  {"reason", d.detail}});
-      audit(options.audit, session, mailbox, e, size, "deferred", target->to_string(), d.detail,
-            classify_message(pipe.prefix));
-      co_await client.async_quit();
-      co_return fail(out, "delivery deferred: " + d.detail, true);
-    }
-    if (d.result == delivery_result::status::permanent) {
-      // Kept on the server and not tried again until --retry-failed.
-      lg::error("fetch.refused", {{"session", session},
-                                  {"mailbox", mailbox.address},
-                                  {"uid", e.uid},
-                                  {"reply", d.detail}});
-      audit(options.audit, session, mailbox, e, size, "refused", target->to_string(), d.detail,
-            classify_message(pipe.prefix));
-      if (!state.record(e.uid, uid_outcome::failed, now, error)) co_return fail(out, error, true);
-      ++out.failed_messages;
-      continue;
-    }
-    std::string& prefix = pipe.prefix;
-    if (!state.record(e.uid, uid_outcome::delivered, now, error)) {
-      // Delivered but not recorded: no DELE for it (the next run delivers it again, the one
-      // documented duplicate). QUIT so the deletions of recorded messages take effect.
-      lg::error("fetch.state_failed", {{"session", session},
-                                       {"mailbox", mailbox.address},
-                                       {"uid", e.uid},
-                                       {"error", error}});
-      co_await client.async_quit();
-      co_return fail(out, error, true);
-    }
-    ++out.delivered;
-    pec_info pec = classify_message(prefix);
-    audit(options.audit, session, mailbox, e, size, "delivered", target->to_string(), d.detail,
-          pec);
-    lg::info("fetch.delivered", {{"session", session},
-                                 {"mailbox", mailbox.address},
-                                 {"uid", e.uid},
-                                 {"size", size},
-                                 {"pec", to_string(pec.kind)},
-                                 {"ref", pec.referenced_message_id},
-                                 {"target", target->to_string()}});
-    if (!keep) co_await client.async_dele(e.number);
-  }
-  r = co_await client.async_quit();  // DELE takes effect only now
-  if (r.ok()) out.deleted = client.deletions();
-  if (!state.compact(error)) co_return fail(out, error, true);
-  co_return out;
+  mailbox_run run(config, mailbox, options, *opened.store, session);
+  co_return co_await run.run();
 }
 
 }  // namespace postern::fetch

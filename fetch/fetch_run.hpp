@@ -2,7 +2,7 @@
 /// One pass over one mailbox: lock its state, log in, list with UIDL, and for each new message
 /// deliver -> record -> DELE (unless kept). Mail is never lost: a failure at any point leaves
 /// the message on the server; a duplicate is possible only between delivery and the record.
-/// (In progress: the Maildir and stdout targets are wired; SMTP, LMTP and exec come next.)
+/// A server without UIDL is fetched only with keep = false, one session per message.
 
 #include <cstdint>
 #include <string>

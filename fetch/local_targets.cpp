@@ -182,7 +182,8 @@ std::string received_header(const std::string& server, const std::string& protoc
                             const std::string& uid, const std::string& recipient,
                             const std::string& hostname, std::int64_t unix_time) {
   return "Received: from " + server + " by " + hostname + " (postern-fetch) with " + protocol +
-         " id " + uid + "\r\n\tfor <" + recipient + ">; " + rfc5322_date(unix_time) + "\r\n";
+         (uid.empty() ? "" : " id " + uid) + "\r\n\tfor <" + recipient + ">; " +
+         rfc5322_date(unix_time) + "\r\n";
 }
 
 }  // namespace postern::fetch

@@ -7,6 +7,7 @@ usage: smtp_upstream.py PORT CERT KEY implicit|starttls|plain USERS OUTDIR [FAUL
 USERS: lines "login:password".  FAULTS (optional JSON): {"mail": "451 4.3.0 busy",
 "rcpt": {"bad@x": "550 5.1.1 no such user"}, "data": "554 5.7.1 refused",
 "stall_data": seconds, "data_from": N (the "data" fault hits the Nth DATA on, default 1),
+"data_if": {"text": "554 ..."} (refuse messages containing the text),
 "auth_only": "LOGIN" or "CRAM-MD5" (the only mechanism offered), "noauth": true (a local
 mail server that takes mail without AUTH)}"""
 
@@ -79,8 +80,11 @@ class Store:
         self.data_seen += 1
         if "data" in self.faults and self.data_seen >= self.faults.get("data_from", 1):
             return self.faults["data"]
-        self.count += 1
         body = envelope.original_content or envelope.content
+        for text, reply in self.faults.get("data_if", {}).items():
+            if text.encode() in body:
+                return reply
+        self.count += 1
         name = f"msg{self.count}"
         (self.out / f"{name}.eml").write_bytes(body)
         meta = {

@@ -12,15 +12,17 @@ from test_fetch import configure, delivered, run, server_messages
 
 
 class WatchingProxy:
-    """Forwards TCP to `target`, records every chunk the client sends, and optionally removes
-    the PIPELINING line from the server's CAPA answer."""
+    """Forwards TCP to `target`, records every chunk the client sends, and optionally rewrites
+    what passes: `hide` removes capability lines from the server's CAPA answer, `client_edit`
+    changes the client's chunks (to make the server refuse a command)."""
 
-    def __init__(self, target, hide_pipelining):
+    def __init__(self, target, hide=(), client_edit=None):
         self.port = free_port()
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", self.port))
-        self.listener.listen(4)
-        self.target, self.hide = target, hide_pipelining
+        self.listener.listen(16)
+        self.target, self.hide, self.client_edit = target, hide, client_edit
+        self.sessions = 0
         self.client_chunks = []
         self.conns = []
         threading.Thread(target=self.serve, daemon=True).start()
@@ -32,6 +34,7 @@ class WatchingProxy:
             except OSError:
                 return
             server = socket.create_connection(("127.0.0.1", self.target))
+            self.sessions += 1
             self.conns += [client, server]
             threading.Thread(target=self.pump, args=(client, server, True), daemon=True).start()
             threading.Thread(target=self.pump, args=(server, client, False), daemon=True).start()
@@ -44,8 +47,11 @@ class WatchingProxy:
                     break
                 if from_client:
                     self.client_chunks.append(data)
-                elif self.hide:
-                    data = data.replace(b"\r\nPIPELINING\r\n", b"\r\n")
+                    if self.client_edit:
+                        data = self.client_edit(data)
+                else:
+                    for capability in self.hide:
+                        data = data.replace(b"\r\n" + capability + b"\r\n", b"\r\n")
                 dst.sendall(data)
         except OSError:
             pass
@@ -71,13 +77,13 @@ def fill(dovecot, count=12):
     return sorted(sent.values())
 
 
-def fetch_through(proxy, dovecot, pki, tmp_path):
-    config, maildir = configure(tmp_path, dovecot, pki, extra_mailbox="")
+def fetch_through(proxy, dovecot, pki, tmp_path, extra="", code=0):
+    config, maildir = configure(tmp_path, dovecot, pki, extra=extra)
     registry = tmp_path / "mailboxes.toml"
     registry.write_text(registry.read_text().replace(
         f"pop3+starttls://localhost:{dovecot.pop3_port}", f"pop3://localhost:{proxy.port}"))
     result = run(config, "-v")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == code, result.stderr
     got = []
     for f in delivered(maildir):
         data = f.read_bytes()
@@ -92,7 +98,7 @@ def commands(chunk):
 
 def test_pipelined_retrieval_is_byte_exact_and_deletes_everything(dovecot, pki, tmp_path):
     sent = fill(dovecot)
-    proxy = WatchingProxy(dovecot.pop3_port, hide_pipelining=False)
+    proxy = WatchingProxy(dovecot.pop3_port)
     got, result = fetch_through(proxy, dovecot, pki, tmp_path)
     proxy.close()
     assert got == sent
@@ -110,7 +116,7 @@ def test_pipelined_retrieval_is_byte_exact_and_deletes_everything(dovecot, pki, 
 
 def test_without_pipelining_one_command_at_a_time(dovecot, pki, tmp_path):
     sent = fill(dovecot)
-    proxy = WatchingProxy(dovecot.pop3_port, hide_pipelining=True)
+    proxy = WatchingProxy(dovecot.pop3_port, hide=[b"PIPELINING"])
     got, result = fetch_through(proxy, dovecot, pki, tmp_path)
     proxy.close()
     assert got == sent
