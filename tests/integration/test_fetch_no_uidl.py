@@ -4,7 +4,7 @@ server) postern-fetch refuses, since it could not tell old mail from new; with k
 each message is fetched, delivered and deleted in a session of its own, byte-exact."""
 
 from test_fetch import configure, run, server_messages
-from test_fetch_pipelining import WatchingProxy, fetch_through, fill
+from test_fetch_pipelining import WatchingProxy, fetch_through, fill, point_at
 
 
 def hide_uidl(dovecot):
@@ -16,9 +16,7 @@ def test_keep_without_uidl_is_refused_with_the_way_out(dovecot, pki, tmp_path):
     fill(dovecot, 3)
     proxy = hide_uidl(dovecot)
     config, maildir = configure(tmp_path, dovecot, pki, extra="keep = true\n")
-    registry = tmp_path / "mailboxes.toml"
-    registry.write_text(registry.read_text().replace(
-        f"pop3+starttls://localhost:{dovecot.pop3_port}", f"pop3://localhost:{proxy.port}"))
+    point_at(proxy, dovecot, tmp_path)
     result = run(config)
     proxy.close()
     assert result.returncode == 69, result.stderr
@@ -52,9 +50,7 @@ def test_without_uidl_a_refused_message_stays_in_place(procs, dovecot, pki, tmp_
     config, _ = configure(tmp_path, dovecot, pki, extra="keep = false\n")
     config.write_text(config.read_text().replace(config.read_text().splitlines()[0],
                                                  f'deliver = "smtp://127.0.0.1:{mta.port}"'))
-    registry = tmp_path / "mailboxes.toml"
-    registry.write_text(registry.read_text().replace(
-        f"pop3+starttls://localhost:{dovecot.pop3_port}", f"pop3://localhost:{proxy.port}"))
+    point_at(proxy, dovecot, tmp_path)
     result = run(config)
     proxy.close()
     assert result.returncode == 65, result.stderr

@@ -77,11 +77,17 @@ def fill(dovecot, count=12):
     return sorted(sent.values())
 
 
-def fetch_through(proxy, dovecot, pki, tmp_path, extra="", code=0):
-    config, maildir = configure(tmp_path, dovecot, pki, extra=extra)
+def point_at(proxy, dovecot, tmp_path):
+    """The registry written by configure() now reaches Dovecot through `proxy`, in cleartext
+    (loopback), so the proxy can see and change the dialogue."""
     registry = tmp_path / "mailboxes.toml"
     registry.write_text(registry.read_text().replace(
         f"pop3+starttls://localhost:{dovecot.pop3_port}", f"pop3://localhost:{proxy.port}"))
+
+
+def fetch_through(proxy, dovecot, pki, tmp_path, extra="", code=0):
+    config, maildir = configure(tmp_path, dovecot, pki, extra=extra)
+    point_at(proxy, dovecot, tmp_path)
     result = run(config, "-v")
     assert result.returncode == code, result.stderr
     got = []
