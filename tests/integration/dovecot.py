@@ -12,7 +12,9 @@ from harness import free_port, require, wait_port
 
 class Dovecot:
     def __init__(self, procs, pki, user="alice", password="wonderland"):
-        require("dovecot", "dovecot-pop3d dovecot-imapd")
+        require("dovecot", "dovecot-pop3d dovecot-imapd dovecot-lmtpd")
+        if not Path("/usr/lib/dovecot/lmtp").exists():
+            raise AssertionError("Dovecot's LMTP server is missing: apt-get install dovecot-lmtpd")
         # Mail is read as 'nobody', which cannot enter pytest's private temp dirs.
         self.root = Path(tempfile.mkdtemp(prefix="postern-dovecot-"))
         self.root.chmod(0o755)
@@ -26,13 +28,16 @@ class Dovecot:
         self.user, self.password = user, password
         (self.root / "passwd").write_text(f"{user}:{{PLAIN}}{password}\n")
         self.pop3_port, self.pop3s_port, self.imap_port = free_port(), free_port(), free_port()
+        self.lmtp_port = free_port()
         config = self.root / "dovecot.conf"
         config.write_text(f"""
 base_dir = {self.root}/run
 state_dir = {self.root}/state
 log_path = {self.root}/dovecot.log
 info_log_path = {self.root}/dovecot.log
-protocols = pop3 imap
+protocols = pop3 imap lmtp
+# LMTP recipients are addresses; mailboxes are named by the local part.
+auth_username_format = %Ln
 listen = 127.0.0.1
 ssl = yes
 ssl_cert = <{pki.server.cert}
@@ -46,7 +51,7 @@ passdb {{
 }}
 userdb {{
   driver = static
-  args = uid={nobody.pw_uid} gid={nobody.pw_gid} home={home}/%u
+  args = uid={nobody.pw_uid} gid={nobody.pw_gid} home={home}/%u allow_all_users=yes
 }}
 mail_location = maildir:~/Maildir
 service pop3-login {{
@@ -66,6 +71,12 @@ service imap-login {{
     port = 0
   }}
 }}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {self.lmtp_port}
+  }}
+}}
 service anvil {{
   chroot =
 }}
@@ -81,6 +92,7 @@ service stats {{
         self.proc = procs.start("dovecot", ["dovecot", "-F", "-c", str(config)])
         wait_port(self.pop3_port)
         wait_port(self.pop3s_port)
+        wait_port(self.lmtp_port)
         wait_port(self.imap_port)
 
     def add_user(self, user, password):

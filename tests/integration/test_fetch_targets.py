@@ -169,3 +169,22 @@ def test_smtps_target_unverifiable_is_deferred_and_keeps_the_message(procs, tmp_
     assert 'event=config.insecure mailbox="(delivery target)" setting="verify = \\"none\\""' \
         in result.stderr
     assert len(mta.wait_messages(1)) == 1
+
+
+def test_lmtp_into_dovecot_delivers_to_the_local_mailbox(procs, tmp_path, pki, dovecot):
+    """The office's own Dovecot as the target: alice's provider mail lands in bob's local
+    Maildir through Dovecot's LMTP server, byte-exact behind one Received: header."""
+    dovecot.add_user("bob", "builder")
+    dovecot.add_message("m1.host:2,", MSG)
+    config, _ = configure(tmp_path, dovecot, pki, extra_mailbox='deliver_to = "bob@pec.test"\n')
+    config.write_text(config.read_text().replace(
+        config.read_text().splitlines()[0], f'deliver = "lmtp://127.0.0.1:{dovecot.lmtp_port}"'))
+    result = run(config)
+    assert result.returncode == 0, result.stderr
+    box = dovecot.root / "home" / "bob" / "Maildir"
+    arrived = wait_for(lambda: [p for sub in ("new", "cur") for p in (box / sub).iterdir()],
+                       what="the message in bob's Maildir")
+    data = arrived[0].read_bytes()
+    # Dovecot adds its own Return-Path and Delivered-To; after them comes what we sent.
+    assert b"Received: from localhost by " in data and data.endswith(MSG.replace(b"\r\n", b"\n"))
+    assert server_messages(dovecot) == []
