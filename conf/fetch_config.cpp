@@ -39,7 +39,7 @@ std::optional<delivery_target> parse_target(const std::string& text, std::string
   }
   if (text.starts_with("exec:")) {
     t.kind = target_kind::exec;
-    // Split on spaces; an argument with spaces needs the array form of `deliver`.
+    // Split on spaces: an argument cannot contain one (wrap such a command in a script).
     std::string word;
     for (char c : text.substr(5)) {
       if (c == ' ') {
@@ -54,6 +54,13 @@ std::optional<delivery_target> parse_target(const std::string& text, std::string
       return fail("\"" + text + "\": exec needs an absolute program path (exec:/usr/sbin/x ...)");
     return t;
   }
+  const std::string not_a_target =
+      "\"" + text +
+      "\" is not a delivery target (smtp://, smtps://, smtp+starttls://, lmtp://, lmtp:/path, "
+      "exec:/path, maildir:/path or -)";
+  const std::string scheme = text.substr(0, text.find(':'));
+  if (scheme != "smtp" && scheme != "smtps" && scheme != "smtp+starttls" && scheme != "lmtp")
+    return fail(not_a_target);
   std::string message;
   auto url = parse_endpoint(text, &message);
   if (!url) return fail(message);
@@ -62,9 +69,7 @@ std::optional<delivery_target> parse_target(const std::string& text, std::string
   } else if (url->protocol == app_protocol::smtp) {
     t.kind = target_kind::smtp;
   } else {
-    return fail("\"" + text +
-                "\" is not a delivery target (smtp://, smtps://, "
-                "smtp+starttls://, lmtp://, lmtp:/path, exec:/path, maildir:/path or -)");
+    return fail(not_a_target);
   }
   t.url = url;
   return t;
@@ -136,15 +141,19 @@ std::optional<fetch_config> load_fetch_config(const std::string& file, diagnosti
   if (c.keep == false && c.delete_after)
     r.error("delete_after", "applies only with keep = true (without it, mail is deleted at once)");
   if (c.interval.count() <= 0 && r.has("interval")) r.error("interval", "must be longer than 0s");
-  if (auto registry = load_mailbox_registry(c.mailboxes_file, diags)) c.registry = *registry;
-  if (!diags.empty()) return std::nullopt;
-  // Every mailbox that is fetched needs a POP3 endpoint and somewhere to deliver.
+  diagnostics registry_diags;  // its own: the loader fails on any error already collected
+  auto registry = load_mailbox_registry(c.mailboxes_file, registry_diags);
+  for (const auto& d : registry_diags.items()) diags.add(d);
+  if (!registry) return std::nullopt;
+  c.registry = *registry;
+  // Every mailbox that is fetched needs a POP3 endpoint and somewhere to deliver (checked
+  // even when fetch.toml has errors: all of them are reported at once).
   for (const auto& m : c.registry.mailboxes) {
     if (!m.fetch) continue;
     if (!m.pop3)
       diags.add({c.registry.file, m.line, 1, "mailbox",
                  m.address + " is fetched but has no pop3 endpoint (set pop3, or fetch = false)"});
-    if (m.deliver.empty() && !c.deliver)
+    if (m.deliver.empty() && !c.deliver && !r.has("deliver"))
       diags.add({c.registry.file, m.line, 1, "mailbox",
                  m.address + " has no delivery target: set deliver in fetch.toml or here"});
     std::string message;

@@ -309,13 +309,17 @@ class mailbox_run {
         ++in_place;
         continue;
       }
+      const std::uint32_t deleted_before = client_->deletions();
       co_await client_->async_dele(pick->number);
       pop3_result r = co_await client_->async_quit();
       if (!r.ok()) {
         failed("QUIT after DELE: " + describe(r), true);
         co_return;
       }
-      ++out_.deleted;
+      if (client_->deletions() == deleted_before)
+        ++in_place;  // DELE refused (logged): it stays, and must not be delivered again
+      else
+        ++out_.deleted;
       const bool opened = co_await open_session();
       if (!opened) co_return;
     }

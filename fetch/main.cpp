@@ -159,13 +159,14 @@ int main(int argc, char** argv) {
       "postern-fetch"};
   app.footer(
       "Exit status: 0 everything fetched, 75 try again later (a mailbox was busy or "
-      "unreachable), 69 a mailbox refused us (login, TLS), 64 usage, 78 configuration "
-      "error.");
+      "unreachable, or delivery was deferred), 65 the target refused a message for good (it "
+      "stays on the server), 69 a mailbox refused us (login, TLS, no UIDL), 64 usage, 78 "
+      "configuration error. See postern-fetch(1) and postern-fetch.toml(5).");
   cli::common_options common;
   cli::add_common_options(app, common, POSTERN_SYSCONFDIR "/fetch.toml");
   std::string only;
   fetch::run_options options;
-  app.add_option("--mailbox", only, "Fetch only this mailbox");
+  app.add_option("--mailbox", only, "Fetch only this mailbox (its address in the registry)");
   app.add_flag("--dry-run", options.dry_run, "List what would be fetched; change nothing");
   app.add_flag("--retry-failed", options.retry_failed,
                "Try again messages whose delivery failed permanently");

@@ -252,3 +252,58 @@ def test_concurrency_one_fetches_mailboxes_one_after_the_other(dovecot, pki, tmp
     assert result.returncode == 75, result.stderr
     assert "mailbox=alice@pec.test error=\"delivery deferred" in result.stderr
     assert [f.name for f in out.iterdir()] == ["bob@pec.test"]
+
+
+def delivered_by_uid(maildir):
+    """{uid: message} from the Received: header postern-fetch put on each delivered file."""
+    out = {}
+    for f in delivered(maildir):
+        data = f.read_bytes()
+        uid = data.split(b" id ", 1)[1].split(b"\r\n", 1)[0].decode()
+        out[uid] = data.split(b"\r\n", 2)[2]
+    return out
+
+
+def test_keep_with_delete_after_deletes_exactly_the_old_delivered_messages(dovecot, pki,
+                                                                           tmp_path):
+    for i in range(4):
+        dovecot.add_message(f"k{i}.host:2,", f"Subject: keep {i}\r\n\r\n{i}\r\n".encode())
+    config, maildir = configure(tmp_path, dovecot, pki, extra_mailbox="pec = true\n",
+                                extra='delete_after = "30d"\n')
+    assert run(config).returncode == 0
+    assert len(server_messages(dovecot)) == 4  # kept: nothing is 30 days old yet
+    by_uid = delivered_by_uid(maildir)
+    uids = sorted(by_uid)
+    state_file = tmp_path / "state" / "alice@pec.test.state"
+    lines = state_file.read_text().splitlines()
+    old = {uids[0], uids[1]}  # delivered 31 days ago, as far as the state says
+    failed_long_ago = uids[2]  # refused by the target long ago: never deleted
+    rewritten = [lines[0]]
+    for line in lines[1:]:
+        kind, when, uid = line.split(" ", 2)
+        if uid in old:
+            when = str(int(when) - 31 * 86400)
+        elif uid == failed_long_ago:
+            kind, when = "F", str(int(when) - 400 * 86400)
+        rewritten.append(f"{kind} {when} {uid}")
+    state_file.write_text("\n".join(rewritten) + "\n")
+    dovecot.add_message("k9.host:2,", b"Subject: keep new\r\n\r\nnew\r\n")
+    result = run(config, "-v")
+    assert result.returncode == 0, result.stderr
+    assert "deleted=2" in result.stderr and "delivered=1" in result.stderr
+    left = sorted(p.read_bytes() for p in server_messages(dovecot))
+    expected = sorted([by_uid[uids[2]], by_uid[uids[3]], b"Subject: keep new\r\n\r\nnew\r\n"])
+    assert left == expected
+
+
+def test_unverifiable_provider_certificate_fetches_and_deletes_nothing(dovecot, pki, tmp_path):
+    preload(dovecot)
+    config, maildir = configure(tmp_path, dovecot, pki)
+    registry = tmp_path / "mailboxes.toml"
+    registry.write_text(registry.read_text().replace(str(pki.ca), str(pki.other_ca)))
+    result = run(config)
+    assert result.returncode == 69, result.stderr
+    assert "certificate" in result.stderr and "alice@pec.test" in result.stderr
+    assert "wonderland" not in result.stderr
+    assert delivered(maildir) == [] and len(server_messages(dovecot)) == 2
+    assert "Login: user=<alice>" not in (dovecot.root / "dovecot.log").read_text()

@@ -1,0 +1,89 @@
+"""postern-fetch's --help, man pages and example configurations agree with the code, the
+examples pass --check, and configuration errors are reported with their place."""
+
+import re
+import subprocess
+
+from harness import require
+from test_docs import ROOT
+from test_fetch import FETCH
+from test_forwarder_docs import EXAMPLES, keys_read_by, man_text
+
+MAN1 = ROOT / "man" / "man1" / "postern-fetch.1"
+MAN5 = ROOT / "man" / "man5" / "postern-fetch.toml.5"
+TLS_KEYS = {"verify", "ca_file", "verify_host", "pin_sha256", "tls_min"}  # read_client_tls_keys
+
+
+def test_man_pages_are_valid_roff():
+    require("mandoc", "mandoc")
+    for page in (MAN1, MAN5):
+        result = subprocess.run(["mandoc", "-Tlint", "-Wwarning", str(page)],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_fetch_key_is_documented_and_in_the_full_example():
+    keys = keys_read_by("fetch_config.cpp") | TLS_KEYS
+    assert {"deliver", "state_dir", "keep", "delete_after", "concurrency", "retrieve",
+            "login", "password_file"} <= keys, keys
+    man = man_text(MAN5)
+    example = (EXAMPLES / "fetch-full.toml").read_text()
+    tables = {"timeouts", "delivery", "audit"}
+    for key in sorted(keys | tables):
+        assert re.search(rf"\b{key}\b", man), f"{key} missing from {MAN5.name}"
+        pattern = rf"^\[{key}\]" if key in tables else rf"^#?\s*{key}\s*="
+        assert re.search(pattern, example, re.M), f"{key} missing from the example"
+
+
+def test_every_option_in_help_is_in_the_man_page_and_every_exit_status_too():
+    help_text = subprocess.run([str(FETCH), "--help"], capture_output=True, text=True).stdout
+    options = set(re.findall(r"(--[a-z][a-z0-9-]*)", help_text))
+    assert {"--mailbox", "--dry-run", "--retry-failed", "--daemon", "--check"} <= options
+    man = man_text(MAN1)
+    for option in sorted(options):
+        assert option in man, f"{option} is in --help but not in {MAN1.name}"
+    codes = set(re.findall(r"\b(\d\d)\b", help_text.split("Exit status:")[1]))
+    assert codes == {"75", "65", "69", "64", "78"}, codes
+    for code in codes:
+        assert re.search(rf"^\.B {code}$", man, re.M), f"exit status {code} missing from the man page"
+
+
+def test_examples_check_ok_with_real_files(tmp_path, pki):
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name in ("ufficio.pass", "legale.pass", "smtp.pass"):
+        (secrets / name).write_text("pw\n")
+        (secrets / name).chmod(0o600)
+
+    def localize(text):
+        return (text.replace("/etc/postern/secrets", str(secrets))
+                .replace("/etc/postern/office-ca.pem", str(pki.ca))
+                .replace("/var/lib/postern", str(tmp_path / "state"))
+                .replace("/var/log/postern", str(tmp_path)))
+
+    (tmp_path / "mailboxes.toml").write_text(localize((EXAMPLES / "mailboxes.toml").read_text()))
+    for name in ("fetch.toml", "fetch-full.toml"):
+        config = tmp_path / name
+        config.write_text(localize((EXAMPLES / name).read_text()))
+        result = subprocess.run([str(FETCH), "--check", "-c", str(config)],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "configuration OK\n"
+        assert "pw" not in result.stdout + result.stderr.replace("password", "")
+
+
+def test_check_reports_every_error_with_its_place_and_exits_78(tmp_path):
+    (tmp_path / "mailboxes.toml").write_text(
+        '[[mailbox]]\naddress = "a@pec.it"\npop3 = "pop3s://pop.pec.it:995"\n'
+        'password_command = ["true"]\ndeliver = "maildir:relative/path"\n')
+    config = tmp_path / "fetch.toml"
+    config.write_text('deliver = "ftp://x"\nconcurency = 4\n[delivery]\nlogin = "me"\n')
+    result = subprocess.run([str(FETCH), "--check", "-c", str(config)], capture_output=True,
+                            text=True)
+    assert result.returncode == 78
+    assert f'{config}:1:11: deliver: "ftp://x" is not a delivery target' in result.stderr
+    assert f"{config}:2:1: concurency: unknown key (did you mean \"concurrency\"?)" in result.stderr
+    assert "delivery.login: login needs password_file or password_command" in result.stderr
+    assert f'{tmp_path}/mailboxes.toml:1:1: mailbox.deliver: "maildir:relative/path": a ' \
+           "Maildir needs an absolute path" in result.stderr
+    assert result.stdout == ""
