@@ -4,10 +4,9 @@ examples pass --check, and configuration errors are reported with their place.""
 import re
 import subprocess
 
-from harness import require
-from test_docs import ROOT
+from test_docs import ROOT, assert_valid_roff
 from test_fetch import FETCH
-from test_forwarder_docs import EXAMPLES, keys_read_by, man_text
+from test_forwarder_docs import EXAMPLES, check_examples, keys_read_by, man_text
 
 MAN1 = ROOT / "man" / "man1" / "postern-fetch.1"
 MAN5 = ROOT / "man" / "man5" / "postern-fetch.toml.5"
@@ -15,11 +14,7 @@ TLS_KEYS = {"verify", "ca_file", "verify_host", "pin_sha256", "tls_min"}  # read
 
 
 def test_man_pages_are_valid_roff():
-    require("mandoc", "mandoc")
-    for page in (MAN1, MAN5):
-        result = subprocess.run(["mandoc", "-Tlint", "-Wwarning", str(page)],
-                                capture_output=True, text=True)
-        assert result.returncode == 0, result.stdout + result.stderr
+    assert_valid_roff(MAN1, MAN5)
 
 
 def test_every_fetch_key_is_documented_and_in_the_full_example():
@@ -61,14 +56,7 @@ def test_examples_check_ok_with_real_files(tmp_path, pki):
                 .replace("/var/lib/postern", str(tmp_path / "state"))
                 .replace("/var/log/postern", str(tmp_path)))
 
-    (tmp_path / "mailboxes.toml").write_text(localize((EXAMPLES / "mailboxes.toml").read_text()))
-    for name in ("fetch.toml", "fetch-full.toml"):
-        config = tmp_path / name
-        config.write_text(localize((EXAMPLES / name).read_text()))
-        result = subprocess.run([str(FETCH), "--check", "-c", str(config)],
-                                capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
-        assert result.stdout == "configuration OK\n"
+    for result in check_examples(FETCH, ("fetch.toml", "fetch-full.toml"), localize, tmp_path):
         assert "pw" not in result.stdout + result.stderr.replace("password", "")
 
 

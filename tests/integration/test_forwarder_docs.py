@@ -5,8 +5,7 @@ import re
 import subprocess
 
 from forwarder_harness import FORWARDER
-from harness import require
-from test_docs import ROOT
+from test_docs import ROOT, assert_valid_roff
 
 MAN1 = ROOT / "man" / "man1" / "postern-forwarder.1"
 MAN5 = ROOT / "man" / "man5" / "postern-forwarder.toml.5"
@@ -24,12 +23,24 @@ def man_text(page):
     return page.read_text().replace("\\-", "-")
 
 
-def test_man_pages_are_valid_roff():
-    require("mandoc", "mandoc")
-    for page in (MAN1, MAN5, MAILBOXES_MAN):
-        result = subprocess.run(["mandoc", "-Tlint", "-Wwarning", str(page)],
+def check_examples(program, names, localize, tmp_path):
+    """Writes the example registry and configurations `names`, made local by `localize`, into
+    tmp_path; each must pass `program --check`. Returns the results."""
+    (tmp_path / "mailboxes.toml").write_text(localize((EXAMPLES / "mailboxes.toml").read_text()))
+    results = []
+    for name in names:
+        config = tmp_path / name
+        config.write_text(localize((EXAMPLES / name).read_text()))
+        result = subprocess.run([str(program), "--check", "-c", str(config)],
                                 capture_output=True, text=True)
-        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "configuration OK\n"
+        results.append(result)
+    return results
+
+
+def test_man_pages_are_valid_roff():
+    assert_valid_roff(MAN1, MAN5, MAILBOXES_MAN)
 
 
 def test_every_forwarder_key_is_documented_and_in_the_full_example():
@@ -92,14 +103,8 @@ def test_examples_check_ok_with_real_files(tmp_path, pki):
                 .replace("/etc/postern/relay.key", str(key))
                 .replace("/var/log/postern", str(tmp_path)))
 
-    (tmp_path / "mailboxes.toml").write_text(localize((EXAMPLES / "mailboxes.toml").read_text()))
-    for name in ("forwarder.toml", "forwarder-full.toml"):
-        config = tmp_path / name
-        config.write_text(localize((EXAMPLES / name).read_text()))
-        result = subprocess.run([str(FORWARDER), "--check", "-c", str(config)],
-                                capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
-        assert result.stdout == "configuration OK\n"
+    for result in check_examples(FORWARDER, ("forwarder.toml", "forwarder-full.toml"),
+                                 localize, tmp_path):
         # The preset's advice is shown, and no secret is.
         assert "note: legale@legalmail.it: Legalmail logs in with the InfoCert user id" in result.stderr
         assert "pw" not in result.stdout
