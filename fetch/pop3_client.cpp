@@ -242,15 +242,21 @@ awaitable<pop3_result> pop3_client::read_pending(std::optional<std::uint32_t> st
       const body_sink discard = [](const std::string&) -> awaitable<bool> { co_return true; };
       r = co_await read_body(next.number, discard);
       if (!r.ok()) co_return r;
-    } else if (r.ok()) {
-      ++deletions_;
     } else {
-      lg::warn("fetch.dele_refused", {{"session", params_.session},
-                                      {"number", std::to_string(next.number)},
-                                      {"server", r.server}});
+      count_deletion(next.number, r);
     }
   }
   co_return pop3_result{};
+}
+
+void pop3_client::count_deletion(std::uint32_t number, const pop3_result& r) {
+  if (r.ok()) {
+    ++deletions_;
+  } else if (!broken_) {
+    lg::warn(
+        "fetch.dele_refused",
+        {{"session", params_.session}, {"number", std::to_string(number)}, {"server", r.server}});
+  }
 }
 
 awaitable<pop3_result> pop3_client::async_dele(std::uint32_t number) {
@@ -264,7 +270,7 @@ awaitable<pop3_result> pop3_client::async_dele(std::uint32_t number) {
     co_return pop3_result{};
   }
   pop3_result r = co_await command("DELE " + std::to_string(number));
-  if (r.ok()) ++deletions_;
+  count_deletion(number, r);
   co_return r;
 }
 

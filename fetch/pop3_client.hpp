@@ -78,6 +78,7 @@ class pop3_client {
   /// Reads replies to pipelined commands until the one for `stop` (RETR) is next, or all.
   asio::awaitable<pop3_result> read_pending(std::optional<std::uint32_t> stop);
   asio::awaitable<pop3_result> start_tls();
+  void count_deletion(std::uint32_t number, const pop3_result& r);
   asio::awaitable<pop3_result> login();
   pop3_result broken(failure_kind kind, std::string detail);
   void trace(const char* dir, std::string_view line);
