@@ -307,3 +307,18 @@ def test_unverifiable_provider_certificate_fetches_and_deletes_nothing(dovecot, 
     assert "wonderland" not in result.stderr
     assert delivered(maildir) == [] and len(server_messages(dovecot)) == 2
     assert "Login: user=<alice>" not in (dovecot.root / "dovecot.log").read_text()
+
+
+def test_implicit_tls_pop3s(dovecot, pki, tmp_path):
+    sent = preload(dovecot)
+    config, maildir = configure(tmp_path, dovecot, pki)
+    registry = tmp_path / "mailboxes.toml"
+    registry.write_text(registry.read_text().replace(
+        f"pop3+starttls://localhost:{dovecot.pop3_port}",
+        f"pop3s://localhost:{dovecot.pop3s_port}"))
+    result = run(config, "-v", "--trace")
+    assert result.returncode == 0, result.stderr
+    assert "STLS" not in result.stderr  # TLS from the first byte
+    bodies = sorted(f.read_bytes().split(b"\r\n", 2)[2] for f in delivered(maildir))
+    assert bodies == sorted(sent.values())
+    assert server_messages(dovecot) == []

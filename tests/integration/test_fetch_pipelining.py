@@ -130,3 +130,20 @@ def test_without_pipelining_one_command_at_a_time(dovecot, pki, tmp_path):
     assert "deleted=12" in result.stderr
     assert [len(commands(ch)) for ch in proxy.client_chunks] == [1] * len(proxy.client_chunks)
     assert sum(c.startswith(b"RETR ") for ch in proxy.client_chunks for c in commands(ch)) == 12
+
+
+def test_user_pass_when_sasl_plain_is_not_offered(dovecot, pki, tmp_path):
+    """A server whose CAPA lists no SASL PLAIN gets USER/PASS (RFC 1939 §7); the password
+    is still absent from the trace."""
+    sent = fill(dovecot, 2)
+    proxy = WatchingProxy(dovecot.pop3_port, hide=[b"SASL PLAIN"])
+    config, maildir = configure(tmp_path, dovecot, pki)
+    point_at(proxy, dovecot, tmp_path)
+    result = run(config, "-v", "--trace")
+    proxy.close()
+    assert result.returncode == 0, result.stderr
+    lines = [c for ch in proxy.client_chunks for c in commands(ch)]
+    assert b"USER alice" in lines and b"PASS wonderland" in lines
+    assert not any(c.startswith(b"AUTH") for c in lines)
+    assert "wonderland" not in result.stderr and "USER alice" in result.stderr
+    assert len(list((maildir / "new").iterdir())) == len(sent)
