@@ -36,10 +36,7 @@ std::int64_t now_seconds() {
 }
 
 /// The envelope sender for local delivery: the message's Return-Path, else the mailbox.
-std::string envelope_sender(const std::string& head, const std::string& mailbox) {
-  auto end = forwarder::header_end(head);
-  auto block =
-      forwarder::header_block::parse(std::string_view(head).substr(0, end ? *end : head.size()));
+std::string envelope_sender(const forwarder::header_block& block, const std::string& mailbox) {
   const auto* rp = block.find("Return-Path");
   if (!rp) return mailbox;
   std::string value = rp->value();
@@ -64,12 +61,12 @@ struct message_pipe {
     // Only receipts and envelopes have a daticert.xml worth looking for; other mail is not
     // copied (a 1 MiB message would otherwise cost a 1 MiB copy).
     auto end = forwarder::header_end(head);
-    const pec_kind kind =
-        classify_headers(forwarder::header_block::parse(
-                             std::string_view(head).substr(0, end ? *end : head.size())))
-            .kind;
+    const auto block =
+        forwarder::header_block::parse(std::string_view(head).substr(0, end ? *end : head.size()));
+    const pec_kind kind = classify_headers(block).kind;
     collect = kind != pec_kind::not_pec && kind != pec_kind::anomalia;
-    delivery_result d = co_await target.begin(envelope_sender(head, mailbox), recipient);
+    const std::string sender = envelope_sender(block, mailbox);
+    delivery_result d = co_await target.begin(sender, recipient);
     if (d.ok()) d = co_await target.write(received);
     if (d.ok()) d = co_await target.write(head);
     head.clear();

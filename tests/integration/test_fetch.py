@@ -202,10 +202,10 @@ def test_daemon_fetches_on_sigusr1_keeps_config_on_bad_sighup_and_stops(procs, d
     assert proc.wait(timeout=10) == 0
 
 
-def two_mailboxes(tmp_path, dovecot, pki, concurrency):
+def two_mailboxes(tmp_path, dovecot, pki, concurrency, patience):
     """alice and bob, each with one message, delivered by an exec program that waits (up to
-    5 s) until both mailboxes have a delivery in progress: a barrier only concurrent runs
-    pass. It exits 75 (try later) when the other never shows up."""
+    `patience` seconds) until both mailboxes have a delivery in progress: a barrier only
+    concurrent runs pass. It exits 75 (try later) when the other never shows up."""
     dovecot.add_user("bob", "builder")
     dovecot.add_message("a1.host:2,", b"Subject: for alice\r\n\r\na\r\n")
     dovecot.add_message("b1.host:2,", b"Subject: for bob\r\n\r\nb\r\n", user="bob")
@@ -224,7 +224,7 @@ def two_mailboxes(tmp_path, dovecot, pki, concurrency):
     script = tmp_path / "deliver.sh"
     script.write_text(f"""#!/bin/sh
 touch "{barrier}/$1"
-for i in $(seq 100); do
+for i in $(seq {patience * 20}); do
   [ "$(ls "{barrier}" | wc -l)" -ge 2 ] && exec cat > "{out}/$1"
   sleep 0.05
 done
@@ -237,7 +237,7 @@ exit 75
 
 
 def test_concurrency_fetches_mailboxes_in_parallel(dovecot, pki, tmp_path):
-    config, out = two_mailboxes(tmp_path, dovecot, pki, concurrency=2)
+    config, out = two_mailboxes(tmp_path, dovecot, pki, concurrency=2, patience=60)
     result = run(config)
     assert result.returncode == 0, result.stderr
     assert (out / "alice@pec.test").read_bytes().endswith(b"\r\n\r\na\r\n")
@@ -245,7 +245,7 @@ def test_concurrency_fetches_mailboxes_in_parallel(dovecot, pki, tmp_path):
 
 
 def test_concurrency_one_fetches_mailboxes_one_after_the_other(dovecot, pki, tmp_path):
-    config, out = two_mailboxes(tmp_path, dovecot, pki, concurrency=1)
+    config, out = two_mailboxes(tmp_path, dovecot, pki, concurrency=1, patience=3)
     result = run(config)
     # alice's delivery waits for a second one that cannot start while hers runs; bob's,
     # started only after alice's gave up, finds her mark and goes through.
