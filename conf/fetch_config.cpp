@@ -90,19 +90,8 @@ void read_delivery(table_reader& parent, mailbox& d) {
   const toml::table* table = parent.get_table("delivery");
   if (!table) return;
   table_reader r(*table, "delivery", parent.file(), parent.diags());
-  if (auto v = r.get_string("login")) d.login = *v;
-  if (auto v = r.get_string("password_file")) {
-    d.password_file = resolve_path(parent.file(), *v);
-    if (auto problem = check_private_file(d.password_file); !problem.empty())
-      r.error("password_file", problem);
-  }
-  if (auto v = r.get_string_list("password_command")) d.password_command = *v;
-  read_client_tls_keys(r, d.tls);
+  read_client_credentials(r, d);
   r.finish();
-  if (!d.login.empty() && d.password_file.empty() && d.password_command.empty())
-    r.error("login", "login needs password_file or password_command");
-  if (!d.password_file.empty() && !d.password_command.empty())
-    r.error("password_file", "set only one of password_file, password_command");
 }
 
 }  // namespace

@@ -64,17 +64,7 @@ void read_default(table_reader& parent, forwarder_config& c) {
     else if (relay.smtp->protocol != app_protocol::smtp)
       r.error("relay", "\"" + *url + "\" is not an SMTP URL (smtps://, smtp+starttls://, smtp://)");
   }
-  if (auto v = r.get_string("login")) relay.login = *v;
-  if (auto v = r.get_string("password_file")) {
-    relay.password_file = resolve_path(parent.file(), *v);
-    if (auto problem = check_private_file(relay.password_file); !problem.empty())
-      r.error("password_file", problem);
-  }
-  if (auto v = r.get_string_list("password_command")) relay.password_command = *v;
-  if (auto v = r.get_string("ca_file")) relay.tls.ca_file = *v;
-  if (auto v = r.get_choice<verify_mode>(
-          "verify", {{"full", verify_mode::full}, {"none", verify_mode::none}}))
-    relay.tls.verify = *v;
+  read_client_credentials(r, relay);
   if (auto v = r.get_bool("allow_cleartext")) relay.allow_cleartext = *v;
   r.finish();
   if (c.fallback == default_action::relay) {
@@ -86,8 +76,6 @@ void read_default(table_reader& parent, forwarder_config& c) {
       r.error("relay", "cleartext relay to " + relay.smtp->addr.to_string() +
                            " is not on this host; set allow_cleartext = true if the network in "
                            "between is trusted");
-    if (!relay.login.empty() && relay.password_file.empty() && relay.password_command.empty())
-      r.error("login", "login needs password_file or password_command");
     c.smarthost = std::move(relay);
   } else if (r.has("relay")) {
     r.error("relay", "applies only to action = \"relay\"");

@@ -231,6 +231,21 @@ void read_client_tls_keys(table_reader& r, tls_settings& tls) {
     tls.min_version = *v;
 }
 
+void read_client_credentials(table_reader& r, mailbox& m) {
+  if (auto v = r.get_string("login")) m.login = *v;
+  if (auto v = r.get_string("password_file")) {
+    m.password_file = resolve_path(r.file(), *v);
+    if (auto problem = check_private_file(m.password_file); !problem.empty())
+      r.error("password_file", problem);
+  }
+  if (auto v = r.get_string_list("password_command")) m.password_command = *v;
+  read_client_tls_keys(r, m.tls);
+  if (!m.login.empty() && m.password_file.empty() && m.password_command.empty())
+    r.error("login", "login needs password_file or password_command");
+  if (!m.password_file.empty() && !m.password_command.empty())
+    r.error("password_file", "set only one of password_file, password_command");
+}
+
 std::optional<secret> mailbox_password(const mailbox& m, std::string* error) {
   if (m.inline_password) return secret(m.inline_password->reveal());
   std::string problem;
