@@ -206,18 +206,10 @@ def two_mailboxes(tmp_path, dovecot, pki, concurrency, patience):
     """alice and bob, each with one message, delivered by an exec program that waits (up to
     `patience` seconds) until both mailboxes have a delivery in progress: a barrier only
     concurrent runs pass. It exits 75 (try later) when the other never shows up."""
-    dovecot.add_user("bob", "builder")
     dovecot.add_message("a1.host:2,", b"Subject: for alice\r\n\r\na\r\n")
-    dovecot.add_message("b1.host:2,", b"Subject: for bob\r\n\r\nb\r\n", user="bob")
     config, _ = configure(tmp_path, dovecot, pki, extra=f"concurrency = {concurrency}\n")
-    bob_secret = tmp_path / "bob.pass"
-    bob_secret.write_text("builder\n")
-    bob_secret.chmod(0o600)
-    registry = tmp_path / "mailboxes.toml"
-    registry.write_text(registry.read_text() + registry.read_text()
-                        .replace("alice@pec.test", "bob@pec.test")
-                        .replace('login = "alice"', 'login = "bob"')
-                        .replace(str(tmp_path / "alice.pass"), str(bob_secret)))
+    add_bob(tmp_path, dovecot)
+    dovecot.add_message("b1.host:2,", b"Subject: for bob\r\n\r\nb\r\n", user="bob")
     barrier, out = tmp_path / "barrier", tmp_path / "out"
     barrier.mkdir()
     out.mkdir()
@@ -322,3 +314,36 @@ def test_implicit_tls_pop3s(dovecot, pki, tmp_path):
     bodies = sorted(f.read_bytes().split(b"\r\n", 2)[2] for f in delivered(maildir))
     assert bodies == sorted(sent.values())
     assert server_messages(dovecot) == []
+
+
+def add_bob(tmp_path, dovecot):
+    """A second fetched mailbox, bob@pec.test, in the registry written by configure()."""
+    dovecot.add_user("bob", "builder")
+    secret = tmp_path / "bob.pass"
+    secret.write_text("builder\n")
+    secret.chmod(0o600)
+    registry = tmp_path / "mailboxes.toml"
+    alice = registry.read_text()
+    registry.write_text(alice + alice.replace("alice@pec.test", "bob@pec.test")
+                        .replace('login = "alice"', 'login = "bob"')
+                        .replace(str(tmp_path / "alice.pass"), str(secret)))
+
+
+def test_dry_run_and_mailbox_select_what_is_fetched(dovecot, pki, tmp_path):
+    preload(dovecot)
+    config, maildir = configure(tmp_path, dovecot, pki)
+    add_bob(tmp_path, dovecot)
+    dovecot.add_message("b1.host:2,", b"Subject: for bob\r\n\r\nb\r\n", user="bob")
+    result = run(config, "--dry-run", "--mailbox", "ALICE@pec.test", "-v")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("event=fetch.would_fetch mailbox=alice@pec.test") == 2
+    assert "bob@pec.test" not in result.stderr
+    assert delivered(maildir) == [] and len(server_messages(dovecot)) == 2  # nothing changed
+    assert not (tmp_path / "state" / "alice@pec.test.state").exists() or \
+        (tmp_path / "state" / "alice@pec.test.state").read_text().count("\n") == 1
+    result = run(config, "--mailbox", "nobody@pec.test")
+    assert result.returncode == 64
+    assert 'mailbox=nobody@pec.test error="not in the registry"' in result.stderr
+    assert run(config, "--mailbox", "bob@pec.test").returncode == 0
+    assert [f.read_bytes().endswith(b"\r\n\r\nb\r\n") for f in delivered(maildir)] == [True]
+    assert len(server_messages(dovecot)) == 2  # alice's are untouched
