@@ -2,63 +2,26 @@
 temporary (exit 75), the message being retrieved is not delivered (no half message in the
 Maildir), nothing is deleted, and the next run gets everything."""
 
-import socket
-import threading
-
-from harness import free_port
+from tcp_proxy import CUT, GO, STALL, Proxy
 from test_fetch import configure, delivered, run, server_messages
 
 
-class CuttingProxy:
-    """Forwards TCP to `target`; after `limit` bytes from the server it cuts (or, with
-    stall=True, stops forwarding and waits) - mid-RETR for a large message."""
+class CuttingProxy(Proxy):
+    """After `limit` bytes from the server it cuts the connection (or, with stall=True, stops
+    forwarding and waits): mid-RETR for a large message."""
 
     def __init__(self, target, limit, stall=False):
-        self.port = free_port()
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", self.port))
-        self.listener.listen(4)
-        self.target, self.limit, self.stall = target, limit, stall
-        self.conns = []
-        threading.Thread(target=self.serve, daemon=True).start()
+        self.limit, self.stall = limit, stall
+        super().__init__(target)
 
-    def serve(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self.target))
-            self.conns += [client, server]
-            threading.Thread(target=self.pump, args=(client, server, None), daemon=True).start()
-            threading.Thread(target=self.pump, args=(server, client, self.limit), daemon=True).start()
-
-    def pump(self, src, dst, limit):
-        sent = 0
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if limit is not None and sent + len(data) > limit:
-                    dst.sendall(data[:limit - sent])
-                    if self.stall:
-                        threading.Event().wait()  # hold the connection open, silent
-                    break
-                dst.sendall(data)
-                sent += len(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.listener.close()
-        for s in self.conns:
-            s.close()
+    def relay(self, data, from_client, state):
+        if from_client:
+            return data, GO
+        sent = state.get("sent", 0)
+        state["sent"] = sent + len(data)
+        if sent + len(data) > self.limit:
+            return data[:self.limit - sent], STALL if self.stall else CUT
+        return data, GO
 
 
 def big_mailbox(dovecot):

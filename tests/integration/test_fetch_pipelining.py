@@ -4,67 +4,28 @@ arrives byte-exact and is deleted once recorded; with PIPELINING hidden from the
 proxy removes it from CAPA), exactly one command is ever outstanding."""
 
 import hashlib
-import socket
-import threading
 
-from harness import free_port
+from tcp_proxy import GO, Proxy
 from test_fetch import configure, delivered, run, server_messages
 
 
-class WatchingProxy:
-    """Forwards TCP to `target`, records every chunk the client sends, and optionally rewrites
-    what passes: `hide` removes capability lines from the server's CAPA answer, `client_edit`
-    changes the client's chunks (to make the server refuse a command)."""
+class WatchingProxy(Proxy):
+    """Records every chunk the client sends, and optionally rewrites what passes: `hide`
+    removes capability lines from the server's CAPA answer, `client_edit` changes the client's
+    chunks (to make the server refuse a command)."""
 
     def __init__(self, target, hide=(), client_edit=None):
-        self.port = free_port()
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", self.port))
-        self.listener.listen(16)
-        self.target, self.hide, self.client_edit = target, hide, client_edit
-        self.sessions = 0
+        self.hide, self.client_edit = hide, client_edit
         self.client_chunks = []
-        self.conns = []
-        threading.Thread(target=self.serve, daemon=True).start()
+        super().__init__(target)
 
-    def serve(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self.target))
-            self.sessions += 1
-            self.conns += [client, server]
-            threading.Thread(target=self.pump, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self.pump, args=(server, client, False), daemon=True).start()
-
-    def pump(self, src, dst, from_client):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if from_client:
-                    self.client_chunks.append(data)
-                    if self.client_edit:
-                        data = self.client_edit(data)
-                else:
-                    for capability in self.hide:
-                        data = data.replace(b"\r\n" + capability + b"\r\n", b"\r\n")
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.listener.close()
-        for s in self.conns:
-            s.close()
+    def relay(self, data, from_client, state):
+        if from_client:
+            self.client_chunks.append(data)
+            return (self.client_edit(data) if self.client_edit else data), GO
+        for capability in self.hide:
+            data = data.replace(b"\r\n" + capability + b"\r\n", b"\r\n")
+        return data, GO
 
 
 def fill(dovecot, count=12):
