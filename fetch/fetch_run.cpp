@@ -403,7 +403,8 @@ class mailbox_run {
                                  {"size", size},
                                  {"pec", to_string(pec.kind)},
                                  {"ref", pec.referenced_message_id},
-                                 {"target", target}});
+                                 {"target", target},
+                                 {"reply", d.detail}});
     co_return step::delivered;
   }
 

@@ -23,10 +23,25 @@ def procs(tmp_path, request):
 
 @pytest.fixture
 def dovecot(procs, pki):
-    """A real Dovecot (POP3/IMAP with STARTTLS) with one user, removed afterwards."""
+    """A real Dovecot (POP3 with STLS, POP3S, IMAP, LMTP) with one user, removed afterwards."""
     d = Dovecot(procs, pki)
     yield d
     d.cleanup()
+
+
+@pytest.fixture
+def mta():
+    """Starts private Postfix instances (mta(relay_port)); all are stopped afterwards."""
+    from postfix import Postfix
+    instances = []
+
+    def start(relay_port):
+        instances.append(Postfix(relay_port))
+        return instances[-1]
+
+    yield start
+    for p in instances:
+        p.stop()
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

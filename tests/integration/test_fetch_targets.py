@@ -188,3 +188,32 @@ def test_lmtp_into_dovecot_delivers_to_the_local_mailbox(procs, tmp_path, pki, d
     # Dovecot adds its own Return-Path and Delivered-To; after them comes what we sent.
     assert b"Received: from localhost by " in data and data.endswith(MSG.replace(b"\r\n", b"\n"))
     assert server_messages(dovecot) == []
+
+
+def test_smtp_into_a_real_postfix(procs, tmp_path, pki, dovecot, mta):
+    """The office's Postfix as the target (it relays on to the mailbox server, an aiosmtpd
+    here): Postfix takes the message from postern-fetch, queues it and delivers it with the
+    envelope postern-fetch gave, every byte after the headers the two MTAs prepend intact."""
+    store = Upstream(procs, tmp_path, pki, "plain", {"u": "x"}, faults={"noauth": True},
+                     name="mailstore")
+    postfix = mta(store.port)
+    body = MSG + b"8-bit \xc3\xa8 and a\r\n.leading dot\r\n" + b"x" * 900 + b"\r\n"
+    dovecot.add_message("m1.host:2,", body)
+    config, _ = configure(tmp_path, dovecot, pki, extra_mailbox='deliver_to = "ufficio@example.it"\n')
+    config.write_text(config.read_text().replace(
+        config.read_text().splitlines()[0], f'deliver = "smtp://127.0.0.1:{postfix.port}"'))
+    result = run(config)
+    assert result.returncode == 0, result.stderr
+    assert 'reply="250 2.0.0 Ok: queued as ' in result.stderr  # Postfix's queue id, logged
+    (meta, stored), = store.wait_messages(1, timeout=60)
+    assert (meta["from"], meta["to"]) == ("sender@pec.test", ["ufficio@example.it"])
+    # Postfix prepends its Received:, drops Return-Path: and adds the Message-Id: and Date:
+    # this test message lacks (its defaults for local clients); postern-fetch's Received: and
+    # every other header follow in order, and the body is byte for byte the same.
+    head, _, rest = stored.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0].startswith(b"Received: from ") and b"(Postfix)" in lines[1]
+    assert lines[3].startswith(b"Received: from localhost by ") and b"(postern-fetch)" in lines[3]
+    assert lines[5:7] == [b"From: sender@pec.test", b"Subject: x"]
+    assert rest == body.partition(b"\r\n\r\n")[2]
+    assert server_messages(dovecot) == []

@@ -2,25 +2,10 @@
 Postfix or Exchange hands its outgoing PEC mail over: what the provider accepts is delivered,
 what it defers stays in Postfix's queue until it can go, what it refuses bounces."""
 
-import pytest
 
 from forwarder_harness import Forwarder, Upstream, mailbox_entry, message
 from harness import free_port, require
-from postfix import Postfix
 import subprocess
-
-
-@pytest.fixture
-def mta():
-    instances = []
-
-    def start(relay_port):
-        instances.append(Postfix(relay_port))
-        return instances[-1]
-
-    yield start
-    for p in instances:
-        p.stop()
 
 
 # swaks --data ends what it sends with an extra CRLF before the final dot.
