@@ -27,6 +27,12 @@ def configure(tmp_path, dovecot, pki, extra_mailbox="", extra=""):
     return config, maildir
 
 
+def set_target(config, target):
+    """Replaces the Maildir target configure() wrote with `target`."""
+    text = config.read_text()
+    config.write_text(text.replace(text.splitlines()[0], f'deliver = "{target}"'))
+
+
 def run(config, *args):
     return subprocess.run([str(FETCH), "-c", str(config), *args], capture_output=True, text=True,
                           timeout=120)
@@ -112,8 +118,7 @@ def test_stdout_mbox_splits_cleanly_in_formail(dovecot, pki, tmp_path):
     require("formail", "procmail")
     sent = preload(dovecot)
     config, _ = configure(tmp_path, dovecot, pki)
-    config.write_text(config.read_text().replace(config.read_text().splitlines()[0],
-                                                 'deliver = "-"'))
+    set_target(config, "-")
     out = tmp_path / "split"
     out.mkdir()
     fetch = subprocess.Popen([str(FETCH), "-c", str(config)], stdout=subprocess.PIPE,
@@ -223,8 +228,7 @@ done
 exit 75
 """)
     script.chmod(0o755)
-    config.write_text(config.read_text().replace(config.read_text().splitlines()[0],
-                                                 f'deliver = "exec:{script} {{mailbox}}"'))
+    set_target(config, f"exec:{script} {{mailbox}}")
     return config, out
 
 

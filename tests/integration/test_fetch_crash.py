@@ -9,7 +9,7 @@ import subprocess
 import time
 from collections import Counter
 
-from test_fetch import FETCH, configure, run, server_messages
+from test_fetch import FETCH, configure, run, server_messages, set_target
 
 
 def test_kill_9_at_random_points_never_loses_mail(dovecot, pki, tmp_path):
@@ -26,8 +26,7 @@ def test_kill_9_at_random_points_never_loses_mail(dovecot, pki, tmp_path):
     script.write_text(f'#!/bin/sh\nsleep 0.02\ncat > "{out}/$$.$(date +%s%N)"\n')
     script.chmod(0o755)
     config, _ = configure(tmp_path, dovecot, pki)
-    config.write_text(config.read_text().replace(config.read_text().splitlines()[0],
-                                                 f'deliver = "exec:{script}"'))
+    set_target(config, f"exec:{script}")
     rng = random.Random(1234)
     kills = 0
     # Kill runs until 10 were interrupted or the mailbox is drained.

@@ -3,7 +3,7 @@ temporary (exit 75), the message being retrieved is not delivered (no half messa
 Maildir), nothing is deleted, and the next run gets everything."""
 
 from tcp_proxy import CUT, GO, STALL, Proxy
-from test_fetch import configure, delivered, run, server_messages
+from test_fetch import configure, delivered, run, server_messages, set_target
 
 
 class CuttingProxy(Proxy):
@@ -94,8 +94,7 @@ def test_state_write_failing_mid_run_deletes_nothing_unrecorded(procs, dovecot, 
         dovecot.add_message(f"{name}.host:2,", data)
     mta = Upstream(procs, tmp_path, pki, "plain", {"u": "x"}, faults={"noauth": True}, name="mta")
     config, _ = configure(tmp_path, dovecot, pki)
-    config.write_text(config.read_text().replace(config.read_text().splitlines()[0],
-                                                 f'deliver = "smtp://127.0.0.1:{mta.port}"'))
+    set_target(config, f"smtp://127.0.0.1:{mta.port}")
 
     def small_files():
         resource.setrlimit(resource.RLIMIT_FSIZE, (120, 120))  # header + about 3 records

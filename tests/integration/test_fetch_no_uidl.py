@@ -3,7 +3,7 @@ UIDL from CAPA and makes the server refuse the command. With keep (the messages 
 server) postern-fetch refuses, since it could not tell old mail from new; with keep = false
 each message is fetched, delivered and deleted in a session of its own, byte-exact."""
 
-from test_fetch import configure, run, server_messages
+from test_fetch import configure, run, server_messages, set_target
 from test_fetch_pipelining import WatchingProxy, fetch_through, fill, point_at
 
 
@@ -48,8 +48,7 @@ def test_without_uidl_a_refused_message_stays_in_place(procs, dovecot, pki, tmp_
                    faults={"noauth": True, "data_if": {"Subject: n1\r\n": "554 5.7.1 refused"}})
     proxy = hide_uidl(dovecot)
     config, _ = configure(tmp_path, dovecot, pki, extra="keep = false\n")
-    config.write_text(config.read_text().replace(config.read_text().splitlines()[0],
-                                                 f'deliver = "smtp://127.0.0.1:{mta.port}"'))
+    set_target(config, f"smtp://127.0.0.1:{mta.port}")
     point_at(proxy, dovecot, tmp_path)
     result = run(config)
     proxy.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from forwarder_harness import Upstream
 from harness import free_port, require, wait_for, wait_port
-from test_fetch import configure, run, server_messages
+from test_fetch import configure, run, server_messages, set_target
 
 MSG = b"Return-Path: <sender@pec.test>\r\nFrom: sender@pec.test\r\nSubject: x\r\n\r\nbody\r\n"
 
@@ -23,8 +23,7 @@ def test_smtp_target_gets_return_path_and_deliver_to(procs, tmp_path, pki, dovec
     dovecot.add_message("m1.host:2,", MSG)
     mta = smtp_target(procs, tmp_path, pki)
     config, _ = configure(tmp_path, dovecot, pki, extra_mailbox='deliver_to = "ufficio@example.it"\n')
-    config.write_text(config.read_text().replace(
-        config.read_text().splitlines()[0], f'deliver = "smtp://127.0.0.1:{mta.port}"'))
+    set_target(config, f"smtp://127.0.0.1:{mta.port}")
     result = run(config)
     assert result.returncode == 0, result.stderr
     (meta, stored), = mta.wait_messages(1)
@@ -38,8 +37,7 @@ def test_target_refusal_keeps_the_message_until_retry_failed(procs, tmp_path, pk
     mta = smtp_target(procs, tmp_path, pki,
                       faults={"rcpt": {"ufficio@example.it": "550 5.1.1 no such user"}})
     config, _ = configure(tmp_path, dovecot, pki, extra_mailbox='deliver_to = "ufficio@example.it"\n')
-    config.write_text(config.read_text().replace(
-        config.read_text().splitlines()[0], f'deliver = "smtp://127.0.0.1:{mta.port}"'))
+    set_target(config, f"smtp://127.0.0.1:{mta.port}")
     result = run(config)
     assert result.returncode == 65, result.stderr
     assert "event=fetch.refused" in result.stderr and "550 5.1.1 no such user" in result.stderr
@@ -56,8 +54,7 @@ def test_target_deferral_leaves_the_message_for_the_next_run(procs, tmp_path, pk
     dovecot.add_message("m1.host:2,", MSG)
     port = free_port()
     config, _ = configure(tmp_path, dovecot, pki)
-    config.write_text(config.read_text().replace(
-        config.read_text().splitlines()[0], f'deliver = "smtp://127.0.0.1:{port}"'))
+    set_target(config, f"smtp://127.0.0.1:{port}")
     result = run(config)  # nothing listens: connection refused
     assert result.returncode == 75
     assert "delivery deferred" in result.stderr
@@ -80,8 +77,7 @@ def test_lmtp_target(procs, tmp_path, pki, dovecot):
                               f"127.0.0.1:{port}", "10"])
     wait_port(port)
     config, _ = configure(tmp_path, dovecot, pki)
-    config.write_text(config.read_text().replace(
-        config.read_text().splitlines()[0], f'deliver = "lmtp://127.0.0.1:{port}"'))
+    set_target(config, f"lmtp://127.0.0.1:{port}")
     result = run(config)
     assert result.returncode == 0, result.stderr
     try:
@@ -102,8 +98,7 @@ def exec_config(tmp_path, dovecot, pki, exit_code):
     script.write_text(f'#!/bin/sh\ncat > "{out}/$1-$2.eml"\nexit {exit_code}\n')
     script.chmod(0o755)
     config, _ = configure(tmp_path, dovecot, pki)
-    config.write_text(config.read_text().replace(
-        config.read_text().splitlines()[0], f'deliver = "exec:{script} {{mailbox}} {{sender}}"'))
+    set_target(config, f"exec:{script} {{mailbox}} {{sender}}")
     return config, out
 
 
@@ -177,8 +172,7 @@ def test_lmtp_into_dovecot_delivers_to_the_local_mailbox(procs, tmp_path, pki, d
     dovecot.add_user("bob", "builder")
     dovecot.add_message("m1.host:2,", MSG)
     config, _ = configure(tmp_path, dovecot, pki, extra_mailbox='deliver_to = "bob@pec.test"\n')
-    config.write_text(config.read_text().replace(
-        config.read_text().splitlines()[0], f'deliver = "lmtp://127.0.0.1:{dovecot.lmtp_port}"'))
+    set_target(config, f"lmtp://127.0.0.1:{dovecot.lmtp_port}")
     result = run(config)
     assert result.returncode == 0, result.stderr
     box = dovecot.root / "home" / "bob" / "Maildir"
@@ -200,8 +194,7 @@ def test_smtp_into_a_real_postfix(procs, tmp_path, pki, dovecot, mta):
     body = MSG + b"8-bit \xc3\xa8 and a\r\n.leading dot\r\n" + b"x" * 900 + b"\r\n"
     dovecot.add_message("m1.host:2,", body)
     config, _ = configure(tmp_path, dovecot, pki, extra_mailbox='deliver_to = "ufficio@example.it"\n')
-    config.write_text(config.read_text().replace(
-        config.read_text().splitlines()[0], f'deliver = "smtp://127.0.0.1:{postfix.port}"'))
+    set_target(config, f"smtp://127.0.0.1:{postfix.port}")
     result = run(config)
     assert result.returncode == 0, result.stderr
     assert 'reply="250 2.0.0 Ok: queued as ' in result.stderr  # Postfix's queue id, logged
