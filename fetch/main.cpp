@@ -39,13 +39,28 @@ void log_insecure_settings(const conf::fetch_config& config) {
   forwarder::log_insecure_mailbox(config.delivery);
 }
 
+/// The exit status of a run is its most serious mailbox's: what needs a person (a refusal
+/// of us, 69, or of a message, 65) before what will pass by itself (75).
+void escalate(int& code, int status) {
+  auto rank = [](int c) {
+    switch (c) {
+      case exit_code::ok: return 0;
+      case exit_code::tempfail: return 1;
+      case exit_code::data: return 2;
+      case exit_code::unavailable: return 3;
+      default: return 4;  // software
+    }
+  };
+  if (rank(status) > rank(code)) code = status;
+}
+
 /// Logs how one mailbox went; raises `code` to the run's exit status.
 void report(const conf::mailbox& m, const fetch::mailbox_outcome& o, int& code) {
   if (o.result == fetch::mailbox_outcome::status::failed) {
     lg::error("fetch.failed", {{"mailbox", m.address}, {"error", o.error}});
-    code = std::max(code, o.temporary ? exit_code::tempfail : exit_code::unavailable);
+    escalate(code, o.temporary ? exit_code::tempfail : exit_code::unavailable);
   } else if (o.result == fetch::mailbox_outcome::status::busy) {
-    code = std::max(code, exit_code::tempfail);
+    escalate(code, exit_code::tempfail);
   } else {
     lg::info("fetch.done", {{"mailbox", m.address},
                             {"delivered", o.delivered},
@@ -53,7 +68,7 @@ void report(const conf::mailbox& m, const fetch::mailbox_outcome& o, int& code) 
                             {"skipped", o.skipped},
                             {"deleted", o.deleted}});
     // A message the target refused for good stays on the server: not everything was fetched.
-    if (o.failed_messages) code = std::max(code, exit_code::data);
+    if (o.failed_messages) escalate(code, exit_code::data);
   }
 }
 
@@ -95,7 +110,7 @@ asio::awaitable<int> run_all(const conf::fetch_config& config, const std::string
   asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
   for (std::size_t i = running; i > 0; --i)
     asio::co_spawn(ex, fetch_worker(config, queue, next, options, code), [&](std::exception_ptr e) {
-      if (e) code = exit_code::software;
+      if (e) escalate(code, exit_code::software);
       if (--running == 0) all_done.cancel();
     });
   while (running > 0)

@@ -351,3 +351,20 @@ def test_dry_run_and_mailbox_select_what_is_fetched(dovecot, pki, tmp_path):
     assert run(config, "--mailbox", "bob@pec.test").returncode == 0
     assert [f.read_bytes().endswith(b"\r\n\r\nb\r\n") for f in delivered(maildir)] == [True]
     assert len(server_messages(dovecot)) == 2  # alice's are untouched
+
+
+def test_exit_status_is_the_most_serious_mailbox(dovecot, pki, tmp_path):
+    """bob is busy (75: passes by itself), alice's password is wrong (69: needs a person):
+    the run says 69, and logs both."""
+    preload(dovecot)
+    config, _ = configure(tmp_path, dovecot, pki)
+    add_bob(tmp_path, dovecot)
+    (tmp_path / "alice.pass").write_text("wrong\n")
+    (tmp_path / "state").mkdir()
+    lock = open(tmp_path / "state" / "bob@pec.test.state.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    result = run(config)
+    lock.close()
+    assert result.returncode == 69, result.stderr
+    assert "event=fetch.skipped" in result.stderr and "mailbox=bob@pec.test" in result.stderr
+    assert "AUTH PLAIN as alice refused" in result.stderr
