@@ -130,6 +130,19 @@ std::optional<fetch_config> load_fetch_config(const std::string& file, diagnosti
   if (c.keep == false && c.delete_after)
     r.error("delete_after", "applies only with keep = true (without it, mail is deleted at once)");
   if (c.interval.count() <= 0 && r.has("interval")) r.error("interval", "must be longer than 0s");
+  // A login must not cross the network in cleartext without an explicit opt-in (mail to the
+  // office's own server on port 25 without TLS is common; its password is another matter).
+  auto login_in_cleartext = [&c](const delivery_target& t) -> std::string {
+    if (c.delivery.login.empty() || !t.url || t.url->tls != tls_mode::none ||
+        t.url->addr.is_local() || c.delivery.allow_cleartext)
+      return "";
+    return "[delivery] login would cross the network in cleartext to " + t.url->addr.to_string() +
+           ": use smtps:// or smtp+starttls://, or set allow_cleartext = true in [delivery] if "
+           "the network in between is trusted";
+  };
+  if (c.deliver)
+    if (auto problem = login_in_cleartext(*c.deliver); !problem.empty())
+      r.error("deliver", problem);
   diagnostics registry_diags;  // its own: the loader fails on any error already collected
   auto registry = load_mailbox_registry(c.mailboxes_file, registry_diags);
   for (const auto& d : registry_diags.items()) diags.add(d);
@@ -146,8 +159,12 @@ std::optional<fetch_config> load_fetch_config(const std::string& file, diagnosti
       diags.add({c.registry.file, m.line, 1, "mailbox",
                  m.address + " has no delivery target: set deliver in fetch.toml or here"});
     std::string message;
-    if (!m.deliver.empty() && !parse_target(m.deliver, &message))
+    auto own = m.deliver.empty() ? std::nullopt : parse_target(m.deliver, &message);
+    if (!m.deliver.empty() && !own)
       diags.add({c.registry.file, m.line, 1, "mailbox.deliver", message});
+    if (own)
+      if (auto problem = login_in_cleartext(*own); !problem.empty())
+        diags.add({c.registry.file, m.line, 1, "mailbox.deliver", problem});
   }
   if (!diags.empty()) return std::nullopt;
   return c;

@@ -65,7 +65,6 @@ void read_default(table_reader& parent, forwarder_config& c) {
       r.error("relay", "\"" + *url + "\" is not an SMTP URL (smtps://, smtp+starttls://, smtp://)");
   }
   read_client_credentials(r, relay);
-  if (auto v = r.get_bool("allow_cleartext")) relay.allow_cleartext = *v;
   r.finish();
   if (c.fallback == default_action::relay) {
     if (!relay.smtp && !r.has("relay"))

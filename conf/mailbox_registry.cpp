@@ -240,6 +240,7 @@ void read_client_credentials(table_reader& r, mailbox& m) {
   }
   if (auto v = r.get_string_list("password_command")) m.password_command = *v;
   read_client_tls_keys(r, m.tls);
+  if (auto v = r.get_bool("allow_cleartext")) m.allow_cleartext = *v;
   if (!m.login.empty() && m.password_file.empty() && m.password_command.empty())
     r.error("login", "login needs password_file or password_command");
   if (!m.password_file.empty() && !m.password_command.empty())

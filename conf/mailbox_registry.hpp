@@ -73,9 +73,9 @@ std::optional<mailbox_registry> load_mailbox_registry(const std::string& file, d
 /// verify_host, pin_sha256, tls_min.
 void read_client_tls_keys(table_reader& r, tls_settings& tls);
 
-/// Reads login, password_file (which must be private), password_command and the TLS keys of
-/// a pseudo-mailbox (the forwarder's smarthost, fetch's [delivery]); a login needs exactly one
-/// password source.
+/// Reads login, password_file (which must be private), password_command, allow_cleartext and
+/// the TLS keys of a pseudo-mailbox (the forwarder's smarthost, fetch's [delivery]); a login needs
+/// exactly one password source.
 void read_client_credentials(table_reader& r, mailbox& m);
 
 /// The mailbox's password, read now (file or command); nullopt with a message naming the

@@ -12,7 +12,7 @@ MAN1 = ROOT / "man" / "man1" / "postern-fetch.1"
 MAN5 = ROOT / "man" / "man5" / "postern-fetch.toml.5"
 # [delivery], read by read_client_credentials in mailbox_registry.cpp
 CREDENTIAL_KEYS = {"login", "password_file", "password_command", "verify", "ca_file",
-                   "verify_host", "pin_sha256", "tls_min"}
+                   "verify_host", "pin_sha256", "tls_min", "allow_cleartext"}
 
 
 def test_man_pages_are_valid_roff():
@@ -76,3 +76,25 @@ def test_check_reports_every_error_with_its_place_and_exits_78(tmp_path):
     assert f'{tmp_path}/mailboxes.toml:1:1: mailbox.deliver: "maildir:relative/path": a ' \
            "Maildir needs an absolute path" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_login_in_cleartext_to_another_host_needs_the_opt_in(tmp_path):
+    secret = tmp_path / "smtp.pass"
+    secret.write_text("pw\n")
+    secret.chmod(0o600)
+    (tmp_path / "mailboxes.toml").write_text(
+        '[[mailbox]]\naddress = "a@pec.it"\npop3 = "pop3s://pop.pec.it:995"\n'
+        'password_command = ["true"]\n')
+    config = tmp_path / "fetch.toml"
+    delivery = f'[delivery]\nlogin = "fetch"\npassword_file = "{secret}"\n'
+    config.write_text('deliver = "smtp://192.0.2.25:25"\n' + delivery)
+    result = subprocess.run([str(FETCH), "--check", "-c", str(config)], capture_output=True,
+                            text=True)
+    assert result.returncode == 78
+    assert f"{config}:1:11: deliver: [delivery] login would cross the network in cleartext " \
+           "to 192.0.2.25:25" in result.stderr
+    config.write_text('deliver = "smtp://192.0.2.25:25"\n' + delivery + "allow_cleartext = true\n")
+    result = subprocess.run([str(FETCH), "--check", "-c", str(config)], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert "pw" not in result.stdout + result.stderr
