@@ -55,6 +55,11 @@ struct fetch_config {
   std::uint32_t concurrency = 2;
   fetch_timeouts timeouts;
   std::string audit_file;
+
+  /// Where a mailbox's mail goes: its own `deliver`, else the default (validated at load).
+  [[nodiscard]] std::optional<delivery_target> target_for(const mailbox& m) const {
+    return m.deliver.empty() ? deliver : parse_target(m.deliver, nullptr);
+  }
 };
 
 std::optional<fetch_config> load_fetch_config(const std::string& file, diagnostics& diags);

@@ -89,39 +89,6 @@ struct message_pipe {
   static constexpr std::size_t max_head = 1024 * 1024;
 };
 
-/// The audit line of one message: what it was (PEC class, daticert) and what became of it.
-void audit(forwarder::audit_log* log, const std::string& session, const conf::mailbox& mailbox,
-           const std::string& uid, std::uint64_t size, const std::string& outcome,
-           const std::string& target, const std::string& reply, const pec_info& pec) {
-  if (!log || !log->enabled()) return;
-  forwarder::json_line line;
-  line.field("session", session)
-      .field("mailbox", mailbox.address)
-      .field("uid", uid)
-      .number("size", size)
-      .field("outcome", outcome)
-      .field("target", target)
-      .field("reply", reply)
-      .field("pec", to_string(pec.kind))
-      .field("ref_message_id", pec.referenced_message_id);
-  if (pec.cert) {
-    const daticert& d = *pec.cert;
-    line.field("tipo", d.tipo)
-        .field("errore", d.errore)
-        .field("mittente", d.mittente)
-        .list("destinatari", d.destinatari)
-        .field("consegna", d.consegna)
-        .field("data", d.giorno + " " + d.ora + " " + d.zona)
-        .field("identificativo", d.identificativo)
-        .field("msgid", d.msgid)
-        .field("errore_esteso", d.errore_esteso)
-        .field("gestore", d.gestore);
-  }
-  if (!pec.problem.empty() && pec.kind != pec_kind::not_pec)
-    line.field("daticert_problem", pec.problem);
-  log->append(line.finish());
-}
-
 std::string describe(const pop3_result& r) {
   return r.detail + (r.server.empty() ? "" : ": " + r.server);
 }
@@ -140,8 +107,7 @@ class mailbox_run {
         recipient_(mailbox.deliver_to.empty() ? mailbox.address : mailbox.deliver_to) {}
 
   awaitable<mailbox_outcome> run() {
-    target_ = config_.deliver;
-    if (!mailbox_.deliver.empty()) target_ = conf::parse_target(mailbox_.deliver, nullptr);
+    target_ = config_.target_for(mailbox_);
     params_.endpoint = *mailbox_.pop3;
     std::string error;
     if (params_.endpoint.tls != conf::tls_mode::none) {
@@ -330,6 +296,39 @@ class mailbox_run {
     if (!state_.compact(error)) failed(error, true);
   }
 
+  /// The audit line of one message: what it was (PEC class, daticert) and what became of it.
+  void audit(const std::string& uid, std::uint64_t size, const std::string& outcome,
+             const std::string& reply, const pec_info& pec) {
+    forwarder::audit_log* log = options_.audit;
+    if (!log || !log->enabled()) return;
+    forwarder::json_line line;
+    line.field("session", session_)
+        .field("mailbox", mailbox_.address)
+        .field("uid", uid)
+        .number("size", size)
+        .field("outcome", outcome)
+        .field("target", target_->to_string())
+        .field("reply", reply)
+        .field("pec", to_string(pec.kind))
+        .field("ref_message_id", pec.referenced_message_id);
+    if (pec.cert) {
+      const daticert& d = *pec.cert;
+      line.field("tipo", d.tipo)
+          .field("errore", d.errore)
+          .field("mittente", d.mittente)
+          .list("destinatari", d.destinatari)
+          .field("consegna", d.consegna)
+          .field("data", d.giorno + " " + d.ora + " " + d.zona)
+          .field("identificativo", d.identificativo)
+          .field("msgid", d.msgid)
+          .field("errore_esteso", d.errore_esteso)
+          .field("gestore", d.gestore);
+    }
+    if (!pec.problem.empty() && pec.kind != pec_kind::not_pec)
+      line.field("daticert_problem", pec.problem);
+    log->append(line.finish());
+  }
+
   /// RETR -> target -> record. `e.uid` is empty without UIDL (nothing is recorded then).
   awaitable<step> fetch_one(const listing_entry& e, std::uint64_t size) {
     const std::string label = e.uid.empty() ? "#" + std::to_string(e.number) : e.uid;
@@ -355,7 +354,6 @@ class mailbox_run {
     } else {
       d = co_await target_impl_->commit();
     }
-    const std::string target = target_->to_string();
     std::string error;
     if (d.result == delivery_result::status::temporary) {
       // Left on the server for the next run; later messages would meet the same problem.
@@ -363,8 +361,7 @@ class mailbox_run {
                                   {"mailbox", mailbox_.address},
                                   {"uid", label},
                                   {"reason", d.detail}});
-      audit(options_.audit, session_, mailbox_, label, size, "deferred", target, d.detail,
-            classify_message(pipe.prefix));
+      audit(label, size, "deferred", d.detail, classify_message(pipe.prefix));
       co_await client_->async_quit();
       failed("delivery deferred: " + d.detail, true);
       co_return step::stop;
@@ -375,8 +372,7 @@ class mailbox_run {
                                   {"mailbox", mailbox_.address},
                                   {"uid", label},
                                   {"reply", d.detail}});
-      audit(options_.audit, session_, mailbox_, label, size, "refused", target, d.detail,
-            classify_message(pipe.prefix));
+      audit(label, size, "refused", d.detail, classify_message(pipe.prefix));
       ++out_.failed_messages;
       if (!e.uid.empty() && !state_.record(e.uid, uid_outcome::failed, now_, error)) {
         failed(error, true);
@@ -396,14 +392,14 @@ class mailbox_run {
     }
     ++out_.delivered;
     pec_info pec = classify_message(pipe.prefix);
-    audit(options_.audit, session_, mailbox_, label, size, "delivered", target, d.detail, pec);
+    audit(label, size, "delivered", d.detail, pec);
     lg::info("fetch.delivered", {{"session", session_},
                                  {"mailbox", mailbox_.address},
                                  {"uid", label},
                                  {"size", size},
                                  {"pec", to_string(pec.kind)},
                                  {"ref", pec.referenced_message_id},
-                                 {"target", target},
+                                 {"target", target_->to_string()},
                                  {"reply", d.detail}});
     co_return step::delivered;
   }

@@ -97,7 +97,7 @@ asio::awaitable<int> run_all(const conf::fetch_config& config, const std::string
     matched = true;
     if (!m.fetch) continue;
     queue.push_back(&m);
-    auto target = m.deliver.empty() ? config.deliver : conf::parse_target(m.deliver, nullptr);
+    auto target = config.target_for(m);
     if (target && target->kind == conf::target_kind::stdout_mbox) to_stdout = true;
   }
   if (!matched) {
