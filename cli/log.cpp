@@ -36,18 +36,53 @@ void write_stderr(std::string_view line) {
 bool needs_quotes(std::string_view v) {
   if (v.empty()) return true;
   for (char c : v)
-    if (c == ' ' || c == '"' || c == '=' || c == '\\' || static_cast<unsigned char>(c) < 0x20)
+    if (c == ' ' || c == '"' || c == '=' || c == '\\' || static_cast<unsigned char>(c) < 0x20 ||
+        static_cast<unsigned char>(c) >= 0x7f)
       return true;
   return false;
+}
+
+/// Length of the well-formed UTF-8 sequence at the start of `v` (RFC 3629: no overlong
+/// forms, no surrogates, nothing above U+10FFFF), or 0 when it is not one.
+std::size_t utf8_sequence(std::string_view v) {
+  auto byte = [&](std::size_t i) { return static_cast<unsigned char>(v[i]); };
+  const unsigned char b0 = byte(0);
+  std::size_t len = 0;
+  unsigned char lo = 0x80, hi = 0xbf;  // allowed range of the second byte
+  if (b0 >= 0xc2 && b0 <= 0xdf) {
+    len = 2;
+  } else if (b0 >= 0xe0 && b0 <= 0xef) {
+    len = 3;
+    if (b0 == 0xe0) lo = 0xa0;
+    if (b0 == 0xed) hi = 0x9f;
+  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+    len = 4;
+    if (b0 == 0xf0) lo = 0x90;
+    if (b0 == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (v.size() < len || byte(1) < lo || byte(1) > hi) return 0;
+  for (std::size_t i = 2; i < len; ++i)
+    if (byte(i) < 0x80 || byte(i) > 0xbf) return 0;
+  return len;
 }
 
 }  // namespace
 
 void append_quoted(std::string& out, std::string_view v) {
   out += '"';
-  for (char c : v) {
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const char c = v[i];
     auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
+    if (u >= 0x80) {
+      if (std::size_t len = utf8_sequence(v.substr(i)); len > 0) {
+        out.append(v.data() + i, len);
+        i += len - 1;
+      } else {
+        out += "\\ufffd";
+      }
+    } else if (c == '"' || c == '\\') {
       out += '\\';
       out += c;
     } else if (c == '\n') {
@@ -111,7 +146,10 @@ std::string logger::format_line(level l, std::string_view event,
       out += ',';
       append_quoted(out, f.key);
       out += ':';
-      append_quoted(out, f.value);
+      if (f.number)
+        out += f.value;
+      else
+        append_quoted(out, f.value);
     }
     out += "}\n";
     return out;

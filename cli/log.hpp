@@ -17,15 +17,17 @@ enum class format { text, json };
 const char* to_string(level l);
 
 /// One key=value pair. Values are copied into the line as they are: never pass a secret.
+/// Numbers stay numbers in JSON lines.
 struct field {
   std::string_view key;
   std::string value;
+  bool number = false;
   field(std::string_view k, std::string v) : key(k), value(std::move(v)) {}
   field(std::string_view k, std::string_view v) : key(k), value(v) {}
   field(std::string_view k, const char* v) : key(k), value(v ? v : "") {}
   template <typename N>
   requires std::is_arithmetic_v<N> field(std::string_view k, N v)
-      : key(k), value(std::to_string(v)) {}
+      : key(k), value(std::to_string(v)), number(true) {}
 };
 
 using sink = std::function<void(std::string_view line)>;
@@ -73,7 +75,9 @@ inline void debug(std::string_view name, std::initializer_list<field> f) {
   event(level::debug, name, f);
 }
 
-/// Appends `v` as a quoted JSON string (also used for quoted values in text lines).
+/// Appends `v` as a quoted JSON string (also used for quoted values in text lines). Bytes
+/// that are not UTF-8 (a client's 8-bit garbage) become U+FFFD, so every line stays valid
+/// JSON for strict parsers.
 void append_quoted(std::string& out, std::string_view v);
 /// Now as "2026-11-23T10:00:00.123Z".
 std::string utc_timestamp();

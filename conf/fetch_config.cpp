@@ -82,7 +82,8 @@ void read_timeouts(table_reader& parent, fetch_timeouts& t) {
                                {"handshake", &t.handshake},
                                {"command", &t.command},
                                {"retrieve", &t.retrieve},
-                               {"deliver", &t.deliver}});
+                               {"deliver", &t.deliver},
+                               {"password_command", &t.password_command}});
 }
 
 void read_delivery(table_reader& parent, mailbox& d) {

@@ -44,7 +44,8 @@ void read_timeouts(table_reader& parent, forwarder_timeouts& t) {
                                {"handshake", &t.handshake},
                                {"reply", &t.reply},
                                {"final_reply", &t.final_reply},
-                               {"upstream_idle", &t.upstream_idle}});
+                               {"upstream_idle", &t.upstream_idle},
+                               {"password_command", &t.password_command}});
 }
 
 void read_default(table_reader& parent, forwarder_config& c) {

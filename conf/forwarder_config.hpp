@@ -20,13 +20,14 @@ enum class default_action { reject, relay };
 enum class bcc_policy { reject, split };
 
 struct forwarder_timeouts {
-  duration command{std::chrono::minutes(5)};         ///< client: waiting for the next command
-  duration data{std::chrono::minutes(3)};            ///< client: between two reads of DATA
-  duration connect{std::chrono::seconds(30)};        ///< upstream: TCP connect
-  duration handshake{std::chrono::seconds(30)};      ///< upstream and client: TLS handshake
-  duration reply{std::chrono::minutes(2)};           ///< upstream: any reply but the final one
-  duration final_reply{std::chrono::minutes(10)};    ///< upstream: reply to the end of DATA
-  duration upstream_idle{std::chrono::seconds(30)};  ///< an unused upstream session is closed
+  duration command{std::chrono::minutes(5)};            ///< client: waiting for the next command
+  duration data{std::chrono::minutes(3)};               ///< client: between two reads of DATA
+  duration connect{std::chrono::seconds(30)};           ///< upstream: TCP connect
+  duration handshake{std::chrono::seconds(30)};         ///< upstream and client: TLS handshake
+  duration reply{std::chrono::minutes(2)};              ///< upstream: any reply but the final one
+  duration final_reply{std::chrono::minutes(10)};       ///< upstream: reply to the end of DATA
+  duration upstream_idle{std::chrono::seconds(30)};     ///< an unused upstream session is closed
+  duration password_command{std::chrono::seconds(10)};  ///< a password_command run, whole
 };
 
 struct forwarder_config {

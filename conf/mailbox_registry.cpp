@@ -215,6 +215,7 @@ std::optional<mailbox_registry> load_mailbox_registry(const std::string& file, d
     r.error("mailbox", "no [[mailbox]] declared");
   }
   r.finish();
+  wipe_strings(*root);
   if (!diags.empty()) return std::nullopt;
   return registry;
 }
@@ -245,18 +246,6 @@ void read_client_credentials(table_reader& r, mailbox& m) {
     r.error("login", "login needs password_file or password_command");
   if (!m.password_file.empty() && !m.password_command.empty())
     r.error("password_file", "set only one of password_file, password_command");
-}
-
-std::optional<secret> mailbox_password(const mailbox& m, std::string* error) {
-  if (m.inline_password) return secret(m.inline_password->reveal());
-  std::string problem;
-  std::optional<secret> s;
-  if (!m.password_file.empty())
-    s = read_password_file(m.password_file, &problem);
-  else
-    s = run_password_command(m.password_command, &problem);
-  if (!s && error) *error = "password of " + m.address + ": " + problem;
-  return s;
 }
 
 }  // namespace postern::conf

@@ -78,10 +78,6 @@ void read_client_tls_keys(table_reader& r, tls_settings& tls);
 /// exactly one password source.
 void read_client_credentials(table_reader& r, mailbox& m);
 
-/// The mailbox's password, read now (file or command); nullopt with a message naming the
-/// source (never the secret) on failure.
-std::optional<secret> mailbox_password(const mailbox& m, std::string* error);
-
 /// Compares e-mail addresses case-insensitively (providers treat local parts so too).
 bool same_address(std::string_view a, std::string_view b);
 

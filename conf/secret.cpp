@@ -1,16 +1,12 @@
 #include "secret.hpp"
 
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <cerrno>
 #include <cstring>
 
 #include <openssl/mem.h>
-
-extern char** environ;
 
 namespace postern::conf {
 
@@ -83,58 +79,6 @@ std::optional<secret> read_password_file(const std::string& path, std::string* e
   OPENSSL_cleanse(text.data(), text.size());
   if (value.empty()) {
     *error = path + ": the first line is empty";
-    return std::nullopt;
-  }
-  return value;
-}
-
-std::optional<secret> run_password_command(const std::vector<std::string>& argv,
-                                           std::string* error) {
-  if (argv.empty()) {
-    *error = "password_command is empty";
-    return std::nullopt;
-  }
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    *error = std::string("pipe: ") + std::strerror(errno);
-    return std::nullopt;
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(pipe_fds[1]);
-  if (rc != 0) {
-    ::close(pipe_fds[0]);
-    *error = "password_command " + argv[0] + ": cannot run: " + std::strerror(rc);
-    return std::nullopt;
-  }
-  std::string output;
-  char chunk[512];
-  ssize_t n;
-  while ((n = ::read(pipe_fds[0], chunk, sizeof chunk)) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0 && output.size() < 65536) output.append(chunk, static_cast<size_t>(n));
-  OPENSSL_cleanse(chunk, sizeof chunk);
-  ::close(pipe_fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  secret value(first_line(output));
-  OPENSSL_cleanse(output.data(), output.size());
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    *error = "password_command " + argv[0] + " failed (" +
-             (WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
-                                : "killed by signal " + std::to_string(WTERMSIG(status))) +
-             ")";
-    return std::nullopt;
-  }
-  if (value.empty()) {
-    *error = "password_command " + argv[0] + " printed no password on its first line";
     return std::nullopt;
   }
   return value;

@@ -36,9 +36,4 @@ std::string check_private_file(const std::string& path);
 /// Reads the first line of a private password file (see check_private_file).
 std::optional<secret> read_password_file(const std::string& path, std::string* error);
 
-/// Runs argv (no shell) and takes the first line of its standard output. A non-zero exit,
-/// an empty line or no output is an error; the command's output never appears in the error.
-std::optional<secret> run_password_command(const std::vector<std::string>& argv,
-                                           std::string* error);
-
 }  // namespace postern::conf

@@ -1,8 +1,14 @@
 #include "table_reader.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+
+#include <openssl/mem.h>
 
 namespace postern::conf {
 
@@ -191,15 +197,35 @@ std::string resolve_path(const std::string& config_file, const std::string& path
 }
 
 std::optional<toml::table> parse_toml_file(const std::string& file, diagnostics& diags) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
+  // Read into one buffer (no stream buffers) that is wiped after parsing: the file may hold
+  // an inline password.
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
     diags.add({file, 0, 0, {}, "cannot open: " + std::string(std::strerror(errno))});
     return std::nullopt;
   }
-  std::ostringstream text;
-  text << in.rdbuf();
+  struct stat st {};
+  std::string text;
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) text.reserve(static_cast<std::size_t>(st.st_size));
+  char chunk[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int saved = errno;
+      ::close(fd);
+      OPENSSL_cleanse(text.data(), text.size());
+      diags.add({file, 0, 0, {}, "cannot read: " + std::string(std::strerror(saved))});
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    text.append(chunk, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  OPENSSL_cleanse(chunk, sizeof chunk);
+  std::optional<toml::table> table;
   try {
-    return toml::parse(text.str(), file);
+    table = toml::parse(text, file);
   } catch (const toml::parse_error& e) {
     const auto& where = e.source().begin;
     diags.add({file,
@@ -207,7 +233,19 @@ std::optional<toml::table> parse_toml_file(const std::string& file, diagnostics&
                static_cast<int>(where.column),
                {},
                std::string(e.description())});
-    return std::nullopt;
+  }
+  OPENSSL_cleanse(text.data(), text.size());
+  return table;
+}
+
+void wipe_strings(toml::node& node) {
+  if (auto* s = node.as_string()) {
+    std::string& value = s->get();
+    OPENSSL_cleanse(value.data(), value.size());
+  } else if (auto* t = node.as_table()) {
+    for (auto&& [key, child] : *t) wipe_strings(child);
+  } else if (auto* a = node.as_array()) {
+    for (auto& child : *a) wipe_strings(child);
   }
 }
 

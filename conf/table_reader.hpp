@@ -84,7 +84,12 @@ void read_timeouts_table(table_reader& parent,
 /// A relative path written in a config file is relative to that file's directory.
 std::string resolve_path(const std::string& config_file, const std::string& path);
 
-/// Reads and parses a TOML file; parse errors go to `diags` and nullopt is returned.
+/// Reads and parses a TOML file; parse errors go to `diags` and nullopt is returned. The
+/// file's text is wiped from memory once parsed.
 std::optional<toml::table> parse_toml_file(const std::string& file, diagnostics& diags);
+
+/// Overwrites every string value of a parsed document (before it is freed), so an inline
+/// password read from it does not linger in freed memory.
+void wipe_strings(toml::node& node);
 
 }  // namespace postern::conf

@@ -1,12 +1,10 @@
 #include "delivery.hpp"
 
 #include <fcntl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
-#include <csignal>
 #include <cstring>
 #include <optional>
 
@@ -16,6 +14,7 @@
 
 #include "forwarder/relay.hpp"
 #include "local_targets.hpp"
+#include "tunnel/child_process.hpp"
 
 namespace postern::fetch {
 
@@ -152,7 +151,6 @@ class exec_delivery : public delivery {
         argv_(std::move(argv)),
         mailbox_(std::move(mailbox)),
         timeout_(timeout) {}
-  ~exec_delivery() override { abort(); }
 
   awaitable<delivery_result> begin(const std::string& sender,
                                    const std::string& recipient) override {
@@ -175,46 +173,23 @@ class exec_delivery : public delivery {
     co_return delivery_result{};
   }
   awaitable<delivery_result> commit() override {
-    // Everything the child needs is prepared before fork: only async-signal-safe calls may
-    // follow it (the resolver thread could hold the allocator's lock).
-    std::vector<char*> cargv;
-    for (auto& a : args_) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    const int input = spool_->fd();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(input, 0);
-      ::lseek(0, 0, SEEK_SET);
-      ::signal(SIGPIPE, SIG_DFL);  // ignored here, but a pipeline's programs expect it
-      ::execv(cargv[0], cargv.data());
-      ::_exit(127);
-    }
-    if (pid_ < 0) co_return failed(true, "fork: " + std::string(strerror(errno)));
-    asio::steady_timer tick(executor_);
-    const auto deadline = std::chrono::steady_clock::now() + timeout_;
-    int wstatus = 0;
-    while (::waitpid(pid_, &wstatus, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        abort();
-        co_return failed(true, argv_.front() + " did not finish within the deliver timeout");
-      }
-      tick.expires_after(std::chrono::milliseconds(5));
-      co_await tick.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
-    }
-    pid_ = -1;
+    tunnel::child_spec spec;
+    spec.argv = args_;
+    spec.stdin_fd = spool_->fd();
+    spec.capture_stdout = false;  // a program's own output goes where ours goes
+    spec.capture_stderr = false;
+    spec.timeout = timeout_;
+    ::lseek(spec.stdin_fd, 0, SEEK_SET);  // the child shares the offset of our descriptor
+    tunnel::child_result r = co_await tunnel::async_run_child(executor_, spec);
     spool_.reset();
-    if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) co_return delivery_result{};
-    const int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    if (r.succeeded()) co_return delivery_result{};
+    if (r.timed_out)
+      co_return failed(true, argv_.front() + " did not finish within the deliver timeout");
+    if (!r.started) co_return failed(false, argv_.front() + ": " + r.describe(timeout_));  // 127
+    const int code = r.signal ? 128 + r.signal : r.exit_status;
     co_return failed(code == 75, argv_.front() + " exited " + std::to_string(code));
   }
-  void abort() override {
-    spool_.reset();
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    pid_ = -1;
-  }
+  void abort() override { spool_.reset(); }
 
  private:
   asio::any_io_executor executor_;
@@ -223,7 +198,6 @@ class exec_delivery : public delivery {
   std::string mailbox_;
   conf::duration timeout_;
   std::optional<forwarder::spool_file> spool_;
-  pid_t pid_ = -1;
 };
 
 }  // namespace
@@ -249,7 +223,7 @@ std::unique_ptr<delivery> make_delivery(asio::any_io_executor ex,
       }
       p.login = settings.login;
       if (!p.login.empty())
-        p.password = [&settings](std::string& e) { return conf::mailbox_password(settings, &e); };
+        p.password = tunnel::password_of(settings, context.timeouts.password_command);
       p.connect_timeout = context.timeouts.connect;
       p.handshake_timeout = context.timeouts.handshake;
       p.reply_timeout = context.timeouts.command;

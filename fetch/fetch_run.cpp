@@ -115,7 +115,7 @@ class mailbox_run {
       if (!params_.tls) co_return failed(error, false);
     }
     params_.login = mailbox_.login;
-    params_.password = [this](std::string& e) { return conf::mailbox_password(mailbox_, &e); };
+    params_.password = tunnel::password_of(mailbox_, config_.timeouts.password_command);
     params_.connect_timeout = config_.timeouts.connect;
     params_.handshake_timeout = config_.timeouts.handshake;
     params_.reply_timeout = config_.timeouts.command;

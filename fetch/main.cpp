@@ -18,6 +18,7 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include "cli/core_dumps.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/log.hpp"
 #include "cli/options.hpp"
@@ -167,6 +168,7 @@ asio::awaitable<int> daemon_loop(const std::string& file, std::optional<conf::fe
 }  // namespace
 
 int main(int argc, char** argv) {
+  cli::forbid_core_dumps();
   std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{
       "postern-fetch: retrieve POP3 mailboxes of the registry into the local mail "

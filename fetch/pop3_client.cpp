@@ -128,7 +128,8 @@ awaitable<pop3_result> pop3_client::async_open() {
 
 awaitable<pop3_result> pop3_client::login() {
   std::string error;
-  auto password = params_.password ? params_.password(error) : std::nullopt;
+  std::optional<conf::secret> password;
+  if (params_.password) password = co_await params_.password(error);
   if (!password) co_return broken(failure_kind::auth, error.empty() ? "no password" : error);
   pop3_result r;
   const bool plain = std::find(caps_.sasl.begin(), caps_.sasl.end(), "PLAIN") != caps_.sasl.end();
@@ -253,9 +254,8 @@ void pop3_client::count_deletion(std::uint32_t number, const pop3_result& r) {
   if (r.ok()) {
     ++deletions_;
   } else if (!broken_) {
-    lg::warn(
-        "fetch.dele_refused",
-        {{"session", params_.session}, {"number", std::to_string(number)}, {"server", r.server}});
+    lg::warn("fetch.dele_refused",
+             {{"session", params_.session}, {"number", number}, {"server", r.server}});
   }
 }
 

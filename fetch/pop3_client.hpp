@@ -19,6 +19,7 @@
 #include "forwarder/smtp_channel.hpp"
 #include "forwarder/smtp_client.hpp"
 #include "pop3_protocol.hpp"
+#include "tunnel/secret_source.hpp"
 #include "tunnel/tls_context.hpp"
 
 namespace postern::fetch {
@@ -36,7 +37,7 @@ struct pop3_params {
   conf::endpoint endpoint;
   std::shared_ptr<tunnel::tls_context> tls;
   std::string login;
-  std::function<std::optional<conf::secret>(std::string& error)> password;
+  tunnel::password_source password;
   conf::duration connect_timeout{std::chrono::seconds(30)};
   conf::duration handshake_timeout{std::chrono::seconds(30)};
   conf::duration reply_timeout{std::chrono::minutes(2)};

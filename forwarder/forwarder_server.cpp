@@ -12,6 +12,7 @@
 
 #include "cli/log.hpp"
 #include "smtp_session.hpp"
+#include "tunnel/child_process.hpp"
 #include "tunnel/listen_socket.hpp"
 
 namespace postern::forwarder {
@@ -181,6 +182,7 @@ awaitable<void> forwarder_server::accept_loop(std::shared_ptr<listener> l) {
     int one = 1;
     ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int fd = socket.release();
+    tunnel::set_cloexec(fd);
     // A named argument, not a temporary: see relay_transaction::mail about GCC 12.
     session_peer peer = describe_peer(fd, runtime_->config.allow);
     asio::co_spawn(ctx_, run_smtp_session(runtime_, fd, std::move(peer)), [](std::exception_ptr e) {

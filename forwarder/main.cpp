@@ -6,6 +6,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "cli/core_dumps.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/log.hpp"
 #include "cli/options.hpp"
@@ -112,6 +113,7 @@ int sendmail_main(int argc, char** argv, int first) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  cli::forbid_core_dumps();
   std::signal(SIGPIPE, SIG_IGN);
   const char* name = std::strrchr(argv[0], '/');
   if (std::strcmp(name ? name + 1 : argv[0], "sendmail") == 0) return sendmail_main(argc, argv, 1);

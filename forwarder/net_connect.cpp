@@ -9,6 +9,8 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include "tunnel/child_process.hpp"
+
 namespace postern::forwarder {
 
 using asio::use_awaitable;
@@ -61,6 +63,7 @@ asio::awaitable<connect_result> async_connect_to(asio::any_io_executor ex,
       if (target.kind == conf::address_kind::tcp)
         socket.set_option(asio::ip::tcp::no_delay(true), ec);
       result.fd = socket.release();
+      tunnel::set_cloexec(result.fd);
       result.error.clear();
       break;
     }

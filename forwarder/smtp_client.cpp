@@ -163,7 +163,8 @@ awaitable<client_result> smtp_client::authenticate() {
                                              : "no supported AUTH mechanism offered");
   auth_used_ = to_string(*mechanism);
   std::string error;
-  auto password = params_.password ? params_.password(error) : std::nullopt;
+  std::optional<conf::secret> password;
+  if (params_.password) password = co_await params_.password(error);
   if (!password) co_return broken(failure_kind::auth, error.empty() ? "no password" : error);
   client_result r;
   switch (*mechanism) {

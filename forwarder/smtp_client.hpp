@@ -18,6 +18,7 @@
 #include "dot_codec.hpp"
 #include "smtp_channel.hpp"
 #include "smtp_reply.hpp"
+#include "tunnel/secret_source.hpp"
 #include "tunnel/tls_context.hpp"
 
 namespace postern::forwarder {
@@ -47,7 +48,7 @@ struct client_params {
   std::shared_ptr<tunnel::tls_context> tls;  ///< required unless the endpoint is cleartext
   std::string login;                         ///< "" = no AUTH
   /// Reads the password when it is needed (and only then); nullopt + error on failure.
-  std::function<std::optional<conf::secret>(std::string& error)> password;
+  tunnel::password_source password;
   conf::duration connect_timeout{std::chrono::seconds(30)};
   conf::duration handshake_timeout{std::chrono::seconds(30)};
   conf::duration reply_timeout{std::chrono::minutes(2)};

@@ -76,7 +76,7 @@ client_params upstream_pool::params_for(const conf::mailbox& m, mailbox_state& s
   p.helo_name = config_.hostname;
   p.tls = st.tls;
   p.login = m.login;
-  p.password = [&m](std::string& error) { return conf::mailbox_password(m, &error); };
+  p.password = tunnel::password_of(m, config_.timeouts.password_command);
   p.connect_timeout = config_.timeouts.connect;
   p.handshake_timeout = config_.timeouts.handshake;
   p.reply_timeout = config_.timeouts.reply;

@@ -61,8 +61,8 @@ std::chrono::steady_clock::time_point far_future() {
   return std::chrono::steady_clock::now() + std::chrono::hours(24 * 365);
 }
 
-std::string duration_ms(std::chrono::steady_clock::duration d) {
-  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+std::int64_t duration_ms(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
 
+#include "child_process.hpp"
 #include "cli/service_manager.hpp"
 
 namespace postern::tunnel {
@@ -69,6 +70,7 @@ bool open_listen_socket(generic_acceptor& acceptor, const conf::address& a, cons
     acceptor.close(ignored);
     return false;
   }
+  set_cloexec(acceptor.native_handle());
   return true;
 }
 

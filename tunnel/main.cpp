@@ -2,6 +2,7 @@
 #include <csignal>
 #include <iostream>
 
+#include "cli/core_dumps.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/log.hpp"
 #include "cli/options.hpp"
@@ -82,6 +83,7 @@ int serve(const std::string& file, conf::duration grace) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  cli::forbid_core_dumps();
   // Writes to a peer that has gone must fail with EPIPE, not kill the process.
   std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{

@@ -1,5 +1,6 @@
 #include "stdio_tunnel.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <asio/io_context.hpp>
@@ -67,7 +68,8 @@ int run_stdio(const conf::tunnel_service& service) {
     log::warn("config.insecure",
               {{"setting", "--verify none"}, {"effect", "the server certificate is NOT verified"}});
   asio::io_context ctx(1);
-  int in = ::dup(STDIN_FILENO), out = ::dup(STDOUT_FILENO);
+  int in = ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3),
+      out = ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
   auto conn = std::make_shared<connection>(ctx.get_executor(), runtime, in, out);
   conn->start();
   ctx.run();

@@ -15,6 +15,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include "child_process.hpp"
 #include "cli/log.hpp"
 #include "cli/service_manager.hpp"
 #include "listen_socket.hpp"
@@ -169,6 +170,7 @@ awaitable<void> tunnel_server::accept_loop(std::shared_ptr<listener> l) {
     if (l->address.kind != conf::address_kind::unix_path)
       socket.set_option(asio::ip::tcp::no_delay(true), ec);
     int fd = socket.release();
+    set_cloexec(fd);
     asio::post(worker, [&worker, service, fd] {
       std::make_shared<connection>(worker.get_executor(), service, fd)->start();
     });

@@ -45,8 +45,10 @@ class tunnel_server {
   bool open_listener(listener& l, std::string& error);
   asio::io_context& next_worker();
 
-  asio::io_context main_;
+  // Workers are declared first so that they outlive the main loop: its pending accepts hold
+  // sockets of the workers, destroyed with it (the reverse order was a use-after-free).
   std::vector<std::unique_ptr<asio::io_context>> workers_;
+  asio::io_context main_;
   std::vector<std::thread> threads_;
   std::vector<std::shared_ptr<listener>> listeners_;
   std::size_t next_worker_ = 0;

@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import pytest
 
 from dovecot import Dovecot
@@ -49,3 +52,19 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture(autouse=True)
+def sanitizer_reports():
+    """Under a sanitized build (POSTERN_SANITIZE), fails the test during which any program
+    wrote a sanitizer report; the report is shown."""
+    directory = os.environ.get("POSTERN_SANITIZER_DIR")
+    if not directory:
+        yield
+        return
+    before = set(Path(directory).iterdir())
+    yield
+    new = sorted(set(Path(directory).iterdir()) - before)
+    if new:
+        reports = "\n".join(f"===== {p.name}\n{p.read_text(errors='replace')[-6000:]}" for p in new)
+        raise AssertionError(f"sanitizer reports during this test:\n{reports}")

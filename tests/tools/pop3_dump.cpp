@@ -72,8 +72,8 @@ int main(int argc, char** argv) {
   }
   p.login = argv[3];
   std::string password_file = argv[4];
-  p.password = [password_file](std::string& e) {
-    return conf::read_password_file(password_file, &e);
+  p.password = [password_file](std::string& e) -> asio::awaitable<std::optional<conf::secret>> {
+    co_return conf::read_password_file(password_file, &e);
   };
   asio::io_context ctx;
   fetch::pop3_client client(ctx.get_executor(), p);

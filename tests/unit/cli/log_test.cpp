@@ -60,3 +60,34 @@ TEST_CASE("session ids are distinct") {
   CHECK(new_session_id() != new_session_id());
   CHECK(new_session_id().size() == 9);
 }
+
+TEST_CASE("json lines keep numbers as numbers") {
+  captured c;
+  logger::instance().set_format(format::json);
+  info("conn.end", {{"bytes", 42}, {"ms", std::int64_t{-3}}, {"peer", "1.2.3.4"}});
+  REQUIRE(c.lines.size() == 1);
+  CHECK(c.lines[0] ==
+        "{\"level\":\"info\",\"event\":\"conn.end\",\"bytes\":42,\"ms\":-3,"
+        "\"peer\":\"1.2.3.4\"}\n");
+}
+
+TEST_CASE("bytes that are not UTF-8 never reach a line raw") {
+  captured c;
+  logger::instance().set_format(format::json);
+  // Valid UTF-8 passes (é, €, U+1F600); a lone continuation byte, an overlong "/", a
+  // surrogate and a truncated sequence each become U+FFFD.
+  info("x", {{"helo", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+             {"bad",
+              "a\x80"
+              "b\xc0\xaf"
+              "c\xed\xa0\x80"
+              "d\xe2\x82"}});
+  REQUIRE(c.lines.size() == 1);
+  CHECK(c.lines[0] ==
+        "{\"level\":\"info\",\"event\":\"x\",\"helo\":\"caf\xc3\xa9 \xe2\x82\xac "
+        "\xf0\x9f\x98\x80\",\"bad\":\"a\\ufffdb\\ufffd\\ufffdc\\ufffd\\ufffd\\ufffd"
+        "d\\ufffd\\ufffd\"}\n");
+  logger::instance().set_format(format::text);
+  info("y", {{"helo", "\xff"}});
+  CHECK(c.lines[1] == "level=info event=y helo=\"\\ufffd\"\n");
+}

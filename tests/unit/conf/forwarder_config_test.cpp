@@ -135,8 +135,7 @@ password = "inline"
   ::chmod(d.file("mailboxes.toml").c_str(), 0600);
   auto c = d.load();
   REQUIRE(c);
-  std::string error;
-  CHECK(mailbox_password(c->registry.mailboxes.front(), &error)->reveal() == "inline");
+  CHECK(c->registry.mailboxes.front().inline_password->reveal() == "inline");
 }
 
 TEST_CASE("forwarder.toml errors") {

@@ -51,17 +51,6 @@ TEST_CASE("an empty password file is an error") {
   CHECK(error == f.path.string() + ": the first line is empty");
 }
 
-TEST_CASE("password_command takes the first stdout line and never echoes it") {
-  std::string error;
-  auto s = run_password_command({"printf", "from-command\\nsecond\\n"}, &error);
-  REQUIRE(s);
-  CHECK(s->reveal() == "from-command");
-  CHECK_FALSE(run_password_command({"sh", "-c", "echo leaked; exit 3"}, &error));
-  CHECK(error == "password_command sh failed (exit status 3)");
-  CHECK_FALSE(run_password_command({"/nonexistent/pw"}, &error));
-  CHECK(error == "password_command /nonexistent/pw: cannot run: No such file or directory");
-}
-
 TEST_CASE("secrets are wiped when moved from or dropped") {
   secret a("value");
   secret b(std::move(a));
