@@ -140,6 +140,14 @@ std::optional<forwarder_config> load_forwarder_config(const std::string& file, d
     c.max_recipients = static_cast<std::uint32_t>(*v);
   if (auto v = r.get_int("max_sessions", 1, 100'000))
     c.max_sessions = static_cast<std::uint32_t>(*v);
+  if (auto v = r.get_int("max_sessions_per_address", 0, 100'000))
+    c.max_sessions_per_address = static_cast<std::uint32_t>(*v);
+  if (auto v = r.get_size("min_data_rate")) {
+    if (*v == 0)
+      r.error("min_data_rate", "must be at least 1 byte per second");
+    else
+      c.min_data_rate = *v;
+  }
   if (auto v = r.get_string("tls_cert_file")) c.tls_cert_file = resolve_path(file, *v);
   if (auto v = r.get_string("tls_key_file")) c.tls_key_file = resolve_path(file, *v);
   if (c.tls_cert_file.empty() != c.tls_key_file.empty())

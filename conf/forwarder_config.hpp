@@ -41,7 +41,9 @@ struct forwarder_config {
   std::uint64_t max_message_size = 100ull * 1000 * 1000;
   std::uint32_t max_recipients = 500;
   std::uint32_t max_sessions = 100;
-  std::string tls_cert_file;  ///< STARTTLS offered to clients when set
+  std::uint32_t max_sessions_per_address = 20;  ///< 0 = no per-address limit
+  std::uint64_t min_data_rate = 1000;           ///< bytes/s a client must keep up in DATA
+  std::string tls_cert_file;                    ///< STARTTLS offered to clients when set
   std::string tls_key_file;
   /// Users who may relay from outside `allow` after AUTH (crypt(3) hashes), "" = none.
   std::string auth_users_file;

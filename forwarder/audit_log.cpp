@@ -74,6 +74,7 @@ void audit_log::write(const audit_record& r) {
       .number("size", r.size)
       .field("sha256", r.sha256)
       .field("outcome", r.outcome)
+      .field("stage", r.stage)
       .field("reply", r.reply);
   if (!r.edits.empty()) line.field("edits", r.edits);
   append(line.finish());

@@ -20,6 +20,7 @@ struct audit_record {
   std::uint64_t size = 0;
   std::string sha256;   ///< of the message as relayed (after header edits), hex
   std::string outcome;  ///< "relayed", "rejected", "deferred", "failed"
+  std::string stage;    ///< where it was decided: "mail", "rcpt" or "data"
   std::string reply;    ///< the final reply, upstream's own when there was one
   std::string edits;    ///< header changes made (PEC)
 };

@@ -20,6 +20,9 @@ class dot_decoder {
   /// disagree on where such a message ends (the "SMTP smuggling" ambiguity), so it must
   /// be refused rather than relayed.
   [[nodiscard]] bool ambiguous_dot() const { return ambiguous_dot_; }
+  /// A CR not followed by LF was seen ("\r.\r" would end the data for a server that ends
+  /// lines at a lone CR); RFC 5321 §2.3.8 forbids it. Retrieval ignores it, relaying refuses.
+  [[nodiscard]] bool bare_cr() const { return bare_cr_; }
   /// Message bytes produced so far (after unstuffing).
   [[nodiscard]] std::size_t size() const { return size_; }
 
@@ -29,6 +32,7 @@ class dot_decoder {
   bool last_cr_ = false;        ///< the last message byte was CR
   bool after_bare_lf_ = false;  ///< the current line began after an LF without CR
   bool ambiguous_dot_ = false;
+  bool bare_cr_ = false;
   std::size_t size_ = 0;
 };
 

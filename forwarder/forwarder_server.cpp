@@ -8,10 +8,10 @@
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "cli/log.hpp"
-#include "smtp_session.hpp"
 #include "tunnel/child_process.hpp"
 #include "tunnel/listen_socket.hpp"
 
@@ -40,7 +40,7 @@ session_peer describe_peer(int fd, const std::vector<conf::cidr>& allow) {
   socklen_t len = sizeof ss;
   session_peer peer;
   if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 || ss.ss_family == AF_UNIX) {
-    peer.address = "unix";
+    peer.address = peer.ip = "unix";
     peer.allowed = true;  // a unix socket is reachable only on this host, by its permissions
     peer.local = true;
     return peer;
@@ -55,6 +55,7 @@ session_peer describe_peer(int fd, const std::vector<conf::cidr>& allow) {
     size = 16;
     port = ntohs(in6->sin6_port);
     ::inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+    peer.ip = text;
     peer.address = std::string("[") + text + "]:" + std::to_string(port);
   } else {
     auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
@@ -62,6 +63,7 @@ session_peer describe_peer(int fd, const std::vector<conf::cidr>& allow) {
     size = 4;
     port = ntohs(in4->sin_port);
     ::inet_ntop(AF_INET, &in4->sin_addr, text, sizeof text);
+    peer.ip = text;
     peer.address = std::string(text) + ":" + std::to_string(port);
   }
   for (const auto& range : allow)
@@ -161,9 +163,46 @@ bool forwarder_server::apply(std::shared_ptr<forwarder_runtime> rt,
   listeners_ = std::move(next);
   for (auto& l : opened) {
     lg::info("listen", {{"address", l->address.to_string()}});
-    asio::co_spawn(ctx_, accept_loop(l), asio::detached);
+    start_accepting(l);
   }
   return true;
+}
+
+namespace {
+
+/// Answers a connection that gets no session (not allowed, or over a limit) and closes it:
+/// one write under a short deadline, nothing read, no session counted.
+awaitable<void> refuse_connection(int fd, std::string wire) {
+  auto ex = co_await asio::this_coro::executor;
+  smtp_channel channel(ex, fd);
+  channel.queue(wire);
+  co_await channel.flush(std::chrono::seconds(5));
+  channel.close();
+}
+
+/// A session or refusal that ends with an exception is a bug: it is logged, and the server
+/// goes on serving everyone else.
+void log_crash(const char* what, std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    lg::error(what, {{"error", x.what()}});
+  } catch (...) {
+    lg::error(what, {{"error", "unknown exception"}});
+  }
+}
+
+}  // namespace
+
+void forwarder_server::log_refusal(const session_peer& peer, const std::string& reason) {
+  // One line per refused client, but at most one per second under a flood.
+  ++refused_;
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_refusal_log_ < std::chrono::seconds(1)) return;
+  lg::warn("session.refused", {{"peer", peer.address}, {"reason", reason}, {"refused", refused_}});
+  refused_ = 0;
+  last_refusal_log_ = now;
 }
 
 awaitable<void> forwarder_server::accept_loop(std::shared_ptr<listener> l) {
@@ -183,18 +222,42 @@ awaitable<void> forwarder_server::accept_loop(std::shared_ptr<listener> l) {
     ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int fd = socket.release();
     tunnel::set_cloexec(fd);
+    const auto& config = runtime_->config;
     // A named argument, not a temporary: see relay_transaction::mail about GCC 12.
-    session_peer peer = describe_peer(fd, runtime_->config.allow);
-    asio::co_spawn(ctx_, run_smtp_session(runtime_, fd, std::move(peer)), [](std::exception_ptr e) {
-      // A bug in one session must be visible, and must not stop the others.
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& x) {
-        lg::error("session.crashed", {{"error", x.what()}});
+    session_peer peer = describe_peer(fd, config.allow);
+    std::string refusal;
+    if (!peer.allowed && !runtime_->users) {
+      // Never an open relay: a client outside `allow` gets this and nothing else.
+      log_refusal(peer, "client address not in allow");
+      refusal =
+          make_reply(554, "5.7.1", config.hostname + " does not relay for " + peer.address).wire();
+    } else {
+      auto [verdict, ticket] = client_limits::admit(
+          limits_, peer.ip, peer.allowed, {config.max_sessions, config.max_sessions_per_address});
+      if (ticket) {
+        asio::co_spawn(ctx_,
+                       run_smtp_session(runtime_, fd, std::move(peer), limits_, std::move(ticket)),
+                       [](std::exception_ptr e) { log_crash("session.crashed", e); });
+        continue;
       }
-    });
+      log_refusal(peer, client_limits::to_string(verdict));
+      refusal = make_reply(421, "4.7.0",
+                           config.hostname + " too many sessions (" +
+                               client_limits::to_string(verdict) + "), try again later")
+                    .wire();
+    }
+    asio::co_spawn(ctx_, refuse_connection(fd, std::move(refusal)),
+                   [](std::exception_ptr e) { log_crash("session.crashed", e); });
   }
+}
+
+void forwarder_server::start_accepting(std::shared_ptr<listener> l) {
+  asio::co_spawn(ctx_, accept_loop(l), [this, l](std::exception_ptr e) {
+    if (!e) return;
+    // A listener must not die silently: say so, and listen again.
+    log_crash("accept.crashed", e);
+    if (!l->closed && !stopping_) start_accepting(l);
+  });
 }
 
 void forwarder_server::shutdown(conf::duration grace) {
@@ -207,15 +270,13 @@ void forwarder_server::shutdown(conf::duration grace) {
 awaitable<void> forwarder_server::drain(conf::duration grace) {
   auto deadline = std::chrono::steady_clock::now() + grace;
   asio::steady_timer tick(ctx_);
-  while (runtime_ && runtime_->sessions > 0 && std::chrono::steady_clock::now() < deadline) {
+  // Every session counts, whichever configuration it started with.
+  while (limits_->sessions() > 0 && std::chrono::steady_clock::now() < deadline) {
     tick.expires_after(std::chrono::milliseconds(50));
     co_await tick.async_wait(as_tuple(asio::use_awaitable));
   }
-  if (runtime_) {
-    if (runtime_->sessions > 0)
-      lg::warn("shutdown.forced", {{"sessions", runtime_->sessions.load()}});
-    runtime_->pool->close_all();
-  }
+  if (limits_->sessions() > 0) lg::warn("shutdown.forced", {{"sessions", limits_->sessions()}});
+  if (runtime_) runtime_->pool->close_all();
   ctx_.stop();
 }
 

@@ -9,7 +9,9 @@
 
 #include <asio/io_context.hpp>
 
+#include "client_limits.hpp"
 #include "relay.hpp"
+#include "smtp_session.hpp"
 
 namespace postern::forwarder {
 
@@ -36,10 +38,17 @@ class forwarder_server {
  private:
   struct listener;
   asio::awaitable<void> accept_loop(std::shared_ptr<listener> l);
+  void start_accepting(std::shared_ptr<listener> l);
   asio::awaitable<void> drain(conf::duration grace);
+
+  void log_refusal(const session_peer& peer, const std::string& reason);
 
   asio::io_context& ctx_;
   std::shared_ptr<forwarder_runtime> runtime_;
+  /// Sessions of every runtime (a reload does not reset them) and AUTH failures.
+  std::shared_ptr<client_limits> limits_ = std::make_shared<client_limits>();
+  std::uint64_t refused_ = 0;  ///< refusals not yet logged (at most one line per second)
+  std::chrono::steady_clock::time_point last_refusal_log_{};
   std::vector<std::shared_ptr<listener>> listeners_;
   bool stopping_ = false;
 };

@@ -98,10 +98,14 @@ header_block header_block::parse(std::string_view text) {
     } else {
       header_field f;
       auto colon = line.find(':');
-      if (colon != std::string_view::npos && colon > 0 &&
-          std::all_of(line.begin(), line.begin() + static_cast<std::ptrdiff_t>(colon),
-                      [](unsigned char c) { return c > 32 && c < 127; }))
-        f.name = line.substr(0, colon);
+      // The obsolete syntax of RFC 5322 §4.5 allows space before the colon ("From :"); a
+      // reader that skipped such a field would check one From: while the recipient shows
+      // another.
+      std::string_view name = line.substr(0, colon == std::string_view::npos ? 0 : colon);
+      while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+      if (!name.empty() &&
+          std::all_of(name.begin(), name.end(), [](unsigned char c) { return c > 32 && c < 127; }))
+        f.name = name;
       f.raw = line;
       block.fields_.push_back(std::move(f));
     }

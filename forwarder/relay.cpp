@@ -13,17 +13,6 @@ namespace {
 /// Headers are held (bounded) until complete: routing and the PEC rules need them.
 constexpr std::size_t max_header_block = 1024 * 1024;
 
-/// Parameters of MAIL/RCPT the upstream can take: DSN ones are dropped for PEC (they only
-/// yield "ANOMALIA MESSAGGIO" reports) or when the upstream does not offer DSN.
-std::vector<std::string> dropped_params(bool pec, const ehlo_capabilities& caps, bool mail) {
-  std::vector<std::string> drop;
-  if (pec || !caps.dsn)
-    for (const auto& p : mail ? dsn_mail_params() : dsn_rcpt_params()) drop.push_back(p);
-  if (mail && !caps.size) drop.push_back("SIZE");
-  if (mail && !caps.eightbitmime) drop.push_back("BODY");
-  return drop;
-}
-
 }  // namespace
 
 relay_transaction::relay_transaction(forwarder_runtime& rt, std::string session, std::string client)
@@ -37,6 +26,19 @@ reply relay_transaction::upstream_failure(const client_result& r) const {
   // Whatever went wrong with the upstream before it took the message, the client MTA must
   // keep the message queued: always a 4yz.
   std::string where = upstream_name();
+  if (r.kind == failure_kind::credentials) {
+    // Why the secret could not be read (its file, its mode) is for postern's log only: this
+    // reply travels to the client and into bounces.
+    lg::warn("upstream.credentials_unavailable",
+             {{"session", session_},
+              {"mailbox", route_.mailbox ? route_.mailbox->address : ""},
+              {"error", r.detail}});
+    return make_reply(454, "4.7.0",
+                      "the credentials of " +
+                          (route_.mailbox ? route_.mailbox->address : std::string("the mailbox")) +
+                          " cannot be read on this relay (see its log); not accepted, try "
+                          "again later");
+  }
   std::string text = (where.empty() ? "upstream" : where) + ": " + r.detail;
   if (r.server.code) text += (r.detail.empty() ? "" : ": ") + r.server.one_line();
   text += "; not accepted, try again later";
@@ -85,7 +87,7 @@ awaitable<reply> relay_transaction::upstream_mail() {
                          "the upstream " + route_.mailbox->smtp->to_string() +
                              " does not support SMTPUTF8 (internationalized addresses)");
   client_result r =
-      co_await upstream_->async_mail(from_->to_wire(dropped_params(pec_, caps, true)));
+      co_await upstream_->async_mail(from_->to_wire(relayed_params(pec_, caps, true)));
   if (!r.ok() && upstream_reused_ && !r.server.code) {
     // The idle session died under us; nothing was sent on, so a fresh one is safe.
     lg::debug("upstream.stale", {{"session", session_}, {"detail", r.detail}});
@@ -95,7 +97,7 @@ awaitable<reply> relay_transaction::upstream_mail() {
     upstream_ = std::move(lease.client);
     upstream_reused_ = false;
     r = co_await upstream_->async_mail(
-        from_->to_wire(dropped_params(pec_, upstream_->capabilities(), true)));
+        from_->to_wire(relayed_params(pec_, upstream_->capabilities(), true)));
   }
   if (!r.server.code) {
     finish_upstream(false);
@@ -106,7 +108,7 @@ awaitable<reply> relay_transaction::upstream_mail() {
 
 awaitable<reply> relay_transaction::upstream_rcpt(const mail_path& to) {
   client_result r = co_await upstream_->async_rcpt(
-      to.to_wire(dropped_params(pec_, upstream_->capabilities(), false)));
+      to.to_wire(relayed_params(pec_, upstream_->capabilities(), false)));
   if (!r.server.code) {
     finish_upstream(false);
     co_return upstream_failure(r);
@@ -128,24 +130,19 @@ awaitable<reply> relay_transaction::mail(const mail_path& from) {
     from_ = from;
     co_return make_reply(250, "2.1.0", "sender ok; the From: header will choose the mailbox");
   }
+  from_ = from;  // for the audit line of a refusal; reset below when MAIL fails
   route r = route_sender(config_, from.address);
-  if (!r.mailbox) {
-    lg::info("mail.refused", {{"session", session_},
-                              {"client", client_},
-                              {"from", from.address},
-                              {"reply", r.refusal.one_line()}});
-    co_return r.refusal;
-  }
-  reply failure = co_await open_upstream(r);
-  if (failure.code) co_return failure;
-  from_ = from;
-  reply answer = co_await upstream_mail();
+  reply answer = r.refusal;
+  if (r.mailbox) answer = co_await open_upstream(r);
+  if (r.mailbox && !answer.code) answer = co_await upstream_mail();
   if (!answer.positive()) {
+    audit_refusal("mail", answer);
     from_.reset();
     if (upstream_) {
       client_result rs = co_await upstream_->async_reset();
       finish_upstream(rs.ok());
     }
+    route_ = {};
   }
   co_return answer;
 }
@@ -155,17 +152,29 @@ awaitable<reply> relay_transaction::rcpt(const mail_path& to) {
   std::uint32_t limit = config_.max_recipients;
   if (route_.mailbox && route_.mailbox->limits.max_recipients)
     limit = std::min(limit, route_.mailbox->limits.max_recipients);
-  if (accepted_.size() >= limit)
-    co_return make_reply(452, "4.5.3",
+  const std::vector<std::string> one = {to.address};
+  if (accepted_.size() >= limit) {
+    reply r = make_reply(452, "4.5.3",
                          "too many recipients (at most " + std::to_string(limit) + " per message)");
+    audit_refusal("rcpt", r, &one);
+    co_return r;
+  }
   if (!upstream_) {
-    if (route_.mailbox)  // the upstream session was lost after MAIL
-      co_return make_reply(451, "4.4.1", "upstream connection lost; try again later");
+    if (route_.mailbox) {  // the upstream session was lost after MAIL
+      reply r = make_reply(451, "4.4.1", "upstream connection lost; try again later");
+      audit_refusal("rcpt", r, &one);
+      co_return r;
+    }
     accepted_.push_back(to);
     co_return make_reply(250, "2.1.5", "recipient ok; checked with the upstream at DATA");
   }
   reply answer = co_await upstream_rcpt(to);
-  if (answer.positive()) accepted_.push_back(to);
+  if (answer.positive()) {
+    accepted_.push_back(to);
+  } else {
+    refused_.push_back({to.address, answer.one_line()});
+    audit_refusal("rcpt", answer, &one);
+  }
   co_return answer;
 }
 
@@ -176,6 +185,7 @@ awaitable<void> relay_transaction::reset() {
   }
   from_.reset();
   accepted_.clear();
+  refused_.clear();
   route_ = {};
   pec_ = false;
   upstream_tls_.clear();

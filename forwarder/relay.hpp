@@ -32,7 +32,6 @@ struct forwarder_runtime {
   std::optional<client_users> users;                ///< AUTH for clients, when configured
   audit_log audit;
   bool trace = false;
-  std::atomic<std::uint32_t> sessions{0};
 };
 
 /// Where the message bytes come from during DATA.
@@ -44,6 +43,8 @@ class message_source {
   virtual asio::awaitable<status> read(std::string& out) = 0;
   /// The input ended in a way servers disagree about (see dot_decoder::ambiguous_dot).
   [[nodiscard]] virtual bool ambiguous() const { return false; }
+  /// The input held a CR not followed by LF.
+  [[nodiscard]] virtual bool bare_cr() const { return false; }
   [[nodiscard]] virtual std::string error() const = 0;
 };
 
@@ -121,7 +122,10 @@ class relay_transaction {
   void finish_upstream(bool reusable);
   /// The audit line and summary of one submission (`recipients` when not all accepted ones).
   void audit(const std::string& outcome, const reply& final_reply,
-             const std::vector<std::string>* recipients = nullptr);
+             const std::vector<std::string>* recipients = nullptr, const char* stage = "data");
+  /// The warning and audit line of a refusal (or deferral) before the message was sent on.
+  void audit_refusal(const char* stage, const reply& r,
+                     const std::vector<std::string>* recipients = nullptr);
 
   forwarder_runtime& rt_;
   const conf::forwarder_config& config_;
@@ -129,6 +133,7 @@ class relay_transaction {
   std::string client_;
   std::optional<mail_path> from_;
   std::vector<mail_path> accepted_;
+  std::vector<refused_recipient> refused_;  ///< RCPTs the upstream refused, with its reply
   route route_;
   bool pec_ = false;
   std::unique_ptr<smtp_client> upstream_;

@@ -31,8 +31,14 @@ std::string hex_digest(const uint8_t* data, std::size_t len) {
   return out;
 }
 
+void relay_transaction::audit_refusal(const char* stage, const reply& r,
+                                      const std::vector<std::string>* recipients) {
+  static const std::vector<std::string> none;
+  audit(r.transient() ? "deferred" : "rejected", r, recipients ? recipients : &none, stage);
+}
+
 void relay_transaction::audit(const std::string& outcome, const reply& final_reply,
-                              const std::vector<std::string>* recipients) {
+                              const std::vector<std::string>* recipients, const char* stage) {
   const char* event = outcome == "relayed" ? "msg.relayed" : "msg.not_relayed";
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started_);
@@ -45,6 +51,7 @@ void relay_transaction::audit(const std::string& outcome, const reply& final_rep
              {"upstream_tls", upstream_tls_},
              {"size", size_},
              {"message_id", message_id_},
+             {"stage", stage},
              {"outcome", outcome},
              {"reply", final_reply.one_line()},
              {"ms", elapsed.count()}});
@@ -63,6 +70,7 @@ void relay_transaction::audit(const std::string& outcome, const reply& final_rep
   rec.size = size_;
   rec.sha256 = sha256_;
   rec.outcome = outcome;
+  rec.stage = stage;
   rec.reply = final_reply.one_line();
   rec.edits = edits_;
   rt_.audit.write(rec);
@@ -129,8 +137,8 @@ awaitable<std::optional<reply>> relay_transaction::stream(message_source& source
   std::vector<std::string> bcc;  // PEC recipients reached by separate submissions
   std::optional<spool_file> spool;
   if (pec_) {
-    submission_plan plan =
-        plan_pec_submission(*route_.mailbox, from_->address, recipients, headers, config_.bcc);
+    submission_plan plan = plan_pec_submission(*route_.mailbox, from_->address, recipients, headers,
+                                               config_.bcc, refused_);
     if (plan.refusal.code) co_return co_await refuse(source, st, plan.refusal);
     edits_ = apply_pec_edits(headers, config_.receipt_type, config_.hostname);
     if (auto id = headers.find("Message-ID")) message_id_ = id->value();
@@ -182,6 +190,10 @@ awaitable<std::optional<reply>> relay_transaction::stream(message_source& source
     failure = make_reply(550, "5.6.0",
                          "a line starting with '.' follows a bare LF (servers disagree where "
                          "such a message ends); send CRLF line endings");
+  if (!failure && source.bare_cr())
+    failure = make_reply(550, "5.6.0",
+                         "the message holds a bare CR (a CR not followed by LF; servers "
+                         "disagree where such a message ends); send CRLF line endings");
   uint8_t digest[SHA256_DIGEST_LENGTH];
   SHA256_Final(digest, &progress.sha);
   sha256_ = hex_digest(digest, sizeof digest);

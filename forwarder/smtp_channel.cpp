@@ -30,9 +30,9 @@ smtp_channel::smtp_channel(const asio::any_io_executor& ex, int fd, int fd_out)
 
 smtp_channel::~smtp_channel() { *alive_ = false; }
 
-void smtp_channel::arm(conf::duration timeout) {
+void smtp_channel::arm(clock::time_point deadline) {
   timed_out_ = false;
-  timer_.expires_after(timeout);
+  timer_.expires_at(deadline);
   // The handler may run after this channel is gone (it was already queued when the wait
   // finished); the shared flag and the generation keep it from touching a stale wait.
   timer_.async_wait(
@@ -91,8 +91,16 @@ void smtp_channel::make_room() {
 }
 
 awaitable<io_status> smtp_channel::read_more(conf::duration timeout) {
+  co_return co_await read_more_until(clock::now() + timeout);
+}
+
+awaitable<io_status> smtp_channel::read_more_until(clock::time_point deadline) {
+  if (clock::now() >= deadline) {
+    error_ = "timed out";
+    co_return io_status::timeout;
+  }
   make_room();
-  arm(timeout);
+  arm(deadline);
   io_status status = io_status::ok;
   std::size_t got = 0;
   for (;;) {
@@ -118,6 +126,11 @@ awaitable<io_status> smtp_channel::read_more(conf::duration timeout) {
 
 awaitable<io_status> smtp_channel::read_line(std::string& line, std::size_t max,
                                              conf::duration timeout) {
+  co_return co_await read_line_until(line, max, clock::now() + timeout);
+}
+
+awaitable<io_status> smtp_channel::read_line_until(std::string& line, std::size_t max,
+                                                   clock::time_point deadline) {
   bool overflow = false;
   for (;;) {
     std::string_view data = buffered();
@@ -133,14 +146,14 @@ awaitable<io_status> smtp_channel::read_line(std::string& line, std::size_t max,
       overflow = true;
       consume(data.size());
     }
-    io_status s = co_await read_more(timeout);
+    io_status s = co_await read_more_until(deadline);
     if (s != io_status::ok) co_return s;
   }
 }
 
 awaitable<io_status> smtp_channel::flush(conf::duration timeout) {
   if (out_.empty() && !stream_.ssl()) co_return io_status::ok;
-  arm(timeout);
+  arm(clock::now() + timeout);
   io_status status = io_status::ok;
   std::size_t off = 0;
   while (off < out_.size()) {
@@ -171,7 +184,7 @@ awaitable<io_status> smtp_channel::flush(conf::duration timeout) {
 }
 
 awaitable<io_status> smtp_channel::handshake(conf::duration timeout) {
-  arm(timeout);
+  arm(clock::now() + timeout);
   io_status status = io_status::ok;
   for (;;) {
     io_result r = stream_.handshake();

@@ -22,17 +22,24 @@ const char* to_string(io_status s);
 
 class smtp_channel {
  public:
+  using clock = std::chrono::steady_clock;
+
   /// Takes ownership of `fd` (a connected socket, or stdin/stdout for --sendmail).
   smtp_channel(const asio::any_io_executor& ex, int fd, int fd_out = -1);
   ~smtp_channel();
   smtp_channel(const smtp_channel&) = delete;
   smtp_channel& operator=(const smtp_channel&) = delete;
 
-  /// Reads one line (without CRLF or LF) into `line`. A line longer than `max` is consumed
-  /// up to its end and reported as too_long.
+  /// Reads one line (without CRLF or LF) into `line`; `timeout` bounds the whole line, not
+  /// the gap between two reads (a client sending a byte now and then is cut all the same).
+  /// A line longer than `max` is consumed up to its end and reported as too_long.
   asio::awaitable<io_status> read_line(std::string& line, std::size_t max, conf::duration timeout);
+  /// The same, with a deadline shared by several lines (a multi-line reply, a listing).
+  asio::awaitable<io_status> read_line_until(std::string& line, std::size_t max,
+                                             clock::time_point deadline);
   /// Reads more bytes into the buffer (at least one unless closed/failed/timeout).
   asio::awaitable<io_status> read_more(conf::duration timeout);
+  asio::awaitable<io_status> read_more_until(clock::time_point deadline);
   /// Bytes read but not yet consumed.
   [[nodiscard]] std::string_view buffered() const {
     return {in_.get() + in_pos_, in_end_ - in_pos_};
@@ -73,7 +80,7 @@ class smtp_channel {
 
  private:
   asio::awaitable<io_status> wait(tunnel::io_want want);
-  void arm(conf::duration timeout);
+  void arm(clock::time_point deadline);
   void disarm();
   io_status failure(const tunnel::io_result& r);
   void make_room();

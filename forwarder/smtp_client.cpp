@@ -30,6 +30,7 @@ const char* to_string(failure_kind k) {
     case failure_kind::tls: return "tls";
     case failure_kind::protocol: return "protocol";
     case failure_kind::auth: return "auth";
+    case failure_kind::credentials: return "credentials";
     case failure_kind::rejected_temporary: return "rejected_temporary";
     case failure_kind::rejected_permanent: return "rejected_permanent";
     case failure_kind::timeout: return "timeout";
@@ -55,8 +56,10 @@ void smtp_client::trace(const char* direction, std::string_view line) {
 awaitable<client_result> smtp_client::read_reply(conf::duration timeout) {
   reply_parser parser;
   std::string line;
+  // One deadline for the whole reply: a server that dribbles a multi-line reply is cut too.
+  const auto deadline = smtp_channel::clock::now() + timeout;
   for (;;) {
-    io_status s = co_await channel_->read_line(line, max_reply_line, timeout);
+    io_status s = co_await channel_->read_line_until(line, max_reply_line, deadline);
     if (s == io_status::too_long) co_return broken(failure_kind::protocol, "reply line too long");
     if (s != io_status::ok)
       co_return broken(classify(s), "waiting for a reply: " + channel_->error());
@@ -165,7 +168,7 @@ awaitable<client_result> smtp_client::authenticate() {
   std::string error;
   std::optional<conf::secret> password;
   if (params_.password) password = co_await params_.password(error);
-  if (!password) co_return broken(failure_kind::auth, error.empty() ? "no password" : error);
+  if (!password) co_return broken(failure_kind::credentials, error.empty() ? "no password" : error);
   client_result r;
   switch (*mechanism) {
     case auth_mechanism::plain: {

@@ -29,6 +29,7 @@ enum class failure_kind {
   tls,                 ///< handshake or verification failed, or STARTTLS not offered
   protocol,            ///< the server said something that is not SMTP
   auth,                ///< the server refused our login
+  credentials,         ///< our own password could not be read (file, command)
   rejected_temporary,  ///< a 4yz reply
   rejected_permanent,  ///< a 5yz reply
   timeout,             ///< a phase ran out of time

@@ -77,10 +77,10 @@ const esmtp_param* mail_path::param(std::string_view keyword) const {
   return nullptr;
 }
 
-std::string mail_path::to_wire(const std::vector<std::string>& drop) const {
+std::string mail_path::to_wire(const std::vector<std::string>& keep) const {
   std::string out = "<" + address + ">";
   for (const auto& p : params) {
-    if (std::find(drop.begin(), drop.end(), p.keyword) != drop.end()) continue;
+    if (std::find(keep.begin(), keep.end(), p.keyword) == keep.end()) continue;
     out += " " + p.keyword;
     if (!p.value.empty()) out += "=" + p.value;
   }

@@ -29,8 +29,8 @@ struct mail_path {
   std::vector<esmtp_param> params;
 
   [[nodiscard]] const esmtp_param* param(std::string_view keyword) const;
-  /// "<address> KEY=VALUE ..." for the command sent upstream, leaving out `drop` keywords.
-  [[nodiscard]] std::string to_wire(const std::vector<std::string>& drop = {}) const;
+  /// "<address> KEY=VALUE ..." for the command sent upstream, with only the `keep` keywords.
+  [[nodiscard]] std::string to_wire(const std::vector<std::string>& keep) const;
 };
 
 /// Parses "FROM:<a@b> SIZE=100" (prefix "FROM") or "TO:<a@b> NOTIFY=NEVER" (prefix "TO").

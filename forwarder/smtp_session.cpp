@@ -1,6 +1,11 @@
 #include "smtp_session.hpp"
 
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
+#include <asio/thread_pool.hpp>
+#include <asio/use_awaitable.hpp>
 
 #include "cli/log.hpp"
 #include "dot_codec.hpp"
@@ -20,61 +25,75 @@ namespace {
 constexpr std::size_t max_command_line = 2048;
 constexpr int max_errors = 10;
 
-/// The body of DATA as the client sends it, transparency undone.
+/// The body of DATA as the client sends it, transparency undone. Two bounds hold: `data`
+/// between two reads, and for the whole phase `data` plus the time the bytes so far take at
+/// min_data_rate (as Postfix's smtpd_min_data_rate), so a client trickling a byte now and
+/// then cannot hold its session.
 class data_source : public message_source {
  public:
-  data_source(smtp_channel& channel, conf::duration timeout)
-      : channel_(channel), timeout_(timeout) {}
+  data_source(smtp_channel& channel, conf::duration timeout, std::uint64_t min_rate)
+      : channel_(channel), timeout_(timeout), min_rate_(min_rate) {}
 
   awaitable<status> read(std::string& out) override {
     for (;;) {
       std::string_view in = channel_.buffered();
       if (!in.empty()) {
         std::size_t before = out.size();
-        channel_.consume(decoder_.feed(in.data(), in.size(), out));
+        const std::size_t used = decoder_.feed(in.data(), in.size(), out);
+        channel_.consume(used);
+        received_ += used;
         if (decoder_.done()) co_return status::end;
         if (out.size() > before) co_return status::more;
       }
-      io_status s = co_await channel_.read_more(timeout_);
+      const auto phase_end =
+          started_ + timeout_ + std::chrono::milliseconds(received_ * 1000 / min_rate_);
+      const auto now = smtp_channel::clock::now();
+      io_status s = co_await channel_.read_more_until(std::min(now + timeout_, phase_end));
       if (s != io_status::ok) {
         error_ = std::string("client ") + to_string(s) + " during DATA";
+        if (s == io_status::timeout && smtp_channel::clock::now() >= phase_end)
+          error_ += " (slower than min_data_rate)";
         co_return status::failed;
       }
     }
   }
   [[nodiscard]] bool ambiguous() const override { return decoder_.ambiguous_dot(); }
+  [[nodiscard]] bool bare_cr() const override { return decoder_.bare_cr(); }
   [[nodiscard]] std::string error() const override { return error_; }
 
  private:
   smtp_channel& channel_;
   conf::duration timeout_;
+  std::uint64_t min_rate_;
+  smtp_channel::clock::time_point started_ = smtp_channel::clock::now();
+  std::uint64_t received_ = 0;
   dot_decoder decoder_;
   std::string error_;
 };
 
+/// crypt(3) with a costly hash takes long enough to stall every session: it runs here.
+asio::thread_pool& crypt_worker() {
+  static asio::thread_pool pool(1);
+  return pool;
+}
+
 class session {
  public:
   session(std::shared_ptr<forwarder_runtime> rt, const asio::any_io_executor& ex, int fd,
-          session_peer peer)
+          session_peer peer, std::shared_ptr<client_limits> limits)
       : rt_(std::move(rt)),
         config_(rt_->config),
         id_(lg::new_session_id()),
         peer_(std::move(peer)),
+        limits_(std::move(limits)),
         channel_(ex, fd),
         relay_(std::make_unique<relay_transaction>(*rt_, id_, peer_.address)) {}
 
   awaitable<void> run() {
-    ++rt_->sessions;
     if (!peer_.allowed && !rt_->users) {
-      // Never an open relay: a client outside `allow` gets nothing but this.
-      lg::warn(
-          "session.refused",
-          {{"session", id_}, {"peer", peer_.address}, {"reason", "client address not in allow"}});
+      // The accept loop refuses such clients; this is the safety net: never an open relay.
       reason_ = "not allowed";
       say(554, "5.7.1", config_.hostname + " does not relay for " + peer_.address);
-    } else if (rt_->sessions > config_.max_sessions) {
-      reason_ = "max_sessions";
-      say(421, "4.7.0", config_.hostname + " too many sessions, try again later");
     } else {
       say(220, "", config_.hostname + " ESMTP postern-forwarder");
       co_await command_loop();
@@ -82,7 +101,6 @@ class session {
     co_await channel_.flush(config_.timeouts.command);
     co_await relay_->reset();
     channel_.close();
-    --rt_->sessions;
     log_summary();
   }
 
@@ -227,6 +245,15 @@ class session {
             user_ ? "already authenticated" : "AUTH not allowed during a transaction");
       co_return true;
     }
+    if (auto wait = limits_->auth_locked(peer_.ip, client_limits::clock::now())) {
+      lg::warn("auth.locked",
+               {{"session", id_}, {"peer", peer_.address}, {"for_s", wait->count()}});
+      reason_ = "AUTH locked for this address";
+      say(421, "4.7.0",
+          config_.hostname + " too many failed logins from " + peer_.ip + "; try again in " +
+              std::to_string(wait->count()) + "s");
+      co_return false;
+    }
     auto space = arg.find(' ');
     std::string mechanism = arg.substr(0, space);
     for (auto& c : mechanism) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -254,14 +281,26 @@ class session {
       say(504, "5.5.4", "unsupported mechanism; use PLAIN or LOGIN");
       co_return true;
     }
-    const bool ok = creds && rt_->users->verify(creds->user, creds->password);
-    if (creds) OPENSSL_cleanse(creds->password.data(), creds->password.size());
+    bool ok = false;
+    if (creds) {
+      const client_users& users = *rt_->users;
+      ok = co_await asio::co_spawn(
+          crypt_worker(),
+          [&]() -> awaitable<bool> { co_return users.verify(creds->user, creds->password); },
+          asio::use_awaitable);
+      OPENSSL_cleanse(creds->password.data(), creds->password.size());
+    }
     if (!ok) {
       ++auth_failures_;
+      limits_->auth_failed(peer_.ip, client_limits::clock::now());
       lg::warn("auth.failed", {{"session", id_},
                                {"peer", peer_.address},
                                {"user", creds ? creds->user : std::string("(malformed)")}});
-      if (auth_failures_ >= 3) {
+      // Each wrong guess costs the guesser time; the wait holds nothing but this session.
+      asio::steady_timer delay(co_await asio::this_coro::executor,
+                               client_limits::auth_failure_delay);
+      co_await delay.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+      if (auth_failures_ >= 3 || limits_->auth_locked(peer_.ip, client_limits::clock::now())) {
         reason_ = "too many failed logins";
         say(421, "4.7.0", config_.hostname + " too many failed logins, closing");
         co_return false;
@@ -349,7 +388,7 @@ class session {
     say(354, "", "end data with <CR><LF>.<CR><LF>");
     io_status flushed = co_await channel_.flush(config_.timeouts.command);
     if (flushed != io_status::ok) co_return false;
-    data_source source(channel_, config_.timeouts.data);
+    data_source source(channel_, config_.timeouts.data, config_.min_data_rate);
     std::optional<reply> answer = co_await relay_->data(source);
     co_await relay_->reset();
     if (!answer) {
@@ -381,6 +420,7 @@ class session {
   const conf::forwarder_config& config_;
   std::string id_;
   session_peer peer_;
+  std::shared_ptr<client_limits> limits_;
   smtp_channel channel_;
   std::unique_ptr<relay_transaction> relay_;
   std::string helo_;
@@ -397,10 +437,13 @@ class session {
 
 }  // namespace
 
-awaitable<void> run_smtp_session(std::shared_ptr<forwarder_runtime> rt, int fd, session_peer peer) {
+awaitable<void> run_smtp_session(std::shared_ptr<forwarder_runtime> rt, int fd, session_peer peer,
+                                 std::shared_ptr<client_limits> limits,
+                                 std::unique_ptr<client_limits::ticket> ticket) {
   auto ex = co_await asio::this_coro::executor;
-  session s(std::move(rt), ex, fd, std::move(peer));
+  session s(std::move(rt), ex, fd, std::move(peer), std::move(limits));
   co_await s.run();
+  (void)ticket;  // the session's place is given back when the frame goes
 }
 
 }  // namespace postern::forwarder

@@ -52,8 +52,10 @@ route route_header(const conf::forwarder_config& config, const header_block& hea
   if (addresses.size() != 1) {
     route r;
     r.refusal = refuse(550, "5.6.0",
-                       from.empty() ? "the message has no From: header"
-                                    : "the From: header must name exactly one address");
+                       from.empty()      ? "the message has no From: header"
+                       : from.size() > 1 ? "the message has " + std::to_string(from.size()) +
+                                               " From: fields; RFC 5322 allows exactly one"
+                                         : "the From: header must name exactly one address");
     return r;
   }
   route by_header = route_sender(config, addresses.front());
@@ -72,7 +74,8 @@ route route_header(const conf::forwarder_config& config, const header_block& hea
 
 submission_plan plan_pec_submission(const conf::mailbox& mailbox, std::string_view mail_from,
                                     const std::vector<std::string>& accepted,
-                                    const header_block& headers, conf::bcc_policy bcc) {
+                                    const header_block& headers, conf::bcc_policy bcc,
+                                    const std::vector<refused_recipient>& refused) {
   submission_plan plan;
   const std::string& box = mailbox.address;
   if (!conf::same_address(mail_from, box)) {
@@ -82,6 +85,12 @@ submission_plan plan_pec_submission(const conf::mailbox& mailbox, std::string_vi
     return plan;
   }
   auto from_values = headers.values("From");
+  if (from_values.size() > 1) {
+    plan.refusal = refuse(550, "5.6.0",
+                          "PEC: the message has " + std::to_string(from_values.size()) +
+                              " From: fields; it must have exactly one, the mailbox <" + box + ">");
+    return plan;
+  }
   auto from = from_values.size() == 1 ? parse_address_list(from_values.front())
                                       : std::vector<std::string>{};
   if (from.size() != 1 || !conf::same_address(from.front(), box)) {
@@ -104,6 +113,16 @@ submission_plan plan_pec_submission(const conf::mailbox& mailbox, std::string_vi
   std::vector<std::string> missing;
   for (const auto& a : listed)
     if (!contains(accepted, a) && !contains(missing, a)) missing.push_back(a);
+  for (const auto& a : missing)
+    for (const auto& r : refused)
+      if (conf::same_address(r.address, a)) {
+        plan.refusal =
+            refuse(550, "5.7.1",
+                   "PEC: the provider refused the To/Cc recipient <" + a + "> (" + r.reply +
+                       "); a PEC message must reach every To/Cc address in one submission: correct "
+                       "or remove that address and send again");
+        return plan;
+      }
   if (!missing.empty()) {
     plan.refusal = refuse(
         550, "5.7.1",
@@ -157,14 +176,18 @@ std::string apply_pec_edits(header_block& headers, const std::string& receipt_ty
   return changes;
 }
 
-const std::vector<std::string>& dsn_mail_params() {
-  static const std::vector<std::string> params = {"RET", "ENVID"};
-  return params;
-}
-
-const std::vector<std::string>& dsn_rcpt_params() {
-  static const std::vector<std::string> params = {"NOTIFY", "ORCPT"};
-  return params;
+std::vector<std::string> relayed_params(bool pec, const ehlo_capabilities& caps, bool mail) {
+  std::vector<std::string> keep;
+  const bool dsn = caps.dsn && !pec;
+  if (mail) {
+    if (caps.size) keep.push_back("SIZE");
+    if (caps.eightbitmime) keep.push_back("BODY");
+    if (caps.smtputf8) keep.push_back("SMTPUTF8");
+    if (dsn) keep.insert(keep.end(), {"RET", "ENVID"});
+  } else if (dsn) {
+    keep = {"NOTIFY", "ORCPT"};
+  }
+  return keep;
 }
 
 std::string new_message_id(const std::string& hostname) {

@@ -35,11 +35,19 @@ struct submission_plan {
   std::vector<std::string> bcc;         ///< RCPTs sent separately (bcc = "split")
 };
 
+/// A recipient the upstream refused at RCPT, with its reply.
+struct refused_recipient {
+  std::string address;
+  std::string reply;
+};
+
 /// PEC formal checks: MAIL FROM == From: == mailbox, a To: header, RCPT set == To ∪ Cc,
-/// Bcc policy. `accepted` are the RCPTs the upstream accepted.
+/// Bcc policy. `accepted` are the RCPTs the upstream accepted; `refused` those it refused
+/// (a To/Cc address missing for that reason is the provider's refusal, not the client's).
 submission_plan plan_pec_submission(const conf::mailbox& mailbox, std::string_view mail_from,
                                     const std::vector<std::string>& accepted,
-                                    const header_block& headers, conf::bcc_policy bcc);
+                                    const header_block& headers, conf::bcc_policy bcc,
+                                    const std::vector<refused_recipient>& refused = {});
 
 /// The provider's size limit for `size` bytes to `recipients` recipients; code 0 = within.
 reply check_size_limit(const conf::mailbox& mailbox, std::uint64_t size, std::size_t recipients);
@@ -49,10 +57,12 @@ reply check_size_limit(const conf::mailbox& mailbox, std::uint64_t size, std::si
 std::string apply_pec_edits(header_block& headers, const std::string& receipt_type,
                             const std::string& hostname);
 
-/// ESMTP parameters that request DSNs (RFC 3461); stripped from PEC submissions, where
-/// they only produce "ANOMALIA MESSAGGIO" reports.
-const std::vector<std::string>& dsn_mail_params();
-const std::vector<std::string>& dsn_rcpt_params();
+/// The ESMTP parameters of a client's MAIL (or RCPT) that go on to the upstream: only those
+/// the forwarder understands and the upstream announced (SIZE, BODY, SMTPUTF8; the DSN ones
+/// of RFC 3461 when it offers DSN, never for PEC, where they only produce "ANOMALIA
+/// MESSAGGIO" reports). Anything else, AUTH= above all (RFC 4954 §5: the upstream must not
+/// take the client's word for who submitted), stays here.
+std::vector<std::string> relayed_params(bool pec, const ehlo_capabilities& caps, bool mail);
 
 /// A new unique Message-ID "<random.time@hostname>".
 std::string new_message_id(const std::string& hostname);

@@ -9,7 +9,7 @@ import sys
 import time
 
 from forwarder_harness import HERE, PYTHON, Forwarder, Upstream, mailbox_entry, message
-from harness import free_port, wait_for, wait_port
+from harness import free_port, parse_kv, wait_for, wait_port
 
 BOX = "box@pec.test"
 PASSWORD = "Sup3r-S3cret-pw"
@@ -48,6 +48,22 @@ def test_upstream_down_is_a_temporary_failure(procs, tmp_path, pki):
     assert (stage, code) == ("mail", 451)
     assert b"4.4.1 smtps://127.0.0.1:" in text and b"Connection refused" in text
     assert b"try again later" in text
+    assert_refusal_reported(fw, "deferred", "mail", text)
+
+
+def assert_refusal_reported(fw, outcome, stage, text):
+    """A refusal made before any data: one warning naming mailbox, upstream, stage and the
+    reply sent, and one audit line with an empty Message-ID."""
+    warnings = [l for l in fw.log().splitlines() if "level=warn event=msg.not_relayed" in l]
+    assert len(warnings) == 1, fw.log()
+    line = parse_kv(warnings[0])
+    assert (line["mailbox"], line["stage"], line["outcome"]) == (BOX, stage, outcome)
+    assert line["upstream"].startswith("smtps://")
+    assert text.decode() in line["reply"]
+    record = fw.audit_records()[-1]
+    assert (record["outcome"], record["stage"], record["mailbox"], record["message_id"]) == \
+        (outcome, stage, BOX, "")
+    assert text.decode() in record["reply"]
 
 
 def test_tls_verification_failure_is_refused_and_temporary(procs, tmp_path, pki):
@@ -58,6 +74,7 @@ def test_tls_verification_failure_is_refused_and_temporary(procs, tmp_path, pki)
     assert (stage, code) == ("mail", 454)
     assert b"4.7.5" in text and b"certificate verif" in text
     assert up.messages() == []
+    assert_refusal_reported(fw, "deferred", "mail", text)
 
 
 def test_wrong_password_is_reported_once_and_backed_off(procs, tmp_path, pki):
@@ -65,6 +82,7 @@ def test_wrong_password_is_reported_once_and_backed_off(procs, tmp_path, pki):
     stage, code, text = send(fw)
     assert (stage, code) == ("mail", 454)
     assert b"AUTH PLAIN as box@pec.test refused: 535 5.7.8 Authentication credentials invalid" in text
+    assert_refusal_reported(fw, "deferred", "mail", text)
     stage, code, text = send(fw)
     assert (stage, code) == ("mail", 454)
     assert b"was refused (535 5.7.8 Authentication credentials invalid); next attempt in" in text
@@ -223,3 +241,71 @@ def test_password_never_appears_in_any_output(procs, tmp_path, pki):
     for text in outputs:
         for form in forms:
             assert form not in text
+
+
+def test_a_recipient_refused_by_the_provider_is_logged_and_audited(procs, tmp_path, pki):
+    up, fw = provider_and_forwarder(procs, tmp_path, pki,
+                                    faults={"rcpt": {"gone@dest.test": "550 5.1.1 no such user"}})
+    with fw.smtp() as s:
+        s.ehlo()
+        assert s.mail(BOX)[0] == 250
+        assert s.rcpt("gone@dest.test") == (550, b"5.1.1 no such user")
+    record = fw.audit_records()[-1]
+    assert (record["outcome"], record["stage"], record["recipients"]) == \
+        ("rejected", "rcpt", ["gone@dest.test"])
+    assert "level=warn event=msg.not_relayed" in fw.log() and "stage=rcpt" in fw.log()
+
+
+def raw_session(fw):
+    s = socket.create_connection(("127.0.0.1", fw.port), timeout=20)
+    f = s.makefile("rwb", buffering=0)
+    f.readline()
+
+    def command(line):
+        f.write(line)
+        while True:
+            reply = f.readline()
+            if reply[3:4] != b"-":
+                return reply
+    return s, command
+
+
+def test_a_bare_cr_in_data_is_refused(procs, tmp_path, pki):
+    up, fw = provider_and_forwarder(procs, tmp_path, pki)
+    for tail in (b"text\r.\rmore\r\n", b"text\r.\r\nmore\r\n", b"text\r.\nmore\r\n",
+                 b"lone\rCR\r\n"):
+        s, command = raw_session(fw)
+        command(b"EHLO c\r\n")
+        command(f"MAIL FROM:<{BOX}>\r\n".encode())
+        command(b"RCPT TO:<a@dest.test>\r\n")
+        command(b"DATA\r\n")
+        reply = command(message(BOX, ["a@dest.test"]) + tail + b".\r\n")
+        assert reply.startswith(b"550 5.6.0 the message holds a bare CR"), (tail, reply)
+        assert command(b"QUIT\r\n").startswith(b"221")
+        s.close()
+    assert up.messages() == []
+    assert [r["outcome"] for r in fw.audit_records()] == ["rejected"] * 4
+
+
+def test_client_mail_parameters_are_not_passed_on_blindly(procs, tmp_path, pki):
+    up, fw = provider_and_forwarder(procs, tmp_path, pki)
+    s, command = raw_session(fw)
+    command(b"EHLO c\r\n")
+    reply = command(f"MAIL FROM:<{BOX}> AUTH=<ceo@other.it> X-EVIL=1 SIZE=400 BODY=8BITMIME\r\n"
+                    .encode())
+    assert reply.startswith(b"250"), reply
+    command(b"RCPT TO:<a@dest.test>\r\n")
+    command(b"DATA\r\n")
+    assert command(message(BOX, ["a@dest.test"]) + b".\r\n").startswith(b"250")
+    s.close()
+    (meta, _), = up.wait_messages(1)
+    assert meta["mail_options"] == ["SIZE=400", "BODY=8BITMIME"]
+
+
+def test_an_obsolete_from_field_beside_the_real_one_is_refused(procs, tmp_path, pki):
+    up, fw = provider_and_forwarder(procs, tmp_path, pki)
+    msg = message(BOX, ["a@dest.test"]).replace(b"\r\nTo:", b"\r\nFrom : ceo@other.it\r\nTo:", 1)
+    stage, code, text = send(fw, msg)
+    assert (stage, code) == ("data", 550)
+    assert text == b"5.6.0 the message has 2 From: fields; RFC 5322 allows exactly one"
+    assert up.messages() == []

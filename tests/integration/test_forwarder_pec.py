@@ -182,3 +182,22 @@ def test_bcc_split_reports_a_failed_copy_truthfully(procs, tmp_path, pki):
     assert b"<h2@dest.test> (Bcc, separate submission): 554 5.7.1 refused by policy" in text
     assert [m["to"] for m, _ in up.wait_messages(2)] == [["a@dest.test"], ["h1@dest.test"]]
     assert [r["outcome"] for r in fw.audit_records()] == ["relayed", "relayed", "rejected"]
+
+
+def test_a_to_address_refused_by_the_provider_is_blamed_on_the_provider(procs, tmp_path, pki):
+    up = Upstream(procs, tmp_path, pki, "implicit", {BOX: "pw-pec"}, name="provider",
+                  faults={"rcpt": {"gone@dest.test": "550 5.1.1 no such mailbox"}})
+    fw = Forwarder(procs, tmp_path,
+                   mailbox_entry(BOX, up, "pw-pec", pki, tmp_path, extra="pec = true\n"))
+    msg = message(BOX, ["a@dest.test", "gone@dest.test"])
+    with fw.smtp() as s:
+        s.ehlo()
+        assert s.mail(BOX)[0] == 250
+        assert s.rcpt("a@dest.test")[0] == 250
+        assert s.rcpt("gone@dest.test")[0] == 550  # what a client MTA sees, and goes on
+        code, text = s.data(msg)
+    assert code == 550
+    assert text == (b"5.7.1 PEC: the provider refused the To/Cc recipient <gone@dest.test> (550 "
+                    b"5.1.1 no such mailbox); a PEC message must reach every To/Cc address in one "
+                    b"submission: correct or remove that address and send again")
+    assert up.messages() == []

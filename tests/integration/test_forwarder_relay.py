@@ -122,7 +122,11 @@ def test_sender_without_mailbox_is_refused_by_default(procs, tmp_path, pki):
         code, text = s.mail("stranger@example.org")
         assert code == 550
         assert b"sender <stranger@example.org> has no mailbox in the registry" in text
-    assert "event=mail.refused" in fw.log()
+    # Logged as a warning and in the audit trail, though no message was ever seen.
+    assert "level=warn event=msg.not_relayed" in fw.log() and "stage=mail" in fw.log()
+    record = fw.audit_records()[-1]
+    assert (record["outcome"], record["stage"], record["mail_from"], record["message_id"]) == \
+        ("rejected", "mail", "stranger@example.org", "")
 
 
 def test_sender_without_mailbox_goes_to_the_smarthost_when_configured(procs, tmp_path, pki):

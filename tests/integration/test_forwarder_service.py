@@ -84,3 +84,66 @@ def test_json_logs_are_one_object_per_line(procs, tmp_path, pki):
     relayed = [e for e in events if e["event"] == "msg.relayed"]
     assert relayed and relayed[0]["mailbox"] == A and relayed[0]["upstream_tls"] == "TLSv1.3"
     assert all("session" in e for e in events if e["event"].startswith(("msg.", "session.")))
+
+
+def test_shutdown_after_a_reload_waits_for_sessions_of_the_old_configuration(procs, tmp_path, pki):
+    up = Upstream(procs, tmp_path, pki, "implicit", {A: "pa", B: "pb"})
+    fw = Forwarder(procs, tmp_path, mailbox_entry(A, up, "pa", pki, tmp_path),
+                   extra="max_sessions = 1")
+    old = fw.smtp()
+    old.ehlo()
+    assert old.mail(A)[0] == 250
+    fw.registry.write_text(mailbox_entry(A, up, "pa", pki, tmp_path) +
+                           mailbox_entry(B, up, "pb", pki, tmp_path))
+    fw.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "event=reload.done" in fw.log(), what="reload.done")
+    # The session of the old configuration still counts against max_sessions...
+    import smtplib
+    try:
+        code = fw.smtp().connect("127.0.0.1", fw.port)[0]
+    except smtplib.SMTPConnectError as e:
+        code = e.smtp_code
+    assert code == 421
+    # ...and a shutdown waits for it.
+    fw.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "graceful shutdown" in fw.log(), what="shutdown to begin")
+    assert old.rcpt("x@dest.test")[0] == 250
+    assert old.data(message(A, ["x@dest.test"]))[0] == 250
+    old.quit()
+    assert fw.proc.wait(timeout=20) == 0
+    assert len(up.messages()) == 1
+    assert "shutdown.forced" not in fw.log()
+
+
+def test_json_lines_are_strict_json_even_for_8bit_garbage(procs, tmp_path, pki):
+    """Every line of the log and of the audit file parses as strict UTF-8 JSON, and numbers
+    are numbers, whatever bytes a client sent."""
+    import socket
+    up = Upstream(procs, tmp_path, pki, "implicit", {A: "pa"})
+    fw = Forwarder(procs, tmp_path, mailbox_entry(A, up, "pa", pki, tmp_path),
+                   args=("--log-format", "json", "-v"), wait=False)
+    wait_for(lambda: '"event":"listen"' in fw.log(), what="JSON start lines")
+    s = socket.create_connection(("127.0.0.1", fw.port), timeout=10)
+    f = s.makefile("rwb", buffering=0)
+    f.readline()
+    for line in (b"EHLO caf\xe9\xff\r\n", b"MAIL FROM:<ghost\xc0\xaf@x.test>\r\n",
+                 f"MAIL FROM:<{A}>\r\n".encode(), b"RCPT TO:<x@dest.test>\r\n", b"DATA\r\n",
+                 message(A, ["x@dest.test"]).replace(b"Message-ID: <", b"Message-ID: <\xff", 1)
+                 + b".\r\n", b"QUIT\r\n"):
+        f.write(line)
+        while True:
+            reply = f.readline()
+            if not reply or reply[3:4] != b"-":
+                break
+    s.close()
+    wait_for(lambda: '"event":"session.end"' in fw.log(), what="session.end")
+    for text in (fw.procs.workdir.joinpath(f"{fw.name}.log").read_bytes(), fw.audit.read_bytes()):
+        for raw in text.splitlines():
+            event = json.loads(raw.decode("utf-8"))  # strict: raises on any invalid byte
+            assert isinstance(event, dict)
+    events = [json.loads(l) for l in fw.log().splitlines()]
+    end = [e for e in events if e["event"] == "session.end"][0]
+    assert isinstance(end["bytes_in"], int) and isinstance(end["ms"], int)
+    assert "\ufffd" in end["helo"]
+    record = fw.audit_records()[-1]
+    assert isinstance(record["size"], int) and "\ufffd" in record["message_id"]

@@ -82,3 +82,23 @@ TEST_CASE("encode then decode is the identity for CRLF messages") {
   CHECK(back == message);
   CHECK(rest.empty());
 }
+
+TEST_CASE("dot_decoder flags every bare CR, in any chunking, and nothing else") {
+  struct sample {
+    std::string wire;
+    bool bare;
+  };
+  const std::vector<sample> samples = {
+      {"a\r\nb\r\n.\r\n", false},    {"a\r\n\r\n.\r\n", false}, {"a\rb\r\n.\r\n", true},
+      {"a\r\n\r.\r\r\n.\r\n", true},  // "\r.\r": an end of data to a lone-CR server
+      {"a\r\n\r.\r\n.\r\n", true},   {"a\r\n\r.\n.\r\n", true}, {"a\r\n.\rb\r\n.\r\n", true},
+      {"a\r\r\n.\r\n", true},        {"..\r\n.\r\n", false},
+  };
+  for (const auto& s : samples)
+    for (std::size_t step : {1, 2, 3, 1000}) {
+      dot_decoder d;
+      decode(s.wire, step, d);
+      INFO(s.wire << " in steps of " << step);
+      CHECK(d.bare_cr() == s.bare);
+    }
+}

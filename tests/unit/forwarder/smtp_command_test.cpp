@@ -23,7 +23,8 @@ TEST_CASE("parse_mail_path reads address and ESMTP parameters") {
   CHECK(p->address == "ufficio@pec.example.it");
   REQUIRE(p->params.size() == 3);
   CHECK(p->param("BODY")->value == "8bitmime");
-  CHECK(p->to_wire({"RET"}) == "<ufficio@pec.example.it> SIZE=1234 BODY=8bitmime");
+  CHECK(p->to_wire({"SIZE", "BODY"}) == "<ufficio@pec.example.it> SIZE=1234 BODY=8bitmime");
+  CHECK(p->to_wire({}) == "<ufficio@pec.example.it>");
 }
 
 TEST_CASE(
