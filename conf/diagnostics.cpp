@@ -18,6 +18,15 @@ std::string diagnostics::to_string() const {
   return out;
 }
 
+std::string diagnostics::warnings_text() const {
+  std::string out;
+  for (auto d : warnings_) {
+    d.message = "warning: " + d.message;
+    out += d.to_string() + "\n";
+  }
+  return out;
+}
+
 namespace {
 size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<size_t> row(b.size() + 1);

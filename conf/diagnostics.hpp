@@ -17,17 +17,23 @@ struct diagnostic {
   [[nodiscard]] std::string to_string() const;
 };
 
-/// Collects every diagnostic of one load, so the user sees them all at once.
+/// Collects every diagnostic of one load, so the user sees them all at once: errors, which
+/// make the load fail, and warnings (insecure or soon-to-fail settings), which do not.
 class diagnostics {
  public:
   void add(diagnostic d) { items_.push_back(std::move(d)); }
+  void warn(diagnostic d) { warnings_.push_back(std::move(d)); }
   [[nodiscard]] bool empty() const { return items_.empty(); }
   [[nodiscard]] const std::vector<diagnostic>& items() const { return items_; }
-  /// All diagnostics, one per line.
+  [[nodiscard]] const std::vector<diagnostic>& warnings() const { return warnings_; }
+  /// All errors, one per line.
   [[nodiscard]] std::string to_string() const;
+  /// All warnings, one per line, each marked "warning:".
+  [[nodiscard]] std::string warnings_text() const;
 
  private:
   std::vector<diagnostic> items_;
+  std::vector<diagnostic> warnings_;
 };
 
 /// The closest candidate to `word` by edit distance, or "" when none is close enough.

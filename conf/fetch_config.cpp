@@ -147,6 +147,7 @@ std::optional<fetch_config> load_fetch_config(const std::string& file, diagnosti
   diagnostics registry_diags;  // its own: the loader fails on any error already collected
   auto registry = load_mailbox_registry(c.mailboxes_file, registry_diags);
   for (const auto& d : registry_diags.items()) diags.add(d);
+  for (const auto& d : registry_diags.warnings()) diags.warn(d);
   if (!registry) return std::nullopt;
   c.registry = *registry;
   // Every mailbox that is fetched needs a POP3 endpoint and somewhere to deliver (checked

@@ -6,6 +6,7 @@
 
 #include "secret.hpp"
 #include "table_reader.hpp"
+#include "tls_files.hpp"
 
 namespace postern::conf {
 
@@ -151,11 +152,13 @@ std::optional<forwarder_config> load_forwarder_config(const std::string& file, d
   if (auto v = r.get_string("tls_cert_file")) c.tls_cert_file = resolve_path(file, *v);
   if (auto v = r.get_string("tls_key_file")) c.tls_key_file = resolve_path(file, *v);
   if (c.tls_cert_file.empty() != c.tls_key_file.empty())
-    r.error(c.tls_cert_file.empty() ? "tls_key_file" : "tls_cert_file",
+    r.error(c.tls_cert_file.empty() ? "tls_cert_file" : "tls_key_file",
             "STARTTLS needs both tls_cert_file and tls_key_file");
+  bool cert_ok = false;
+  if (!c.tls_cert_file.empty())
+    cert_ok = check_cert_file(r, "tls_cert_file", c.tls_cert_file, true);
   if (!c.tls_key_file.empty())
-    if (auto problem = check_private_file(c.tls_key_file); !problem.empty())
-      r.error("tls_key_file", problem);
+    check_key_file(r, "tls_key_file", c.tls_key_file, cert_ok ? c.tls_cert_file : std::string());
   if (auto v = r.get_string("auth_users_file")) {
     c.auth_users_file = resolve_path(file, *v);
     if (auto problem = check_private_file(c.auth_users_file); !problem.empty())

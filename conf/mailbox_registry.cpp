@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "table_reader.hpp"
+#include "tls_files.hpp"
 
 namespace postern::conf {
 
@@ -224,7 +225,10 @@ void read_client_tls_keys(table_reader& r, tls_settings& tls) {
   if (auto v = r.get_choice<verify_mode>(
           "verify", {{"full", verify_mode::full}, {"none", verify_mode::none}}))
     tls.verify = *v;
-  if (auto v = r.get_string("ca_file")) tls.ca_file = resolve_path(r.file(), *v);
+  if (auto v = r.get_string("ca_file")) {
+    tls.ca_file = resolve_path(r.file(), *v);
+    check_ca_file(r, "ca_file", tls.ca_file);
+  }
   if (auto v = r.get_string("verify_host")) tls.verify_host = *v;
   if (auto v = r.get_string_list("pin_sha256")) tls.pin_sha256 = *v;
   if (auto v = r.get_choice<tls_version>(

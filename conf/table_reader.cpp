@@ -48,6 +48,13 @@ void table_reader::error(std::string_view key, std::string message) {
               std::move(message)});
 }
 
+void table_reader::warning(std::string_view key, std::string message) {
+  const toml::node* node = table_.get(key);
+  const auto& where = node ? node->source().begin : table_.source().begin;
+  diags_.warn({file_, static_cast<int>(where.line), static_cast<int>(where.column), key_path(key),
+               std::move(message)});
+}
+
 void table_reader::require(std::string_view key) {
   if (!table_.contains(key)) error(key, "required key is missing");
 }

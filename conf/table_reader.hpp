@@ -54,6 +54,8 @@ class table_reader {
   [[nodiscard]] bool has(std::string_view key) const { return table_.contains(key); }
   /// Reports a problem at the key's value (or at the table when the key is absent).
   void error(std::string_view key, std::string message);
+  /// Reports a warning there: the load succeeds, --check and every start show it.
+  void warning(std::string_view key, std::string message);
   /// Reports a required key that is absent.
   void require(std::string_view key);
   /// Reports every key of the table that no get_* call asked for.

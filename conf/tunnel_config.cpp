@@ -6,6 +6,7 @@
 
 #include "secret.hpp"
 #include "table_reader.hpp"
+#include "tls_files.hpp"
 
 namespace postern::conf {
 
@@ -64,6 +65,18 @@ void read_addresses(table_reader& r, tunnel_service& s) {
   }
 }
 
+/// Every file the TLS settings of the mode name, each problem at its key (the server's
+/// own certificate is served: its expiry is warned about).
+void check_tls_files(table_reader& r, const tls_settings& tls, bool server) {
+  bool cert_ok = false;
+  if (!tls.cert_file.empty()) cert_ok = check_cert_file(r, "cert_file", tls.cert_file, server);
+  if (!tls.key_file.empty())
+    check_key_file(r, "key_file", tls.key_file, cert_ok ? tls.cert_file : std::string());
+  if (!server && !tls.ca_file.empty()) check_ca_file(r, "ca_file", tls.ca_file);
+  if (!server && !tls.ca_dir.empty()) check_ca_dir(r, "ca_dir", tls.ca_dir);
+  if (server && !tls.client_ca_file.empty()) check_ca_file(r, "client_ca_file", tls.client_ca_file);
+}
+
 /// Mode-dependent rules, checked once every key has been read.
 void validate_service(table_reader& r, tunnel_service& s) {
   const bool client = s.mode == tunnel_mode::client;
@@ -98,15 +111,13 @@ void validate_service(table_reader& r, tunnel_service& s) {
                                " needs verify_host: the name its certificate must carry");
         break;
       }
-  if (!client && (s.tls.cert_file.empty() || s.tls.key_file.empty()))
-    r.error(s.tls.cert_file.empty() ? "cert_file" : "key_file",
-            "mode = \"server\" needs cert_file and key_file");
-  if (client && s.tls.cert_file.empty() != s.tls.key_file.empty())
-    r.error(s.tls.cert_file.empty() ? "cert_file" : "key_file",
-            "a client certificate needs both cert_file and key_file");
-  if (!s.tls.key_file.empty())
-    if (auto problem = check_private_file(s.tls.key_file); !problem.empty())
-      r.error("key_file", problem);
+  // Each missing half of a certificate is reported, each at its own place.
+  const bool pair_needed = !client || !s.tls.cert_file.empty() || !s.tls.key_file.empty();
+  const char* need = client ? "a client certificate needs both cert_file and key_file"
+                            : "mode = \"server\" needs cert_file and key_file";
+  if (pair_needed && s.tls.cert_file.empty()) r.error("cert_file", need);
+  if (pair_needed && s.tls.key_file.empty()) r.error("key_file", need);
+  check_tls_files(r, s.tls, !client);
   for (const auto& pin : s.tls.pin_sha256)
     if (!is_sha256_base64(pin))
       r.error("pin_sha256", "\"" + pin +
@@ -165,18 +176,20 @@ void read_tls_settings(table_reader& r, tls_settings& tls) {
   if (auto v = r.get_string_list("alpn")) tls.alpn = *v;
   for (const auto& p : tls.alpn)
     if (p.empty() || p.size() > 255) r.error("alpn", "protocol names must be 1-255 bytes");
-  if (auto v = r.get_string("cert_file")) tls.cert_file = *v;
-  if (auto v = r.get_string("key_file")) tls.key_file = *v;
+  // Relative paths are relative to the configuration file, as everywhere in postern (under
+  // systemd the working directory is /).
+  if (auto v = r.get_string("cert_file")) tls.cert_file = resolve_path(r.file(), *v);
+  if (auto v = r.get_string("key_file")) tls.key_file = resolve_path(r.file(), *v);
   if (auto v = r.get_choice<verify_mode>(
           "verify", {{"full", verify_mode::full}, {"none", verify_mode::none}}))
     tls.verify = *v;
-  if (auto v = r.get_string("ca_file")) tls.ca_file = *v;
-  if (auto v = r.get_string("ca_dir")) tls.ca_dir = *v;
+  if (auto v = r.get_string("ca_file")) tls.ca_file = resolve_path(r.file(), *v);
+  if (auto v = r.get_string("ca_dir")) tls.ca_dir = resolve_path(r.file(), *v);
   if (auto v = r.get_string("verify_host")) tls.verify_host = *v;
   if (auto v = r.get_string("sni")) tls.sni = *v;
   if (auto v = r.get_string_list("pin_sha256")) tls.pin_sha256 = *v;
   if (auto v = r.get_bool("session_resumption")) tls.session_resumption = *v;
-  if (auto v = r.get_string("client_ca_file")) tls.client_ca_file = *v;
+  if (auto v = r.get_string("client_ca_file")) tls.client_ca_file = resolve_path(r.file(), *v);
   if (auto v = r.get_bool("require_client_cert")) tls.require_client_cert = *v;
   if (auto v = r.get_string_list("allow_cn")) tls.allow_cn = *v;
   if (auto v = r.get_string_list("allow_dns")) tls.allow_dns = *v;

@@ -18,6 +18,7 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include "cli/config_report.hpp"
 #include "cli/core_dumps.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/log.hpp"
@@ -153,7 +154,7 @@ asio::awaitable<int> daemon_loop(const std::string& file, std::optional<conf::fe
     if (last_signal == SIGHUP) {
       conf::diagnostics diags;
       auto fresh = conf::load_fetch_config(file, diags);
-      for (const auto& d : diags.items()) lg::error("config.error", {{"error", d.to_string()}});
+      cli::log_diagnostics(diags);
       if (fresh) {
         config = std::move(fresh);
         lg::info("reload.done", {{"config", file}});
@@ -194,14 +195,13 @@ int main(int argc, char** argv) {
   cli::apply_logging(common);
   conf::diagnostics diags;
   auto config = conf::load_fetch_config(common.config, diags);
-  if (!config) {
-    std::cerr << diags.to_string();
-    return exit_code::config;
-  }
+  if (!config || common.check) cli::print_diagnostics(diags, std::cerr);
+  if (!config) return exit_code::config;
   if (common.check) {
     std::cout << "configuration OK\n";
     return exit_code::ok;
   }
+  cli::log_diagnostics(diags);
   log_insecure_settings(*config);
   char host[HOST_NAME_MAX + 1] = {};
   ::gethostname(host, sizeof host - 1);

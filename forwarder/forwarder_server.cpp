@@ -5,13 +5,13 @@
 #include <sys/socket.h>
 
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "cli/log.hpp"
+#include "cli/supervise.hpp"
 #include "tunnel/child_process.hpp"
 #include "tunnel/listen_socket.hpp"
 
@@ -180,19 +180,6 @@ awaitable<void> refuse_connection(int fd, std::string wire) {
   channel.close();
 }
 
-/// A session or refusal that ends with an exception is a bug: it is logged, and the server
-/// goes on serving everyone else.
-void log_crash(const char* what, std::exception_ptr e) {
-  if (!e) return;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    lg::error(what, {{"error", x.what()}});
-  } catch (...) {
-    lg::error(what, {{"error", "unknown exception"}});
-  }
-}
-
 }  // namespace
 
 void forwarder_server::log_refusal(const session_peer& peer, const std::string& reason) {
@@ -237,7 +224,7 @@ awaitable<void> forwarder_server::accept_loop(std::shared_ptr<listener> l) {
       if (ticket) {
         asio::co_spawn(ctx_,
                        run_smtp_session(runtime_, fd, std::move(peer), limits_, std::move(ticket)),
-                       [](std::exception_ptr e) { log_crash("session.crashed", e); });
+                       cli::supervised{"session.crashed", "", {}});
         continue;
       }
       log_refusal(peer, client_limits::to_string(verdict));
@@ -247,24 +234,25 @@ awaitable<void> forwarder_server::accept_loop(std::shared_ptr<listener> l) {
                     .wire();
     }
     asio::co_spawn(ctx_, refuse_connection(fd, std::move(refusal)),
-                   [](std::exception_ptr e) { log_crash("session.crashed", e); });
+                   cli::supervised{"session.crashed", "", {}});
   }
 }
 
 void forwarder_server::start_accepting(std::shared_ptr<listener> l) {
-  asio::co_spawn(ctx_, accept_loop(l), [this, l](std::exception_ptr e) {
-    if (!e) return;
-    // A listener must not die silently: say so, and listen again.
-    log_crash("accept.crashed", e);
-    if (!l->closed && !stopping_) start_accepting(l);
-  });
+  // A listener must not die silently: the error is logged and it listens again.
+  asio::co_spawn(ctx_, accept_loop(l),
+                 cli::supervised{"accept.crashed", "", [this, l](const std::string&) {
+                                   if (!l->closed && !stopping_) start_accepting(l);
+                                 }});
 }
 
 void forwarder_server::shutdown(conf::duration grace) {
   if (stopping_) return;
   stopping_ = true;
   for (auto& l : listeners_) l->close();
-  asio::co_spawn(ctx_, drain(grace), asio::detached);
+  asio::co_spawn(
+      ctx_, drain(grace),
+      cli::supervised{"shutdown.crashed", "", [this](const std::string&) { ctx_.stop(); }});
 }
 
 awaitable<void> forwarder_server::drain(conf::duration grace) {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "cli/config_report.hpp"
 #include "cli/core_dumps.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/log.hpp"
@@ -27,7 +28,7 @@ const std::string default_config = POSTERN_SYSCONFDIR "/forwarder.toml";
 std::optional<conf::forwarder_config> load(const std::string& file) {
   conf::diagnostics diags;
   auto config = conf::load_forwarder_config(file, diags);
-  for (const auto& d : diags.items()) lg::error("config.error", {{"error", d.to_string()}});
+  cli::log_diagnostics(diags);
   return config;
 }
 
@@ -35,10 +36,8 @@ std::optional<conf::forwarder_config> load(const std::string& file) {
 int check(const std::string& file) {
   conf::diagnostics diags;
   auto config = conf::load_forwarder_config(file, diags);
-  if (!config) {
-    std::cerr << diags.to_string();
-    return exit_code::config;
-  }
+  cli::print_diagnostics(diags, std::cerr);
+  if (!config) return exit_code::config;
   asio::io_context ctx;
   std::vector<std::string> errors;
   forwarder::build_runtime(ctx, *config, false, errors);

@@ -7,7 +7,6 @@
 #include <iostream>
 
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/io_context.hpp>
 
 #include "cli/exit_codes.hpp"

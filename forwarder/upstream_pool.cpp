@@ -4,11 +4,11 @@
 #include <cctype>
 
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "cli/log.hpp"
+#include "cli/supervise.hpp"
 
 namespace postern::forwarder {
 
@@ -28,7 +28,16 @@ std::string lower(std::string s) {
 upstream_pool::upstream_pool(asio::any_io_executor ex, const conf::forwarder_config& config,
                              bool trace)
     : executor_(ex), config_(config), trace_(trace), reaper_(ex) {
-  asio::co_spawn(ex, reap(), asio::detached);
+  start_reaper();
+}
+
+void upstream_pool::start_reaper() {
+  // The reaper must not die silently: the error is logged and it starts again.
+  asio::co_spawn(
+      executor_, reap(),
+      cli::supervised{"pool.reaper_crashed", "", [this, alive = alive_](const std::string&) {
+                        if (*alive && !closed_) start_reaper();
+                      }});
 }
 
 upstream_pool::~upstream_pool() {

@@ -60,6 +60,7 @@ class upstream_pool {
   mailbox_state& state(const conf::mailbox& m);
   client_params params_for(const conf::mailbox& m, mailbox_state& st, const std::string& session);
   asio::awaitable<void> reap();
+  void start_reaper();
 
   asio::any_io_executor executor_;
   const conf::forwarder_config& config_;

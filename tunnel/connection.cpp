@@ -6,13 +6,13 @@
 #include <cstring>
 
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include <openssl/err.h>
 
 #include "cli/log.hpp"
+#include "cli/supervise.hpp"
 #include "starttls_dialogue.hpp"
 
 namespace postern::tunnel {
@@ -120,7 +120,6 @@ connection::connection(const asio::any_io_executor& ex, std::shared_ptr<service_
       timer_(ex),
       phase_deadline_(clock::now() + config_.timeouts.handshake),
       stdio_(client_out_fd >= 0) {
-  service_->active.fetch_add(1, std::memory_order_relaxed);
   live_connections().fetch_add(1, std::memory_order_relaxed);
   if (!stdio_) {
     proxy_addresses local;  // where the client connected to: the PROXY header's destination
@@ -185,11 +184,26 @@ awaitable<bool> connection::flush_all(stream_end& end) {
   }
 }
 
+cli::supervised connection::supervisor(const char* part, bool direction) {
+  // A bug in any part ends the connection with its summary line, never silently.
+  return {"conn.crashed", session_,
+          [self = shared_from_this(), part, direction](const std::string& what) {
+            self->fail(outcome::error, std::string("internal error in ") + part + ": " + what);
+            self->stopping_ = true;
+            self->client_.cancel();
+            if (self->server_) self->server_->cancel();
+            if (direction)
+              self->direction_finished();
+            else
+              self->finish();
+          }};
+}
+
 void connection::start() {
   auto self = shared_from_this();
   lg::debug("conn.start", {{"session", session_}, {"service", config_.name}, {"peer", peer_}});
-  co_spawn(executor_, watchdog(self), asio::detached);
-  co_spawn(executor_, run(self), asio::detached);
+  co_spawn(executor_, watchdog(self), supervisor("watchdog", false));
+  co_spawn(executor_, run(self), supervisor("setup", false));
 }
 
 awaitable<void> connection::run(std::shared_ptr<connection> self) {
@@ -200,8 +214,8 @@ awaitable<void> connection::run(std::shared_ptr<connection> self) {
   }
   open_directions_ = 2;
   begin_phase(phase::relay, config_.timeouts.idle);
-  co_spawn(executor_, pump(client_, *server_, bytes_up_, self), asio::detached);
-  co_spawn(executor_, pump(*server_, client_, bytes_down_, self), asio::detached);
+  co_spawn(executor_, pump(client_, *server_, bytes_up_, self), supervisor("relay", true));
+  co_spawn(executor_, pump(*server_, client_, bytes_down_, self), supervisor("relay", true));
 }
 
 void connection::finish() {
@@ -374,8 +388,13 @@ awaitable<outcome> connection::tls_handshake(stream_end& end) {
       if (!co_await wait_until(end, r.want)) co_return aborted();
       continue;
     }
-    fail(outcome::tls_failed, r.error.empty() ? "TLS handshake failed" : r.error);
-    if (reason_.starts_with("certificate verification failed")) verdict_.verify = "failed";
+    const bool server_side = config_.mode == conf::tunnel_mode::server;
+    handshake_failure why =
+        explain_handshake_failure(r.tls_reason, r.error, SSL_get_verify_result(end.ssl()),
+                                  tls_context::refusal(end.ssl()), server_side);
+    fail(outcome::tls_failed, why.reason);
+    refused_real_client_ = server_side && why.real_client;
+    if (r.tls_reason == SSL_R_CERTIFICATE_VERIFY_FAILED) verdict_.verify = "failed";
     co_return aborted();
   }
   if (config_.mode == conf::tunnel_mode::server) {
@@ -396,16 +415,18 @@ awaitable<outcome> connection::tls_handshake(stream_end& end) {
 
 void connection::log_summary() {
   outcome o = outcome_.value_or(outcome::closed);
-  bool failed_handshake = o == outcome::tls_failed && config_.mode == conf::tunnel_mode::server &&
-                          bytes_up_ == 0 && verdict_.verify != "failed";
+  const bool failed_handshake =
+      o == outcome::tls_failed && config_.mode == conf::tunnel_mode::server && bytes_up_ == 0;
   lg::level l = lg::level::info;
   if (o == outcome::connect_failed || o == outcome::tls_failed || o == outcome::protocol_error ||
       o == outcome::error)
     l = lg::level::warn;
-  // Scanners and TCP health checks that never finish a handshake are noise unless asked for.
-  if ((failed_handshake || (o == outcome::protocol_error && phase_ == phase::proxy_header)) &&
-      !config_.log_handshake_errors)
-    l = lg::level::debug;
+  // A real client refused in the handshake (ALPN, TLS version, certificate) is the admin's
+  // business: info, with the reason. Scanners and TCP health checks that never speak TLS are
+  // noise unless asked for.
+  if (failed_handshake) l = refused_real_client_ ? lg::level::info : lg::level::debug;
+  if (o == outcome::protocol_error && phase_ == phase::proxy_header) l = lg::level::debug;
+  if (config_.log_handshake_errors && l == lg::level::debug) l = lg::level::info;
   if (!lg::logger::instance().enabled(l)) return;
   stream_end* tls_end =
       config_.mode == conf::tunnel_mode::client ? (server_ ? &*server_ : nullptr) : &client_;

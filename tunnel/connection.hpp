@@ -14,6 +14,7 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "cli/supervise.hpp"
 #include "conf/tunnel_config.hpp"
 #include "proxy_protocol.hpp"
 #include "stream_end.hpp"
@@ -28,6 +29,15 @@ struct service_runtime {
   std::shared_ptr<tls_context> tls;
   std::atomic<std::uint32_t> active{0};
   std::atomic<std::uint32_t> next_target{0};
+
+  /// Counts one more connection when max_connections allows it, at accept time (counting
+  /// when the worker gets to it let bursts overshoot); the connection gives it back.
+  bool try_acquire() {
+    std::uint32_t n = active.load(std::memory_order_relaxed);
+    while (n < config.max_connections)
+      if (active.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
+    return false;
+  }
 };
 
 /// How a connection ended, for the summary line and --stdio's exit status.
@@ -51,6 +61,7 @@ std::atomic<std::uint64_t>& live_connections();
 class connection : public std::enable_shared_from_this<connection> {
  public:
   /// `client_fd` is the accepted socket; for --stdio, `client_fd` = 0 and `client_out_fd` = 1.
+  /// The caller has counted it with service->try_acquire().
   connection(const asio::any_io_executor& ex, std::shared_ptr<service_runtime> service,
              int client_fd, int client_out_fd = -1);
   ~connection();
@@ -81,6 +92,8 @@ class connection : public std::enable_shared_from_this<connection> {
                              std::shared_ptr<connection> self);
   asio::awaitable<void> watchdog(std::shared_ptr<connection> self);
   void on_deadline();
+  /// The completion handler of a part of this connection (a pump when `direction`).
+  cli::supervised supervisor(const char* part, bool direction);
   void begin_phase(phase p, conf::duration budget);
   void direction_finished();
   void finish();
@@ -107,6 +120,7 @@ class connection : public std::enable_shared_from_this<connection> {
   asio::ip::tcp::resolver* resolving_ = nullptr;
   bool attempt_timed_out_ = false;
   bool finished_ = false;
+  bool refused_real_client_ = false;  ///< the handshake refused a real TLS client
   std::string starttls_greeting_;
   peer_verdict verdict_;
 

@@ -2,6 +2,7 @@
 #include <csignal>
 #include <iostream>
 
+#include "cli/config_report.hpp"
 #include "cli/core_dumps.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/log.hpp"
@@ -21,7 +22,7 @@ namespace lg = postern::log;
 std::optional<conf::tunnel_config> load(const std::string& file) {
   conf::diagnostics diags;
   auto config = conf::load_tunnel_config(file, diags);
-  for (const auto& d : diags.items()) lg::error("config.error", {{"error", d.to_string()}});
+  cli::log_diagnostics(diags);
   return config;
 }
 
@@ -29,10 +30,8 @@ std::optional<conf::tunnel_config> load(const std::string& file) {
 int check(const std::string& file) {
   conf::diagnostics diags;
   auto config = conf::load_tunnel_config(file, diags);
-  if (!config) {
-    std::cerr << diags.to_string();
-    return exit_code::config;
-  }
+  cli::print_diagnostics(diags, std::cerr);
+  if (!config) return exit_code::config;
   std::vector<std::string> errors;
   tunnel::build_services(*config, errors);
   for (const auto& e : errors) std::cerr << file << ": " << e << "\n";

@@ -70,6 +70,7 @@ int run_stdio(const conf::tunnel_service& service) {
   asio::io_context ctx(1);
   int in = ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3),
       out = ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+  runtime->try_acquire();
   auto conn = std::make_shared<connection>(ctx.get_executor(), runtime, in, out);
   conn->start();
   ctx.run();

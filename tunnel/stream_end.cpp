@@ -77,18 +77,20 @@ io_result stream_end::tls_result(int ret, const char* what) {
     default: {
       uint32_t code = ERR_get_error();
       ERR_clear_error();
+      const int reason = ERR_GET_LIB(code) == ERR_LIB_SSL ? ERR_GET_REASON(code) : 0;
       long verify = SSL_get_verify_result(ssl_.get());
-      if (ERR_GET_REASON(code) == SSL_R_CERTIFICATE_VERIFY_FAILED && verify != X509_V_OK)
+      if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED && verify != X509_V_OK)
         return {
             0,
             io_want::none,
             false,
             false,
             true,
-            std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify)};
+            std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify),
+            reason};
       char text[256];
       ERR_error_string_n(code, text, sizeof text);
-      return {0, io_want::none, false, false, true, std::string(what) + " failed: " + text};
+      return {0, io_want::none, false, false, true, std::string(what) + " failed: " + text, reason};
     }
   }
 }

@@ -25,7 +25,8 @@ struct io_result {
   bool eof = false;    ///< orderly end (FIN, or TLS close_notify / truncation)
   bool reset = false;  ///< the peer aborted (ECONNRESET, EPIPE)
   bool failed = false;
-  std::string error;  ///< when failed
+  std::string error;   ///< when failed
+  int tls_reason = 0;  ///< BoringSSL's reason code (SSL_R_*) of a TLS failure, 0 if none
 
   /// The stream is over, orderly or not: nothing more will be read from it.
   [[nodiscard]] bool ended() const { return eof || reset || failed; }

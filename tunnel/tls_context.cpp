@@ -21,6 +21,31 @@ int session_key_index() {
   return index;
 }
 
+/// Index of the allow-list refusal text (a heap std::string) stored on a server SSL.
+int refusal_index() {
+  static const int index = SSL_get_ex_new_index(
+      0, nullptr, nullptr, nullptr, [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+        delete static_cast<std::string*>(ptr);
+      });
+  return index;
+}
+
+/// When the first certificate of the peer's chain expires (the chain as the server sent it,
+/// leaf first); far in the future when there is none.
+std::chrono::system_clock::time_point chain_expiry(SSL* ssl) {
+  auto earliest = std::chrono::system_clock::time_point::max();
+  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);
+  for (size_t i = 0; chain && i < sk_X509_num(chain); ++i) {
+    int days = 0, seconds = 0;
+    if (!ASN1_TIME_diff(&days, &seconds, nullptr, X509_get0_notAfter(sk_X509_value(chain, i))))
+      continue;
+    auto expires = std::chrono::system_clock::now() + std::chrono::hours(24) * days +
+                   std::chrono::seconds(seconds);
+    earliest = std::min(earliest, expires);
+  }
+  return earliest;
+}
+
 int context_index() {
   static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return index;
@@ -72,9 +97,10 @@ bool tls_context::setup_common(std::string& error) {
   // Partial writes let the relay hand over large buffers and learn how much went out;
   // a moving buffer lets it retry from its own copy after EAGAIN.
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  if (!settings_.ciphers.empty() &&
-      !SSL_CTX_set_strict_cipher_list(ctx, settings_.ciphers.c_str())) {
-    error = "ciphers: invalid cipher list \"" + settings_.ciphers + "\": " + last_ssl_error();
+  const std::string& ciphers =
+      settings_.ciphers.empty() ? default_tls12_ciphers : settings_.ciphers;
+  if (!SSL_CTX_set_strict_cipher_list(ctx, ciphers.c_str())) {
+    error = "ciphers: invalid cipher list \"" + ciphers + "\": " + last_ssl_error();
     return false;
   }
   for (const auto& p : settings_.alpn) {
@@ -151,9 +177,14 @@ bool tls_context::setup_server(std::string& error) {
     }
     if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(settings_.client_ca_file.c_str()))
       SSL_CTX_set_client_CA_list(ctx, names);
+    const bool lists = !settings_.allow_cn.empty() || !settings_.allow_dns.empty() ||
+                       !settings_.allow_email.empty() || !settings_.allow_uri.empty();
     int mode = SSL_VERIFY_PEER;
-    if (settings_.require_client_cert) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    if (settings_.require_client_cert || lists) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
     SSL_CTX_set_verify(ctx, mode, nullptr);
+    // The allow-lists are checked inside the handshake, so a refused client gets an alert
+    // rather than a finished handshake and then an end of stream.
+    if (lists) SSL_CTX_set_cert_verify_callback(ctx, &tls_context::on_verify_client, this);
   }
   if (!alpn_wire_.empty()) SSL_CTX_set_alpn_select_cb(ctx, &tls_context::on_alpn_select, this);
   return true;
@@ -177,6 +208,27 @@ int tls_context::on_alpn_select(SSL*, const uint8_t** out, uint8_t* out_len, con
   return SSL_TLSEXT_ERR_ALERT_FATAL;  // RFC 7301 section 3.2: no_application_protocol
 }
 
+int tls_context::on_verify_client(X509_STORE_CTX* store, void* arg) {
+  if (X509_verify_cert(store) != 1) return 0;  // the chain itself: reported by BoringSSL
+  auto* self = static_cast<tls_context*>(arg);
+  std::string identity;
+  if (self->identity_allowed(X509_STORE_CTX_get0_cert(store), identity)) return 1;
+  X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+  auto* ssl =
+      static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  if (ssl)
+    SSL_set_ex_data(ssl, refusal_index(),
+                    new std::string("client certificate " +
+                                    (identity.empty() ? std::string("(no CN)") : identity) +
+                                    " is not in allow_cn/allow_dns/allow_email/allow_uri"));
+  return 0;
+}
+
+std::string tls_context::refusal(const SSL* ssl) {
+  auto* text = static_cast<const std::string*>(SSL_get_ex_data(ssl, refusal_index()));
+  return text ? *text : std::string();
+}
+
 int tls_context::on_new_session(SSL* ssl, SSL_SESSION* session) {
   auto* key = static_cast<std::string*>(SSL_get_ex_data(ssl, session_key_index()));
   auto* self =
@@ -185,7 +237,9 @@ int tls_context::on_new_session(SSL* ssl, SSL_SESSION* session) {
   std::lock_guard lock(self->sessions_mutex_);
   if (self->sessions_.size() >= max_cached_sessions && !self->sessions_.contains(*key))
     self->sessions_.erase(self->sessions_.begin());
-  self->sessions_[*key].reset(session);
+  auto& cached = self->sessions_[*key];
+  cached.session.reset(session);
+  cached.chain_expires = chain_expiry(ssl);
   return 1;  // we took the reference
 }
 
@@ -208,8 +262,14 @@ bssl::UniquePtr<SSL> tls_context::new_client(const std::string& host,
   if (settings_.session_resumption) {
     SSL_set_ex_data(ssl.get(), session_key_index(), new std::string(session_key));
     std::lock_guard lock(sessions_mutex_);
-    if (auto it = sessions_.find(session_key); it != sessions_.end())
-      SSL_set_session(ssl.get(), it->second.get());
+    if (auto it = sessions_.find(session_key); it != sessions_.end()) {
+      // A resumed session is not verified again: once a certificate of the chain it was
+      // verified with has expired, the next connection must make a full, verified handshake.
+      if (std::chrono::system_clock::now() >= it->second.chain_expires)
+        sessions_.erase(it);
+      else
+        SSL_set_session(ssl.get(), it->second.session.get());
+    }
   }
   return ssl;
 }
@@ -218,6 +278,36 @@ bssl::UniquePtr<SSL> tls_context::new_server() {
   bssl::UniquePtr<SSL> ssl(SSL_new(ctx_.get()));
   if (ssl) SSL_set_accept_state(ssl.get());
   return ssl;
+}
+
+handshake_failure explain_handshake_failure(int tls_reason, const std::string& error,
+                                            long verify_result, const std::string& refusal,
+                                            bool we_are_server) {
+  const char* peer = we_are_server ? "the client" : "the server";
+  if (!refusal.empty()) return {refusal, true};
+  switch (tls_reason) {
+    case SSL_R_NO_APPLICATION_PROTOCOL:
+      return {std::string(peer) + " offers no protocol of alpn", true};
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+      return {std::string(peer) + " offers no TLS version this side accepts (see tls_min)", true};
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_CIPHERS_AVAILABLE:
+      return {std::string(peer) + " offers no cipher suite in common (see ciphers)", true};
+    case SSL_R_NO_SHARED_GROUP:
+      return {std::string(peer) + " offers no key exchange group in common", true};
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+      return {"the client sent no certificate, and one is required", true};
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+      return {std::string(we_are_server ? "client " : "") + "certificate verification failed: " +
+                  X509_verify_cert_error_string(verify_result),
+              true};
+    default: break;
+  }
+  if (tls_reason > SSL_AD_REASON_OFFSET)
+    return {std::string(peer) + " ended the handshake with the alert \"" +
+                SSL_alert_desc_string_long(tls_reason - SSL_AD_REASON_OFFSET) + "\"",
+            true};
+  return {error.empty() ? "TLS handshake failed" : error, false};
 }
 
 std::string tls_context::spki_sha256(X509* cert) {

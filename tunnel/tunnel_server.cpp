@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/generic/stream_protocol.hpp>
@@ -18,6 +17,7 @@
 #include "child_process.hpp"
 #include "cli/log.hpp"
 #include "cli/service_manager.hpp"
+#include "cli/supervise.hpp"
 #include "listen_socket.hpp"
 
 namespace postern::tunnel {
@@ -127,13 +127,21 @@ bool tunnel_server::apply(const conf::tunnel_config& config, std::vector<std::st
   for (auto& old : listeners_)
     if (std::find(next.begin(), next.end(), old) == next.end()) old->close();
   for (std::size_t i = 0; i < next.size(); ++i) next[i]->service = services[i];
-  for (auto& l : opened) co_spawn(main_, accept_loop(l), asio::detached);
+  for (auto& l : opened) start_accepting(l);
   listeners_ = std::move(next);
   for (const auto& l : listeners_)
     lg::info("listen", {{"service", l->service->config.name},
                         {"accept", l->address.to_string()},
                         {"mode", conf::to_string(l->service->config.mode)}});
   return true;
+}
+
+void tunnel_server::start_accepting(std::shared_ptr<listener> l) {
+  // A listener must not die silently: the error is logged and it listens again.
+  co_spawn(main_, accept_loop(l),
+           cli::supervised{"accept.crashed", "", [this, l](const std::string&) {
+                             if (!l->closed && !stopping_) start_accepting(l);
+                           }});
 }
 
 awaitable<void> tunnel_server::accept_loop(std::shared_ptr<listener> l) {
@@ -153,7 +161,7 @@ awaitable<void> tunnel_server::accept_loop(std::shared_ptr<listener> l) {
     }
     delay = std::chrono::milliseconds(50);
     auto service = l->service;
-    if (service->active.load(std::memory_order_relaxed) >= service->config.max_connections) {
+    if (!service->try_acquire()) {
       // One line per refused connection, but at most one per second under a flood.
       ++l->refused;
       auto now = std::chrono::steady_clock::now();
@@ -183,7 +191,10 @@ void tunnel_server::shutdown(conf::duration grace) {
   for (auto& l : listeners_) l->close();
   lg::info("shutdown",
            {{"connections", live_connections().load()}, {"grace", conf::format_duration(grace)}});
-  co_spawn(main_, drain(grace), asio::detached);
+  co_spawn(main_, drain(grace), cli::supervised{"shutdown.crashed", "", [this](const std::string&) {
+                                                  for (auto& w : workers_) w->stop();
+                                                  main_.stop();
+                                                }});
 }
 
 awaitable<void> tunnel_server::drain(conf::duration grace) {

@@ -41,6 +41,7 @@ class tunnel_server {
 
  private:
   asio::awaitable<void> accept_loop(std::shared_ptr<listener> l);
+  void start_accepting(std::shared_ptr<listener> l);
   asio::awaitable<void> drain(conf::duration grace);
   bool open_listener(listener& l, std::string& error);
   asio::io_context& next_worker();

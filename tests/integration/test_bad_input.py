@@ -142,6 +142,28 @@ def test_burst_over_max_connections(procs, tmp_path, pki):
             s.sendall(b"after")
 
 
+def test_max_connections_holds_under_a_back_to_back_burst(procs, tmp_path, pki):
+    """Connections are counted when accepted, not when a worker gets to them: a burst faster
+    than the workers cannot overshoot the limit."""
+    import select
+    sink = SinkServer(reply=b"", expect=None)
+    port, tunnel = server_tunnel(procs, tmp_path, pki, sink.port,
+                                 'max_connections = 50\nhandshake_timeout = "30s"')
+    burst = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(400)]
+    # A refused connection is closed at once (readable: EOF or reset); a served one waits
+    # for its ClientHello, silent.
+    deadline = time.monotonic() + 5
+    pending = set(burst)
+    while pending and time.monotonic() < deadline:
+        readable, _, _ = select.select(list(pending), [], [], 0.5)
+        if not readable and len(pending) <= 50:
+            break
+        pending -= set(readable)
+    assert len(pending) == 50, f"{len(pending)} connections served with max_connections = 50"
+    for s in burst:
+        s.close()
+
+
 def test_failover_skips_a_dead_target(procs, tmp_path, pki):
     dead = free_port()
     sink = SinkServer(reply=b"alive", expect=1)

@@ -3,6 +3,9 @@
 #include <vector>
 
 #include "cli/log.hpp"
+#include "cli/supervise.hpp"
+
+#include <stdexcept>
 
 using namespace postern::log;
 
@@ -90,4 +93,17 @@ TEST_CASE("bytes that are not UTF-8 never reach a line raw") {
   logger::instance().set_format(format::text);
   info("y", {{"helo", "\xff"}});
   CHECK(c.lines[1] == "level=info event=y helo=\"\\ufffd\"\n");
+}
+
+TEST_CASE("an exception escaping a supervised coroutine is logged, then handled") {
+  captured c;
+  std::string handled;
+  postern::cli::supervised handler{"conn.crashed", "s1",
+                                   [&](const std::string& w) { handled = w; }};
+  handler(nullptr);
+  CHECK(c.lines.empty());
+  handler(std::make_exception_ptr(std::runtime_error("bad state")));
+  REQUIRE(c.lines.size() == 1);
+  CHECK(c.lines[0] == "level=error event=conn.crashed session=s1 error=\"bad state\"\n");
+  CHECK(handled == "bad state");
 }

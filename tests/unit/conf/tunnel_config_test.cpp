@@ -106,12 +106,16 @@ cert_file = "/nonexistent.pem"
 key_file = "/nonexistent.key"
 )");
   auto errors = errors_of(f);
-  REQUIRE(errors.size() == 2);
+  REQUIRE(errors.size() == 3);
   CHECK(errors[0] ==
         f.at(5, 11) +
             "service[0].connect: plaintext target 10.1.2.3:25 is not on this host; set "
             "allow_cleartext = true if the network in between is trusted");
+  // Both missing files, each at its own key.
   CHECK(errors[1] ==
+        f.at(6, 13) +
+            "service[0].cert_file: /nonexistent.pem: cannot read: No such file or directory");
+  CHECK(errors[2] ==
         f.at(7, 12) +
             "service[0].key_file: /nonexistent.key: cannot read: No such file or directory");
 }
@@ -124,8 +128,8 @@ TEST_CASE("a world-readable key file is refused with the fix") {
   std::ofstream(f.path, std::ios::app) << "cert_file = \"" << (f.dir / "c.pem").string()
                                        << "\"\nkey_file = \"" << key.string() << "\"\n";
   auto errors = errors_of(f);
-  REQUIRE(errors.size() == 1);
-  CHECK(errors[0] == f.at(7, 12) + "service[0].key_file: " + key.string() +
+  REQUIRE(errors.size() == 2);  // c.pem does not exist either
+  CHECK(errors[1] == f.at(7, 12) + "service[0].key_file: " + key.string() +
                          ": holds a secret but is accessible by group or others (mode 0644); run: "
                          "chmod 600 " +
                          key.string());
@@ -168,4 +172,37 @@ connect = "unix:/run/tls.sock"
         f.at(5, 11) +
             "service[0].connect: TLS to unix:/run/tls.sock needs verify_host: the name "
             "its certificate must carry");
+}
+
+TEST_CASE("relative paths are relative to the configuration file") {
+  config_file f(R"([[service]]
+name = "in"
+mode = "server"
+accept = "127.0.0.1:4465"
+connect = "127.0.0.1:25"
+cert_file = "certs/server.pem"
+key_file = "certs/server.key"
+)");
+  auto errors = errors_of(f);
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0] == f.at(6, 13) +
+                         "service[0].cert_file: " + (f.dir / "certs/server.pem").string() +
+                         ": cannot read: No such file or directory");
+  CHECK(errors[1] == f.at(7, 12) + "service[0].key_file: " + (f.dir / "certs/server.key").string() +
+                         ": cannot read: No such file or directory");
+}
+
+TEST_CASE("a server needs both halves of its certificate, each reported at its place") {
+  config_file f(R"([[service]]
+name = "in"
+mode = "server"
+accept = "127.0.0.1:4465"
+connect = "127.0.0.1:25"
+)");
+  auto errors = errors_of(f);
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0] ==
+        f.at(1, 1) + "service[0].cert_file: mode = \"server\" needs cert_file and key_file");
+  CHECK(errors[1] ==
+        f.at(1, 1) + "service[0].key_file: mode = \"server\" needs cert_file and key_file");
 }

@@ -1,0 +1,18 @@
+#include "config_report.hpp"
+
+#include <ostream>
+
+#include "log.hpp"
+
+namespace postern::cli {
+
+void log_diagnostics(const conf::diagnostics& diags) {
+  for (const auto& d : diags.items()) log::error("config.error", {{"error", d.to_string()}});
+  for (const auto& d : diags.warnings()) log::warn("config.warning", {{"warning", d.to_string()}});
+}
+
+void print_diagnostics(const conf::diagnostics& diags, std::ostream& out) {
+  out << diags.to_string() << diags.warnings_text();
+}
+
+}  // namespace postern::cli
