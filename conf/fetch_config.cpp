@@ -82,6 +82,7 @@ void read_timeouts(table_reader& parent, fetch_timeouts& t) {
                                {"handshake", &t.handshake},
                                {"command", &t.command},
                                {"retrieve", &t.retrieve},
+                               {"message", &t.message},
                                {"deliver", &t.deliver},
                                {"password_command", &t.password_command}});
 }

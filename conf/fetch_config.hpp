@@ -32,9 +32,10 @@ enum class oversize_action { skip, deliver };
 struct fetch_timeouts {
   duration connect{std::chrono::seconds(30)};
   duration handshake{std::chrono::seconds(30)};
-  duration command{std::chrono::minutes(2)};            ///< any POP3 reply, and delivery replies
-  duration retrieve{std::chrono::minutes(5)};           ///< between two reads of a message
-  duration deliver{std::chrono::minutes(10)};           ///< a delivery's final answer (exec exit)
+  duration command{std::chrono::minutes(2)};   ///< any POP3 reply, and delivery replies
+  duration retrieve{std::chrono::minutes(5)};  ///< silence allowed while a message comes in
+  duration message{std::chrono::minutes(30)};  ///< a whole message (RETR) or listing
+  duration deliver{std::chrono::minutes(10)};  ///< a delivery's final answer (exec exit)
   duration password_command{std::chrono::seconds(10)};  ///< a password_command run, whole
 };
 

@@ -12,6 +12,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include "cli/log.hpp"
 #include "forwarder/relay.hpp"
 #include "local_targets.hpp"
 #include "tunnel/child_process.hpp"
@@ -38,8 +39,15 @@ delivery_result failed(bool temporary, std::string detail) {
 /// Maildir and stdout (mboxrd): local writes, done synchronously.
 class local_delivery : public delivery {
  public:
-  local_delivery(const conf::delivery_target& target, int stdout_fd)
-      : target_(target), stdout_fd_(stdout_fd) {}
+  local_delivery(const conf::delivery_target& target, int stdout_fd, const std::string& session)
+      : target_(target), stdout_fd_(stdout_fd) {
+    if (target_.kind != conf::target_kind::maildir) return;
+    if (std::size_t n = maildir_writer::remove_abandoned(target_.path); n > 0)
+      log::info("fetch.tmp_removed", {{"session", session},
+                                      {"maildir", target_.path},
+                                      {"files", n},
+                                      {"why", "left by a run that was killed mid-message"}});
+  }
 
   awaitable<delivery_result> begin(const std::string& sender, const std::string&) override {
     std::string error;
@@ -208,13 +216,14 @@ std::unique_ptr<delivery> make_delivery(asio::any_io_executor ex,
   switch (target.kind) {
     case conf::target_kind::maildir:
     case conf::target_kind::stdout_mbox:
-      return std::make_unique<local_delivery>(target, context.stdout_fd);
+      return std::make_unique<local_delivery>(target, context.stdout_fd, context.session);
     case conf::target_kind::smtp:
     case conf::target_kind::lmtp: {
       forwarder::client_params p;
       p.endpoint = *target.url;
       p.helo_name = context.hostname;
       p.lmtp = target.kind == conf::target_kind::lmtp;
+      p.role = "target";
       static const conf::mailbox no_settings;
       const conf::mailbox& settings = context.settings ? *context.settings : no_settings;
       if (p.endpoint.tls != conf::tls_mode::none) {

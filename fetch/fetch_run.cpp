@@ -14,6 +14,7 @@
 #include "pec_receipt.hpp"
 #include "pop3_client.hpp"
 #include "state_store.hpp"
+#include "tunnel/secret_source.hpp"
 
 namespace postern::fetch {
 
@@ -48,12 +49,16 @@ std::string envelope_sender(const forwarder::header_block& block, const std::str
 
 /// One retrieved message on its way to the target: the header is held until complete (the
 /// envelope sender comes from it), then everything streams. A refusal by the target does not
-/// stop the retrieval, so the POP3 session stays usable for the next message.
+/// stop the retrieval, so the POP3 session stays usable for the next message; a message that
+/// grows past `limit` (whatever the server's LIST said) stops it.
 struct message_pipe {
   delivery& target;
   std::string recipient, mailbox, received;
-  std::string head, prefix;  ///< prefix: what classification reads (the body only for PEC)
-  bool started = false, collect = true;
+  std::uint64_t limit = 0;       ///< bytes this message may have, 0 = no limit
+  std::string head, prefix;      ///< prefix: what classification reads (the body only for PEC)
+  std::string from, message_id;  ///< of the message itself, for the audit line
+  std::uint64_t received_bytes = 0;
+  bool started = false, collect = true, too_big = false;
   std::optional<delivery_result> refused;
 
   awaitable<bool> start() {
@@ -63,6 +68,8 @@ struct message_pipe {
     auto end = forwarder::header_end(head);
     const auto block =
         forwarder::header_block::parse(std::string_view(head).substr(0, end ? *end : head.size()));
+    if (const auto* f = block.find("From")) from = f->value();
+    if (const auto* id = block.find("Message-ID")) message_id = id->value();
     const pec_kind kind = classify_headers(block).kind;
     collect = kind != pec_kind::not_pec && kind != pec_kind::anomalia;
     const std::string sender = envelope_sender(block, mailbox);
@@ -74,6 +81,11 @@ struct message_pipe {
     co_return true;
   }
   awaitable<bool> feed(const std::string& bytes) {
+    received_bytes += bytes.size();
+    if (limit && received_bytes > limit) {
+      too_big = true;
+      co_return false;  // a server that lies in LIST, or never ends: stop reading
+    }
     if (collect && prefix.size() < classify_prefix)
       prefix.append(bytes, 0, classify_prefix - prefix.size());
     if (refused) co_return true;  // read on to the end, deliver nothing
@@ -120,6 +132,7 @@ class mailbox_run {
     params_.handshake_timeout = config_.timeouts.handshake;
     params_.reply_timeout = config_.timeouts.command;
     params_.retrieve_timeout = config_.timeouts.retrieve;
+    params_.message_timeout = config_.timeouts.message;
     params_.session = session_;
     params_.trace = options_.trace;
     executor_ = co_await asio::this_coro::executor;
@@ -129,7 +142,7 @@ class mailbox_run {
     if (!target_impl_) co_return failed(error, false);
     const bool opened = co_await open_session();
     if (!opened) co_return out_;
-    std::vector<listing_entry> uids;
+    uid_listing uids;
     pop3_result r = co_await client_->async_uidl(uids);
     if (r.kind == failure_kind::rejected_permanent) {
       // -ERR to UIDL: the server cannot name its messages across sessions.
@@ -142,7 +155,8 @@ class mailbox_run {
       co_await without_uidl();
       co_return out_;
     }
-    if (!r.ok()) co_return failed(describe(r), true);
+    // A malformed listing is the server's problem, and it will not pass by itself.
+    if (!r.ok()) co_return listing_failed(r);
     co_await with_uidl(uids);
     co_return out_;
   }
@@ -157,29 +171,35 @@ class mailbox_run {
     return out_;
   }
 
+  mailbox_outcome listing_failed(const pop3_result& r) {
+    if (r.kind != failure_kind::protocol) return failed(describe(r), true);
+    return failed(describe(r) + ": the server sent a listing that breaks POP3 (RFC 1939); " +
+                      "this will not pass by itself: report it to the provider",
+                  false);
+  }
+
   awaitable<bool> open_session() {
     client_ = std::make_unique<pop3_client>(executor_, params_);
     pop3_result r = co_await client_->async_open();
     if (!r.ok()) {
-      failed(describe(r), r.kind != failure_kind::auth && r.kind != failure_kind::tls);
+      failed(describe(r), r.kind != failure_kind::auth && r.kind != failure_kind::tls &&
+                              r.kind != failure_kind::credentials);
       co_return false;
     }
     co_return true;
   }
 
-  awaitable<bool> list(std::map<std::uint32_t, std::uint64_t>& size_of) {
-    std::vector<listing_entry> sizes;
+  awaitable<bool> list(size_listing& sizes) {
+    sizes = {};
     pop3_result r = co_await client_->async_list(sizes);
     if (!r.ok()) {
-      failed(describe(r), true);
+      listing_failed(r);
       co_return false;
     }
-    size_of.clear();
-    for (const auto& e : sizes) size_of[e.number] = e.size;
     co_return true;
   }
 
-  bool oversize(const std::string& label, std::uint64_t size) {
+  bool oversize(std::string_view label, std::uint64_t size) {
     if (!config_.max_message_size || size <= config_.max_message_size ||
         config_.oversize != conf::oversize_action::skip)
       return false;
@@ -190,48 +210,151 @@ class mailbox_run {
     return true;
   }
 
+  /// The bytes a message may have while it is retrieved (0 = no limit).
+  [[nodiscard]] std::uint64_t byte_limit() const {
+    return config_.oversize == conf::oversize_action::skip ? config_.max_message_size : 0;
+  }
+
+  /// A UID already recorded, checked against what the server lists now: a UID the server
+  /// gave to another message (its size differs) is a new message, never deleted for the old.
+  std::optional<uid_record> known(std::string_view uid, std::uint64_t size) {
+    std::optional<uid_record> rec = state_.find(uid);
+    if (!rec) return std::nullopt;
+    if (rec->size < 0) {
+      // A record of a version-1 state file, without a size: it takes the size listed now,
+      // once, and is checked from then on.
+      std::string error;
+      if (!options_.dry_run)
+        state_.record(std::string(uid), rec->outcome, rec->time, static_cast<std::int64_t>(size),
+                      error);
+      return state_.find(uid);
+    }
+    if (static_cast<std::uint64_t>(rec->size) == size) return rec;
+    lg::warn("fetch.uid_reused",
+             {{"session", session_},
+              {"mailbox", mailbox_.address},
+              {"uid", uid},
+              {"recorded_size", rec->size},
+              {"listed_size", size},
+              {"effect",
+               "another message under a UID already recorded: treated as new, the "
+               "server's UIDs are not unique"}});
+    return std::nullopt;
+  }
+
+  /// Deletes a message delivered earlier when it is not kept, or kept long enough (also a
+  /// run killed before QUIT, whose DELE never took effect).
+  awaitable<void> maybe_delete(const uid_record& rec, std::uint32_t number) {
+    const bool expired =
+        config_.delete_after &&
+        now_ - rec.time >=
+            std::chrono::duration_cast<std::chrono::seconds>(*config_.delete_after).count();
+    if ((!keep_ || expired) && !options_.dry_run) co_await client_->async_dele(number);
+  }
+
   /// The normal case: UIDL names every message, the state says which were handled.
-  awaitable<void> with_uidl(const std::vector<listing_entry>& uids) {
-    std::map<std::uint32_t, std::uint64_t> size_of;
-    const bool listed = co_await list(size_of);
+  awaitable<void> with_uidl(const uid_listing& uids) {
+    size_listing sizes;
+    const bool listed = co_await list(sizes);
     if (!listed) co_return;
+    if (!state_.existed() && keep_ && uids.size() > 0) {
+      const bool decided = co_await first_run(uids, sizes);
+      if (!decided) co_return;
+    }
     // First what to do with each message; then the retrieval, several RETRs in flight when
     // the server allows pipelining.
-    std::vector<const listing_entry*> todo;
-    for (const auto& e : uids) {
-      const uid_record* rec = state_.find(e.uid);
+    std::vector<std::uint32_t> todo;  ///< indexes into `uids`
+    for (std::size_t i = 0; i < uids.size(); ++i) {
+      const std::uint64_t size = sizes.of(uids.number(i)).value_or(0);
+      const std::optional<uid_record> rec = known(uids.uid(i), size);
       if (rec && rec->outcome == uid_outcome::delivered) {
-        const bool expired =
-            config_.delete_after &&
-            now_ - rec->time >=
-                std::chrono::duration_cast<std::chrono::seconds>(*config_.delete_after).count();
-        // Delivered earlier: delete it now if it is not kept, or kept long enough (a run
-        // that was killed before QUIT recorded it, but its DELE never took effect).
-        if ((!keep_ || expired) && !options_.dry_run) co_await client_->async_dele(e.number);
+        co_await maybe_delete(*rec, uids.number(i));
         continue;
       }
-      if (rec && !options_.retry_failed) continue;  // failed permanently before
-      if (oversize(e.uid, size_of[e.number])) continue;
+      if (rec && rec->outcome == uid_outcome::seen) continue;
+      if (rec && !options_.retry_failed) {
+        ++out_.held;  // refused for good before: said again at the end of every run
+        continue;
+      }
+      if (oversize(uids.uid(i), size)) continue;
       if (config_.max_messages_per_run && todo.size() >= config_.max_messages_per_run) continue;
       if (options_.dry_run) {
         lg::info("fetch.would_fetch",
-                 {{"mailbox", mailbox_.address}, {"uid", e.uid}, {"size", size_of[e.number]}});
+                 {{"mailbox", mailbox_.address}, {"uid", uids.uid(i)}, {"size", size}});
         continue;
       }
-      todo.push_back(&e);
+      todo.push_back(static_cast<std::uint32_t>(i));
     }
     std::size_t requested = 0;
     for (std::size_t i = 0; i < todo.size(); ++i) {
-      const listing_entry& e = *todo[i];
+      const std::uint32_t number = uids.number(todo[i]);
       // Keep the server a few messages ahead: it reads and encrypts the next ones while this
       // one is delivered. Deliver -> record -> DELE still happens one message at a time.
       while (requested < todo.size() && requested < i + retr_window)
-        client_->request_retr(todo[requested++]->number);
-      const step done = co_await fetch_one(e, size_of[e.number]);
+        client_->request_retr(uids.number(todo[requested++]));
+      const step done =
+          co_await fetch_one(number, std::string(uids.uid(todo[i])), sizes.of(number).value_or(0));
       if (done == step::stop) co_return;
-      if (done == step::delivered && !keep_) co_await client_->async_dele(e.number);
+      if (done == step::delivered && !keep_) co_await client_->async_dele(number);
     }
     co_await finish();
+  }
+
+  /// A kept mailbox with no state whose server holds mail: nothing is delivered until the
+  /// admin says what that mail is (--first-run). False when the run must stop here.
+  awaitable<bool> first_run(const uid_listing& uids, const size_listing& sizes) {
+    using kind = first_run_choice::kind;
+    const first_run_choice& choice = options_.first_run;
+    if (choice.what == kind::ask) {
+      out_.needs_decision = true;
+      failed("no state for " + mailbox_.address + " (a first run, a new machine or a lost " +
+                 config_.state_dir + "), and the server keeps " + std::to_string(uids.size()) +
+                 " messages that may have been delivered already; nothing was fetched. Say once "
+                 "what they are: postern-fetch --mailbox " +
+                 mailbox_.address +
+                 " --first-run all (deliver all of them), --first-run none (deliver none, "
+                 "fetch only mail that arrives from now on), or --first-run since:YYYY-MM-DD "
+                 "(deliver those dated since then)",
+             false);
+      co_await client_->async_quit();
+      co_return false;
+    }
+    if (choice.what == kind::all) co_return true;
+    std::uint32_t adopted = 0;
+    for (std::size_t i = 0; i < uids.size(); ++i) {
+      if (choice.what == kind::since) {
+        std::string header;
+        pop3_result r = co_await client_->async_top(uids.number(i), header);
+        if (!r.ok()) {
+          failed("--first-run since: TOP " + std::to_string(uids.number(i)) + ": " + describe(r),
+                 r.kind != failure_kind::rejected_permanent);
+          co_return false;
+        }
+        // A message with no readable date is delivered: when in doubt, nothing is lost.
+        auto date = message_date(header);
+        if (!date || *date >= choice.since) continue;
+      }
+      std::string error;
+      if (!options_.dry_run &&
+          !state_.record(std::string(uids.uid(i)), uid_outcome::seen, now_,
+                         static_cast<std::int64_t>(sizes.of(uids.number(i)).value_or(0)), error)) {
+        failed(error, true);
+        co_return false;
+      }
+      ++adopted;
+    }
+    lg::info("fetch.first_run", {{"session", session_},
+                                 {"mailbox", mailbox_.address},
+                                 {"on_server", uids.size()},
+                                 {"recorded_as_seen", adopted},
+                                 {"to_deliver", uids.size() - adopted}});
+    co_return true;
+  }
+
+  static std::optional<std::int64_t> message_date(const std::string& header) {
+    const auto block = forwarder::header_block::parse(header);
+    if (const auto* date = block.find("Date")) return parse_message_date(date->value());
+    return std::nullopt;
   }
 
   /// A server without UIDL (only with keep = false): nothing identifies a message across
@@ -243,40 +366,39 @@ class mailbox_run {
                                {"mailbox", mailbox_.address},
                                {"effect", "one session per message"}});
     std::uint32_t in_place = 0, attempts = 0;
-    std::map<std::uint32_t, std::uint64_t> size_of;
+    size_listing sizes;
     for (;;) {
-      const bool listed = co_await list(size_of);
+      const bool listed = co_await list(sizes);
       if (!listed) co_return;
       // The first message after those left in place that is to be fetched.
-      std::optional<listing_entry> pick;
-      std::uint32_t index = 0;
-      for (const auto& [number, size] : size_of) {
-        if (index++ < in_place) continue;
-        const std::string label = "#" + std::to_string(number);
-        if (options_.dry_run) {
+      std::optional<std::uint32_t> pick;
+      std::uint64_t pick_size = 0;
+      for (std::size_t i = in_place; i < sizes.size() && !pick; ++i) {
+        const std::string label = "#" + std::to_string(sizes.number(i));
+        if (options_.dry_run)
           lg::info("fetch.would_fetch",
-                   {{"mailbox", mailbox_.address}, {"uid", label}, {"size", size}});
-        } else if (oversize(label, size)) {
+                   {{"mailbox", mailbox_.address}, {"uid", label}, {"size", sizes.size_at(i)}});
+        else if (oversize(label, sizes.size_at(i)))
           ++in_place;
-        } else {
-          pick = listing_entry{number, "", size};
-          break;
-        }
+        else
+          pick = sizes.number(i), pick_size = sizes.size_at(i);
       }
       if (!pick || (config_.max_messages_per_run && attempts >= config_.max_messages_per_run))
         break;
       ++attempts;
-      const step done = co_await fetch_one(*pick, pick->size);
+      const step done = co_await fetch_one(*pick, "", pick_size);
       if (done == step::stop) co_return;
       if (done == step::refused) {
         ++in_place;
         continue;
       }
       const std::uint32_t deleted_before = client_->deletions();
-      co_await client_->async_dele(pick->number);
+      co_await client_->async_dele(*pick);
       pop3_result r = co_await client_->async_quit();
       if (!r.ok()) {
-        failed("QUIT after DELE: " + describe(r), true);
+        failed("QUIT after DELE: " + describe(r) +
+                   "; the deletion may not have happened: the message may be delivered again",
+               true);
         co_return;
       }
       if (client_->deletions() == deleted_before)
@@ -290,15 +412,31 @@ class mailbox_run {
   }
 
   awaitable<void> finish() {
+    const std::uint32_t marked_before_quit = client_->pending_deletions();
     pop3_result r = co_await client_->async_quit();  // DELE takes effect only now
-    if (r.ok()) out_.deleted = client_->deletions();
+    if (r.ok()) {
+      out_.deleted = client_->deletions();
+    } else if (marked_before_quit > 0 || client_->deletions() > 0) {
+      // The server expunges at QUIT (RFC 1939 §6): without its +OK nobody knows whether it
+      // did. Nothing is lost (each message was delivered and recorded); the next run
+      // deletes again what is still there.
+      lg::warn("fetch.quit_failed",
+               {{"session", session_},
+                {"mailbox", mailbox_.address},
+                {"marked", client_->deletions() + marked_before_quit},
+                {"error", describe(r)},
+                {"effect",
+                 "the deletions may not have happened; the next run deletes again "
+                 "what is still there"}});
+      failed("QUIT failed after DELE: " + describe(r), true);
+    }
     std::string error;
-    if (!state_.compact(error)) failed(error, true);
+    if (!options_.dry_run && !state_.compact(error)) failed(error, true);
   }
 
   /// The audit line of one message: what it was (PEC class, daticert) and what became of it.
   void audit(const std::string& uid, std::uint64_t size, const std::string& outcome,
-             const std::string& reply, const pec_info& pec) {
+             const std::string& reply, const message_pipe& pipe, const pec_info& pec) {
     forwarder::audit_log* log = options_.audit;
     if (!log || !log->enabled()) return;
     forwarder::json_line line;
@@ -309,6 +447,8 @@ class mailbox_run {
         .field("outcome", outcome)
         .field("target", target_->to_string())
         .field("reply", reply)
+        .field("from", pipe.from)
+        .field("message_id", pipe.message_id)
         .field("pec", to_string(pec.kind))
         .field("ref_message_id", pec.referenced_message_id);
     if (pec.cert) {
@@ -329,21 +469,50 @@ class mailbox_run {
     log->append(line.finish());
   }
 
-  /// RETR -> target -> record. `e.uid` is empty without UIDL (nothing is recorded then).
-  awaitable<step> fetch_one(const listing_entry& e, std::uint64_t size) {
-    const std::string label = e.uid.empty() ? "#" + std::to_string(e.number) : e.uid;
+  /// RETR of a message that grew past max_message_size (its LIST size was wrong): recorded
+  /// as refused, so that it is not fetched again, and the run ends here (the session is
+  /// cut mid-message).
+  step stop_oversized(const std::string& uid, const std::string& label, std::uint64_t listed,
+                      const message_pipe& pipe) {
+    lg::warn("fetch.oversize", {{"session", session_},
+                                {"mailbox", mailbox_.address},
+                                {"uid", label},
+                                {"listed_size", listed},
+                                {"received", pipe.received_bytes},
+                                {"effect",
+                                 "more than max_message_size arrived: retrieval stopped, nothing "
+                                 "delivered, the message stays on the server"}});
+    ++out_.skipped;
+    std::string error;
+    if (!uid.empty() &&
+        !state_.record(uid, uid_outcome::failed, now_, static_cast<std::int64_t>(listed), error)) {
+      failed(error, true);
+      return step::stop;
+    }
+    failed("message " + label +
+               " exceeded max_message_size while it was retrieved; the rest "
+               "of the mailbox waits for the next run",
+           true);
+    return step::stop;
+  }
+
+  /// RETR -> target -> record. `uid` is empty without UIDL (nothing is recorded then).
+  awaitable<step> fetch_one(std::uint32_t number, const std::string& uid, std::uint64_t size) {
+    const std::string label = uid.empty() ? "#" + std::to_string(number) : uid;
     message_pipe pipe{
         *target_impl_, recipient_, mailbox_.address,
         received_header(params_.endpoint.addr.host,
-                        params_.endpoint.tls == conf::tls_mode::none ? "POP3" : "POP3S", e.uid,
-                        recipient_, options_.hostname, now_)};
+                        params_.endpoint.tls == conf::tls_mode::none ? "POP3" : "POP3S", uid,
+                        recipient_, options_.hostname, now_),
+        byte_limit()};
     const pop3_client::body_sink feed = [&pipe](const std::string& bytes) -> awaitable<bool> {
       co_return co_await pipe.feed(bytes);
     };
-    pop3_result r = co_await client_->async_retr(e.number, feed);
+    pop3_result r = co_await client_->async_retr(number, feed);
     if (r.ok() && !pipe.started) co_await pipe.start();  // a message with no body
     if (!r.ok()) {
       target_impl_->abort();
+      if (pipe.too_big) co_return stop_oversized(uid, label, size, pipe);
       failed(describe(r), true);
       co_return step::stop;
     }
@@ -361,26 +530,28 @@ class mailbox_run {
                                   {"mailbox", mailbox_.address},
                                   {"uid", label},
                                   {"reason", d.detail}});
-      audit(label, size, "deferred", d.detail, classify_message(pipe.prefix));
+      audit(label, size, "deferred", d.detail, pipe, classify_message(pipe.prefix));
       co_await client_->async_quit();
       failed("delivery deferred: " + d.detail, true);
       co_return step::stop;
     }
     if (d.result == delivery_result::status::permanent) {
       // Kept on the server and not tried again until --retry-failed.
-      lg::error("fetch.refused", {{"session", session_},
-                                  {"mailbox", mailbox_.address},
-                                  {"uid", label},
-                                  {"reply", d.detail}});
-      audit(label, size, "refused", d.detail, classify_message(pipe.prefix));
+      lg::warn("fetch.refused", {{"session", session_},
+                                 {"mailbox", mailbox_.address},
+                                 {"uid", label},
+                                 {"reply", d.detail}});
+      audit(label, size, "refused", d.detail, pipe, classify_message(pipe.prefix));
       ++out_.failed_messages;
-      if (!e.uid.empty() && !state_.record(e.uid, uid_outcome::failed, now_, error)) {
+      if (!uid.empty() &&
+          !state_.record(uid, uid_outcome::failed, now_, static_cast<std::int64_t>(size), error)) {
         failed(error, true);
         co_return step::stop;
       }
       co_return step::refused;
     }
-    if (!e.uid.empty() && !state_.record(e.uid, uid_outcome::delivered, now_, error)) {
+    if (!uid.empty() &&
+        !state_.record(uid, uid_outcome::delivered, now_, static_cast<std::int64_t>(size), error)) {
       // Delivered but not recorded: no DELE for it (the next run delivers it again, the one
       // documented duplicate). QUIT so the deletions of recorded messages take effect.
       lg::error(
@@ -392,7 +563,7 @@ class mailbox_run {
     }
     ++out_.delivered;
     pec_info pec = classify_message(pipe.prefix);
-    audit(label, size, "delivered", d.detail, pec);
+    audit(label, size, "delivered", d.detail, pipe, pec);
     lg::info("fetch.delivered", {{"session", session_},
                                  {"mailbox", mailbox_.address},
                                  {"uid", label},

@@ -10,13 +10,15 @@
 #include <asio/awaitable.hpp>
 
 #include "conf/fetch_config.hpp"
+#include "first_run.hpp"
 #include "forwarder/audit_log.hpp"
 
 namespace postern::fetch {
 
 struct run_options {
-  bool dry_run = false;       ///< list what would be fetched, change nothing
-  bool retry_failed = false;  ///< try again messages whose delivery failed permanently
+  bool dry_run = false;        ///< list what would be fetched, change nothing
+  bool retry_failed = false;   ///< try again messages whose delivery failed permanently
+  first_run_choice first_run;  ///< for a kept mailbox with no state whose server holds mail
   bool trace = false;
   std::string hostname;                   ///< for the Received: header
   int stdout_fd = 1;                      ///< the "-" target
@@ -26,8 +28,10 @@ struct run_options {
 struct mailbox_outcome {
   enum class status { ok, busy, failed };
   status result = status::ok;
-  bool temporary = false;  ///< failed, but a later run may succeed
+  bool temporary = false;       ///< failed, but a later run may succeed
+  bool needs_decision = false;  ///< failed until the admin chooses (--first-run)
   std::uint32_t delivered = 0, skipped = 0, deleted = 0, failed_messages = 0;
+  std::uint32_t held = 0;  ///< refused for good earlier, still on the server
   std::string error;
 };
 

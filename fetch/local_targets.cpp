@@ -1,6 +1,8 @@
 #include "local_targets.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +19,10 @@ namespace {
 std::string sys_error(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
 }
+
+/// In the names of the files postern-fetch writes in tmp/ (the middle part of a Maildir name
+/// is the writer's to choose), so that a cleanup touches nothing of other programs'.
+constexpr const char* tmp_marker = "_postern";
 
 bool fsync_dir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -55,13 +61,15 @@ bool maildir_writer::begin(const std::string& dir, std::string& error) {
   timespec now{};
   ::clock_gettime(CLOCK_REALTIME, &now);
   name_ = std::to_string(now.tv_sec) + ".M" + std::to_string(now.tv_nsec / 1000) + "P" +
-          std::to_string(::getpid()) + "Q" + std::to_string(++counter) + "." + host;
+          std::to_string(::getpid()) + "Q" + std::to_string(++counter) + tmp_marker + "." + host;
   tmp_path_ = dir + "/tmp/" + name_;
   fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd_ < 0) {
     error = sys_error("cannot create", tmp_path_);
     return false;
   }
+  // Held while the file is written: a later run can tell a live writer from a killed one.
+  ::flock(fd_, LOCK_EX);
   size_ = 0;
   return true;
 }
@@ -102,6 +110,25 @@ void maildir_writer::abort() {
   fd_ = -1;
   if (!tmp_path_.empty()) ::unlink(tmp_path_.c_str());
   tmp_path_.clear();
+}
+
+std::size_t maildir_writer::remove_abandoned(const std::string& dir) {
+  const std::string tmp = dir + "/tmp";
+  DIR* d = ::opendir(tmp.c_str());
+  if (!d) return 0;
+  std::size_t removed = 0;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.find(std::string(tmp_marker) + ".") == std::string::npos) continue;
+    const std::string path = tmp + "/" + name;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) continue;
+    // Locked: another run is writing it now. Not locked: its writer died.
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::unlink(path.c_str()) == 0) ++removed;
+    ::close(fd);
+  }
+  ::closedir(d);
+  return removed;
 }
 
 std::string mboxrd_encoder::separator(const std::string& sender, std::int64_t unix_time) {

@@ -17,6 +17,9 @@ class maildir_writer {
   bool commit(std::string& error);
   /// Removes the unfinished file.
   void abort();
+  /// Removes what runs that were killed (kill -9, a power cut) left in DIR/tmp: files of
+  /// postern-fetch's that no live writer holds locked. Returns how many.
+  static std::size_t remove_abandoned(const std::string& dir);
   ~maildir_writer() { abort(); }
   [[nodiscard]] const std::string& delivered_path() const { return final_path_; }
 

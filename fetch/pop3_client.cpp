@@ -62,17 +62,23 @@ awaitable<pop3_result> pop3_client::command(const std::string& line, bool sensit
   co_return co_await read_status();
 }
 
-awaitable<pop3_result> pop3_client::read_lines(std::vector<std::string>& lines) {
+awaitable<pop3_result> pop3_client::read_lines(const std::function<bool(std::string_view)>& each,
+                                               std::string& error) {
+  using clock = forwarder::smtp_channel::clock;
+  const auto deadline = clock::now() + params_.message_timeout;
   std::string line;
+  std::size_t count = 0;
   for (;;) {
-    io_status s = co_await channel_->read_line(line, max_line, params_.reply_timeout);
+    const auto line_deadline = std::min(deadline, clock::now() + params_.reply_timeout);
+    io_status s = co_await channel_->read_line_until(line, max_line, line_deadline);
     if (s != io_status::ok)
       co_return broken(s == io_status::too_long ? failure_kind::protocol : classify(s),
                        "reading a listing: " + channel_->error());
     if (line == ".") co_return pop3_result{};
-    if (lines.size() >= max_listing)
+    if (++count > max_listing)
       co_return broken(failure_kind::protocol, "listing longer than 1,000,000 lines");
-    lines.push_back(line.starts_with("..") ? line.substr(1) : line);
+    if (!each(std::string_view(line).substr(line.starts_with("..") ? 1 : 0)))
+      co_return broken(failure_kind::protocol, error);
   }
 }
 
@@ -99,9 +105,15 @@ awaitable<pop3_result> pop3_client::async_open() {
   pop3_result r = co_await read_status();
   if (!r.ok()) co_return r;
   r = co_await command("CAPA");
+  if (!r.ok() && broken_) co_return r;  // -ERR is an old server; a broken session is not
   std::vector<std::string> lines;
+  std::string error;
+  const auto collect = [&lines](std::string_view line) {
+    lines.emplace_back(line);
+    return true;
+  };
   if (r.ok()) {
-    r = co_await read_lines(lines);
+    r = co_await read_lines(collect, error);
     if (!r.ok()) co_return r;
   }
   caps_ = parse_capa(lines);
@@ -119,7 +131,7 @@ awaitable<pop3_result> pop3_client::async_open() {
     // Capabilities may differ once TLS is up (RFC 2595 §4).
     lines.clear();
     r = co_await command("CAPA");
-    if (r.ok()) r = co_await read_lines(lines);
+    if (r.ok()) r = co_await read_lines(collect, error);
     if (!r.ok() && broken_) co_return r;
     caps_ = parse_capa(lines);
   }
@@ -148,35 +160,55 @@ awaitable<pop3_result> pop3_client::login() {
   co_return r;
 }
 
-awaitable<pop3_result> pop3_client::async_uidl(std::vector<listing_entry>& out) {
+awaitable<pop3_result> pop3_client::async_uidl(uid_listing& out) {
   pop3_result r = co_await command("UIDL");
   if (!r.ok()) {
     if (!broken_) r.detail = "UIDL refused: the server cannot tell messages apart";
     co_return r;
   }
-  std::vector<std::string> lines;
-  r = co_await read_lines(lines);
-  for (std::size_t i = 0; r.ok() && i < lines.size(); ++i) {
-    std::string error;
-    auto entry = parse_uidl_line(lines[i], &error);
-    if (!entry) co_return broken(failure_kind::protocol, "UIDL: " + error);
-    out.push_back(std::move(*entry));
-  }
-  co_return r;
+  std::string error;
+  // Parsed line by line into the compact listing: no copy of the whole text is kept.
+  co_return co_await read_lines(
+      [&](std::string_view line) {
+        auto entry = parse_uidl_line(line, &error);
+        if (!entry) {
+          error = "UIDL: " + error;
+          return false;
+        }
+        out.add(entry->number, entry->uid);
+        return true;
+      },
+      error);
 }
 
-awaitable<pop3_result> pop3_client::async_list(std::vector<listing_entry>& out) {
+awaitable<pop3_result> pop3_client::async_list(size_listing& out) {
   pop3_result r = co_await command("LIST");
   if (!r.ok()) co_return r;
-  std::vector<std::string> lines;
-  r = co_await read_lines(lines);
-  for (std::size_t i = 0; r.ok() && i < lines.size(); ++i) {
-    std::string error;
-    auto entry = parse_list_line(lines[i], &error);
-    if (!entry) co_return broken(failure_kind::protocol, "LIST: " + error);
-    out.push_back(*entry);
-  }
-  co_return r;
+  std::string error;
+  co_return co_await read_lines(
+      [&](std::string_view line) {
+        auto entry = parse_list_line(line, &error);
+        if (!entry) {
+          error = "LIST: " + error;
+          return false;
+        }
+        out.add(entry->number, entry->size);
+        return true;
+      },
+      error);
+}
+
+awaitable<pop3_result> pop3_client::async_top(std::uint32_t number, std::string& header) {
+  pop3_result r = co_await command("TOP " + std::to_string(number) + " 0");
+  if (!r.ok()) co_return r;
+  std::string error = "TOP: header larger than 1 MiB";
+  co_return co_await read_lines(
+      [&](std::string_view line) {
+        header.append(line);
+        header += "\r\n";
+        return header.size() <= 1024 * 1024;
+      },
+      error);
 }
 
 void pop3_client::request_retr(std::uint32_t number) {
@@ -211,6 +243,10 @@ awaitable<pop3_result> pop3_client::async_retr(std::uint32_t number, const body_
 awaitable<pop3_result> pop3_client::read_body(std::uint32_t number, const body_sink& sink) {
   forwarder::dot_decoder decoder;
   std::string chunk;
+  // The whole message within message_timeout, and no silence longer than retrieve_timeout:
+  // a server that sends an endless message is cut too.
+  using clock = forwarder::smtp_channel::clock;
+  const auto deadline = clock::now() + params_.message_timeout;
   for (;;) {
     std::string_view in = channel_->buffered();
     if (!in.empty()) {
@@ -223,10 +259,12 @@ awaitable<pop3_result> pop3_client::read_body(std::uint32_t number, const body_s
       if (decoder.done()) co_return pop3_result{};
       if (!channel_->buffered().empty()) continue;
     }
-    io_status s = co_await channel_->read_more(params_.retrieve_timeout);
+    io_status s = co_await channel_->read_more_until(
+        std::min(deadline, clock::now() + params_.retrieve_timeout));
     if (s != io_status::ok)
-      co_return broken(classify(s),
-                       "during RETR " + std::to_string(number) + ": " + channel_->error());
+      co_return broken(classify(s), "during RETR " + std::to_string(number) + ": " +
+                                        channel_->error() +
+                                        (clock::now() >= deadline ? " (message timeout)" : ""));
   }
 }
 

@@ -3,6 +3,7 @@
 /// login (SASL PLAIN when offered, else USER/PASS), UIDL, LIST, RETR streamed to a sink,
 /// DELE, QUIT. Results are classified like the SMTP client's and carry the server's text.
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -40,8 +41,9 @@ struct pop3_params {
   tunnel::password_source password;
   conf::duration connect_timeout{std::chrono::seconds(30)};
   conf::duration handshake_timeout{std::chrono::seconds(30)};
-  conf::duration reply_timeout{std::chrono::minutes(2)};
+  conf::duration reply_timeout{std::chrono::minutes(2)};     ///< a command, its whole reply
   conf::duration retrieve_timeout{std::chrono::minutes(5)};  ///< between two reads of RETR
+  conf::duration message_timeout{std::chrono::minutes(30)};  ///< a whole RETR or listing
   std::string session;
   bool trace = false;
 };
@@ -51,8 +53,11 @@ class pop3_client {
   pop3_client(asio::any_io_executor ex, pop3_params params);
 
   asio::awaitable<pop3_result> async_open();
-  asio::awaitable<pop3_result> async_uidl(std::vector<listing_entry>& out);
-  asio::awaitable<pop3_result> async_list(std::vector<listing_entry>& out);
+  /// UIDL; a malformed listing is a protocol failure (guessing could re-deliver or skip).
+  asio::awaitable<pop3_result> async_uidl(uid_listing& out);
+  asio::awaitable<pop3_result> async_list(size_listing& out);
+  /// TOP number 0: the header block of a message, without its body (at most 1 MiB).
+  asio::awaitable<pop3_result> async_top(std::uint32_t number, std::string& header);
   /// With PIPELINING (RFC 2449 §6.6) asks for message `number` ahead, so the server sends it
   /// while earlier ones are being delivered; async_retr(number) reads it later, in order.
   /// Without PIPELINING it does nothing (async_retr sends the RETR itself).
@@ -70,11 +75,19 @@ class pop3_client {
   [[nodiscard]] const pop3_capabilities& capabilities() const { return caps_; }
   /// DELE commands the server accepted (they take effect only if QUIT succeeds).
   [[nodiscard]] std::uint32_t deletions() const { return deletions_; }
+  /// DELE commands sent or queued whose answer has not been read.
+  [[nodiscard]] std::uint32_t pending_deletions() const {
+    return static_cast<std::uint32_t>(
+        std::count_if(pending_.begin(), pending_.end(), [](const auto& p) { return !p.retr; }));
+  }
 
  private:
   asio::awaitable<pop3_result> command(const std::string& line, bool sensitive = false);
   asio::awaitable<pop3_result> read_status();
-  asio::awaitable<pop3_result> read_lines(std::vector<std::string>& lines);
+  /// Reads a multi-line response to its "." (transparency undone), each line to `each`;
+  /// the whole of it within message_timeout, each line within reply_timeout.
+  asio::awaitable<pop3_result> read_lines(const std::function<bool(std::string_view)>& each,
+                                          std::string& error);
   asio::awaitable<pop3_result> read_body(std::uint32_t number, const body_sink& sink);
   /// Reads replies to pipelined commands until the one for `stop` (RETR) is next, or all.
   asio::awaitable<pop3_result> read_pending(std::optional<std::uint32_t> stop);

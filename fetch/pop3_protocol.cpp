@@ -63,6 +63,22 @@ pop3_capabilities parse_capa(const std::vector<std::string>& lines) {
   return caps;
 }
 
+void uid_listing::add(std::uint32_t number, std::string_view uid) {
+  entries_.push_back(
+      {number, static_cast<std::uint32_t>(arena_.size()), static_cast<std::uint8_t>(uid.size())});
+  arena_ += uid;
+}
+
+std::optional<std::uint64_t> size_listing::of(std::uint32_t number) const {
+  // Servers list in ascending order, usually 1..N: try the direct place first.
+  if (number >= 1 && number <= entries_.size() && entries_[number - 1].number == number)
+    return entries_[number - 1].size;
+  auto it = std::lower_bound(entries_.begin(), entries_.end(), number,
+                             [](const entry& e, std::uint32_t n) { return e.number < n; });
+  if (it == entries_.end() || it->number != number) return std::nullopt;
+  return it->size;
+}
+
 std::optional<listing_entry> parse_uidl_line(std::string_view line, std::string* error) {
   auto parts = numbered(line, error);
   if (!parts) return std::nullopt;

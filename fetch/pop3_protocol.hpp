@@ -38,6 +38,45 @@ struct listing_entry {
   std::uint64_t size = 0;  ///< LIST: octets
 };
 
+/// A UIDL listing held compactly (one arena for the unique ids): a mailbox of a million
+/// messages costs some twenty megabytes, not a string object per message.
+class uid_listing {
+ public:
+  void add(std::uint32_t number, std::string_view uid);
+  [[nodiscard]] std::size_t size() const { return entries_.size(); }
+  [[nodiscard]] std::uint32_t number(std::size_t i) const { return entries_[i].number; }
+  [[nodiscard]] std::string_view uid(std::size_t i) const {
+    return std::string_view(arena_).substr(entries_[i].offset, entries_[i].length);
+  }
+
+ private:
+  struct entry {
+    std::uint32_t number;
+    std::uint32_t offset;
+    std::uint8_t length;  ///< a UID is at most 70 octets (RFC 1939 §7)
+  };
+  std::string arena_;
+  std::vector<entry> entries_;
+};
+
+/// A LIST listing: each message number with its size, in the server's (ascending) order.
+class size_listing {
+ public:
+  void add(std::uint32_t number, std::uint64_t size) { entries_.push_back({number, size}); }
+  [[nodiscard]] std::size_t size() const { return entries_.size(); }
+  /// The listed size of `number`, nullopt when it is not listed.
+  [[nodiscard]] std::optional<std::uint64_t> of(std::uint32_t number) const;
+  [[nodiscard]] std::uint32_t number(std::size_t i) const { return entries_[i].number; }
+  [[nodiscard]] std::uint64_t size_at(std::size_t i) const { return entries_[i].size; }
+
+ private:
+  struct entry {
+    std::uint32_t number;
+    std::uint64_t size;
+  };
+  std::vector<entry> entries_;
+};
+
 /// One line of a UIDL or LIST listing ("3 whqtswO00WBw418f9t5JxYwZ" / "3 120"); nullopt,
 /// with the reason, when malformed. A malformed listing must stop the run: guessing could
 /// re-deliver or skip mail.

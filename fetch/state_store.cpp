@@ -5,18 +5,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 namespace postern::fetch {
 
 namespace {
 
-constexpr const char* header = "postern-fetch-state 1";
+/// Version 2 adds each message's size: "D <time> <size> <uid>" ("-" when unknown).
+constexpr std::string_view header_v1 = "postern-fetch-state 1";
+constexpr std::string_view header_v2 = "postern-fetch-state 2";
 
 std::string sys_error(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
@@ -33,9 +34,63 @@ bool write_all(int fd, const std::string& data) {
   return true;
 }
 
-std::string format(const std::string& uid, const uid_record& r) {
-  return std::string(r.outcome == uid_outcome::delivered ? "D " : "F ") + std::to_string(r.time) +
-         " " + uid + "\n";
+char kind_letter(uid_outcome o) {
+  switch (o) {
+    case uid_outcome::delivered: return 'D';
+    case uid_outcome::failed: return 'F';
+    case uid_outcome::seen: return 'S';
+  }
+  return 'D';
+}
+
+void format(std::string& out, std::string_view uid, const uid_record& r) {
+  out += kind_letter(r.outcome);
+  out += ' ';
+  out += std::to_string(r.time);
+  out += ' ';
+  out += r.size < 0 ? std::string("-") : std::to_string(r.size);
+  out += ' ';
+  out += uid;
+  out += '\n';
+}
+
+bool parse_number(std::string_view text, std::int64_t& value) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+/// One line of a state file: a record, or (nullopt record) a forgotten UID.
+struct parsed_line {
+  std::string_view uid;
+  std::optional<uid_record> record;
+};
+
+std::optional<parsed_line> parse_line(std::string_view line, bool v2) {
+  std::vector<std::string_view> words;
+  std::size_t pos = 0;
+  const std::size_t fields = v2 ? 3 : 2;  // before the UID, which is the rest of the line
+  while (words.size() < fields) {
+    auto space = line.find(' ', pos);
+    if (space == std::string_view::npos) return std::nullopt;
+    words.push_back(line.substr(pos, space - pos));
+    pos = space + 1;
+  }
+  parsed_line out{line.substr(pos), uid_record{}};
+  if (out.uid.empty() || words[0].size() != 1) return std::nullopt;
+  uid_record& r = *out.record;
+  if (!parse_number(words[1], r.time)) return std::nullopt;
+  if (v2 && words[2] != "-" && !parse_number(words[2], r.size)) return std::nullopt;
+  switch (words[0][0]) {
+    case 'D': r.outcome = uid_outcome::delivered; break;
+    case 'F': r.outcome = uid_outcome::failed; break;
+    case 'S':
+      if (!v2) return std::nullopt;
+      r.outcome = uid_outcome::seen;
+      break;
+    case 'X': out.record.reset(); break;
+    default: return std::nullopt;
+  }
+  return out;
 }
 
 }  // namespace
@@ -88,59 +143,106 @@ state_store::~state_store() {
 }
 
 bool state_store::load(std::string& error) {
-  std::ifstream in(path_, std::ios::binary);
-  if (in) {
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    const std::string text = buffer.str();
-    std::size_t pos = 0;
-    int line_no = 0;
-    while (pos < text.size()) {
-      auto nl = text.find('\n', pos);
-      if (nl == std::string::npos) break;  // a record torn by a crash: it never counted
-      std::string_view line(text.data() + pos, nl - pos);
-      pos = nl + 1;
-      ++line_no;
-      if (line_no == 1) {
-        if (line != header) {
-          error = path_ +
-                  ":1: not a postern-fetch state file; move it away to start over "
-                  "(every message on the server would be fetched again)";
-          return false;
-        }
-        continue;
-      }
-      uid_record r;
-      auto first = line.find(' ');
-      auto second = first == std::string_view::npos ? first : line.find(' ', first + 1);
-      std::string_view kind = line.substr(0, first);
-      bool ok = second != std::string_view::npos && (kind == "D" || kind == "F" || kind == "X");
-      if (ok) {
-        auto digits = line.substr(first + 1, second - first - 1);
-        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), r.time);
-        ok = ec == std::errc() && end == digits.data() + digits.size() && second + 1 < line.size();
-      }
-      if (!ok) {
-        error = path_ + ":" + std::to_string(line_no) +
-                ": corrupt record; fix or remove the line (a removed line means that message "
-                "may be fetched again)";
+  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT) {
+      error = sys_error("cannot read state file", path_);
+      return false;
+    }
+    // No file yet, and none is written until something is recorded or a run completes: a
+    // run that stops to ask what to do with the mail on the server leaves no trace.
+    return true;
+  }
+  existed_ = true;
+  std::string text;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0) text.reserve(static_cast<std::size_t>(st.st_size));
+  char chunk[65536];
+  for (ssize_t n; (n = ::read(fd, chunk, sizeof chunk)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      error = sys_error("cannot read state file", path_);
+      ::close(fd);
+      return false;
+    }
+    text.append(chunk, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  // Every record first, its UID still in the text; then the last word on each UID (appended
+  // records override earlier ones), the UIDs moved to a compact arena.
+  constexpr auto forgotten = static_cast<uid_outcome>(0xff);
+  std::vector<stored> all;
+  std::size_t pos = 0;
+  int line_no = 0;
+  bool v2 = false, needs_rewrite = false;
+  while (pos < text.size()) {
+    auto nl = text.find('\n', pos);
+    if (nl == std::string::npos) {
+      needs_rewrite = true;  // a record torn by a crash: it never counted
+      break;
+    }
+    std::string_view line(text.data() + pos, nl - pos);
+    const std::size_t line_start = pos;
+    pos = nl + 1;
+    ++line_no;
+    if (line_no == 1) {
+      if (line != header_v1 && line != header_v2) {
+        error = path_ +
+                ":1: not a postern-fetch state file; move it away to start over "
+                "(every message on the server would be fetched again)";
         return false;
       }
-      std::string uid(line.substr(second + 1));
-      if (kind == "X")
-        records_.erase(uid);  // forgotten
-      else
-        records_[uid] = {kind == "D" ? uid_outcome::delivered : uid_outcome::failed, r.time};
+      v2 = line == header_v2;
+      needs_rewrite = !v2;
+      continue;
     }
-  } else if (errno != ENOENT) {
-    error = sys_error("cannot read state file", path_);
+    auto parsed = parse_line(line, v2);
+    if (!parsed || parsed->uid.size() > 0xffff) {
+      error = path_ + ":" + std::to_string(line_no) +
+              ": corrupt record; fix or remove the line (a removed line means that message "
+              "may be fetched again)";
+      return false;
+    }
+    const uid_record r = parsed->record.value_or(uid_record{});
+    all.push_back({static_cast<std::uint32_t>(line_start + (parsed->uid.data() - line.data())),
+                   static_cast<std::uint16_t>(parsed->uid.size()),
+                   parsed->record ? r.outcome : forgotten, r.time, r.size});
+  }
+  auto uid_of = [&text](const stored& s) {
+    return std::string_view(text).substr(s.offset, s.length);
+  };
+  // By UID, then by position in the file: the last of each run of equal UIDs is the one.
+  std::sort(all.begin(), all.end(), [&](const stored& a, const stored& b) {
+    const int c = uid_of(a).compare(uid_of(b));
+    return c != 0 ? c < 0 : a.offset < b.offset;
+  });
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (i + 1 < all.size() && uid_of(all[i + 1]) == uid_of(all[i])) {
+      needs_rewrite = true;  // a later word on the same UID
+      continue;
+    }
+    if (all[i].outcome == forgotten) {
+      needs_rewrite = true;
+      continue;
+    }
+    stored s = all[i];
+    s.offset = static_cast<std::uint32_t>(arena_.size());
+    arena_ += uid_of(all[i]);
+    sorted_.push_back(s);
+  }
+  std::vector<stored>().swap(all);
+  std::string().swap(text);
+  if (needs_rewrite) return compact(error);
+  journal_fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (journal_fd_ < 0) {
+    error = sys_error("cannot open state file", path_);
     return false;
   }
-  // Start from a compact file (it also drops a torn last record) and append to it.
-  return compact(error);
+  return true;
 }
 
 bool state_store::append(const std::string& line, std::string& error) {
+  if (journal_fd_ < 0 && !compact(error)) return false;  // the first record of a new mailbox
   if (!write_all(journal_fd_, line) || ::fdatasync(journal_fd_) != 0) {
     error = sys_error("cannot write state file", path_);
     return false;
@@ -148,39 +250,94 @@ bool state_store::append(const std::string& line, std::string& error) {
   return true;
 }
 
-const uid_record* state_store::find(const std::string& uid) const {
-  auto it = records_.find(uid);
-  return it == records_.end() ? nullptr : &it->second;
+std::optional<uid_record> state_store::find(std::string_view uid) const {
+  if (!changed_.empty())
+    if (auto it = changed_.find(std::string(uid)); it != changed_.end()) return it->second;
+  auto it = std::lower_bound(sorted_.begin(), sorted_.end(), uid,
+                             [this](const stored& s, std::string_view k) { return key(s) < k; });
+  if (it == sorted_.end() || key(*it) != uid) return std::nullopt;
+  return uid_record{it->outcome, it->time, it->size};
+}
+
+std::size_t state_store::size() const {
+  std::size_t n = sorted_.size();
+  for (const auto& [uid, rec] : changed_) {
+    auto it = std::lower_bound(sorted_.begin(), sorted_.end(), std::string_view(uid),
+                               [this](const stored& s, std::string_view k) { return key(s) < k; });
+    const bool in_sorted = it != sorted_.end() && key(*it) == uid;
+    n += (rec && !in_sorted) ? 1 : 0;
+    n -= (!rec && in_sorted) ? 1 : 0;
+  }
+  return n;
 }
 
 bool state_store::record(const std::string& uid, uid_outcome outcome, std::int64_t time,
-                         std::string& error) {
-  uid_record r{outcome, time};
-  if (!append(format(uid, r), error)) return false;
-  records_[uid] = r;
+                         std::int64_t size, std::string& error) {
+  uid_record r{outcome, time, size};
+  std::string line;
+  format(line, uid, r);
+  if (!append(line, error)) return false;
+  changed_[uid] = r;
   return true;
 }
 
 bool state_store::forget(const std::vector<std::string>& uids, std::string& error) {
   std::string lines;
   for (const auto& uid : uids)
-    if (records_.count(uid)) lines += "X 0 " + uid + "\n";
+    if (find(uid)) lines += "X 0 - " + uid + "\n";
   if (lines.empty()) return true;
   if (!append(lines, error)) return false;
-  for (const auto& uid : uids) records_.erase(uid);
+  for (const auto& uid : uids) changed_[uid] = std::nullopt;
   return true;
 }
 
+void state_store::merge() {
+  if (changed_.empty()) return;
+  std::vector<std::pair<std::string_view, const std::optional<uid_record>*>> updates;
+  updates.reserve(changed_.size());
+  for (const auto& [uid, rec] : changed_) updates.emplace_back(uid, &rec);
+  std::sort(updates.begin(), updates.end());
+  std::vector<stored> merged;
+  merged.reserve(sorted_.size() + updates.size());
+  std::size_t i = 0;
+  for (const auto& [uid, rec] : updates) {
+    while (i < sorted_.size() && key(sorted_[i]) < uid) merged.push_back(sorted_[i++]);
+    std::uint32_t offset = 0;
+    if (i < sorted_.size() && key(sorted_[i]) == uid) {
+      offset = sorted_[i++].offset;  // replaced (or forgotten): the UID is in the arena
+    } else {
+      offset = static_cast<std::uint32_t>(arena_.size());
+      arena_ += uid;
+    }
+    if (*rec)
+      merged.push_back({offset, static_cast<std::uint16_t>(uid.size()), (*rec)->outcome,
+                        (*rec)->time, (*rec)->size});
+  }
+  while (i < sorted_.size()) merged.push_back(sorted_[i++]);
+  sorted_ = std::move(merged);
+  changed_.clear();
+}
+
 bool state_store::compact(std::string& error) {
-  std::string text = std::string(header) + "\n";
-  for (const auto& [uid, r] : records_) text += format(uid, r);
+  if (journal_fd_ >= 0 && changed_.empty()) return true;  // the file is compact already
+  merge();
   const std::string tmp = path_ + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     error = sys_error("cannot write", tmp);
     return false;
   }
-  bool ok = write_all(fd, text) && ::fsync(fd) == 0;
+  // Written in pieces: a million records need no second copy in memory.
+  std::string text = std::string(header_v2) + "\n";
+  bool ok = true;
+  for (const auto& s : sorted_) {
+    format(text, key(s), {s.outcome, s.time, s.size});
+    if (text.size() >= 256 * 1024) {
+      ok = ok && write_all(fd, text);
+      text.clear();
+    }
+  }
+  ok = ok && write_all(fd, text) && ::fsync(fd) == 0;
   ::close(fd);
   if (!ok || ::rename(tmp.c_str(), path_.c_str()) != 0) {
     error = sys_error("cannot write state file", path_);

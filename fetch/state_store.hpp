@@ -1,25 +1,33 @@
 #pragma once
 /// What postern-fetch has done with each message of one mailbox, kept in `state_dir`:
-/// one line per delivered (or permanently failed) UIDL with its time. Records are appended and
-/// fsynced one by one, so the order deliver -> record -> DELE holds across a crash; the file is
-/// rewritten compactly (temp file, fsync, rename, fsync of the directory) once per run. A
-/// lock file serialises runs on the same mailbox.
+/// one line per delivered (permanently failed, or adopted as already seen) UIDL with its time
+/// and the size the message had, so that a UID the server reuses for another message is not
+/// taken for the one delivered. Records are appended and fsynced one by one, so the order
+/// deliver -> record -> DELE holds across a crash; the file is rewritten compactly (temp
+/// file, fsync, rename, fsync of the directory) once per run. A lock file serialises runs on
+/// the same mailbox. In memory the records are compact (one string arena, a sorted array):
+/// a mailbox of a million kept messages costs tens of megabytes, not hundreds.
 
-#include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace postern::fetch {
 
-enum class uid_outcome { delivered, failed };
+enum class uid_outcome : std::uint8_t {
+  delivered,
+  failed,  ///< refused for good by the target: kept on the server until --retry-failed
+  seen,    ///< there before the first run and chosen not to be delivered (--first-run)
+};
 
 struct uid_record {
   uid_outcome outcome = uid_outcome::delivered;
-  std::int64_t time = 0;  ///< seconds since the epoch
+  std::int64_t time = 0;   ///< seconds since the epoch
+  std::int64_t size = -1;  ///< octets as the server listed them; -1: unknown (version 1 file)
 };
 
 class state_store {
@@ -36,12 +44,15 @@ class state_store {
   static opened open(const std::string& dir, const std::string& mailbox);
   ~state_store();
 
-  [[nodiscard]] const uid_record* find(const std::string& uid) const;
-  [[nodiscard]] const std::map<std::string, uid_record>& records() const { return records_; }
+  [[nodiscard]] std::optional<uid_record> find(std::string_view uid) const;
+  [[nodiscard]] std::size_t size() const;
+  /// False when there was no state file: a new mailbox, or a lost one.
+  [[nodiscard]] bool existed() const { return existed_; }
 
   /// Durably records an outcome (append + fsync) before the caller goes on; false + error
   /// when the disk refused (the caller must then not DELE).
-  bool record(const std::string& uid, uid_outcome outcome, std::int64_t time, std::string& error);
+  bool record(const std::string& uid, uid_outcome outcome, std::int64_t time, std::int64_t size,
+              std::string& error);
   /// Forgets records (UIDLs no longer on the server, or failures to retry).
   bool forget(const std::vector<std::string>& uids, std::string& error);
   /// Rewrites the file compactly and atomically.
@@ -55,12 +66,29 @@ class state_store {
   state_store() = default;
   bool load(std::string& error);
   bool append(const std::string& line, std::string& error);
+  /// Folds the records changed since the last compaction into the sorted array.
+  void merge();
 
   std::string dir_;
   std::string path_;
   int lock_fd_ = -1;
   int journal_fd_ = -1;
-  std::map<std::string, uid_record> records_;
+  bool existed_ = false;
+  /// 24 bytes a record, with the UID in arena_.
+  struct stored {
+    std::uint32_t offset;
+    std::uint16_t length;
+    uid_outcome outcome;
+    std::int64_t time;
+    std::int64_t size;
+  };
+  [[nodiscard]] std::string_view key(const stored& s) const {
+    return std::string_view(arena_).substr(s.offset, s.length);
+  }
+  std::string arena_;
+  std::vector<stored> sorted_;  ///< by UID
+  /// Changed since the last merge (nullopt: forgotten); looked up before sorted_.
+  std::unordered_map<std::string, std::optional<uid_record>> changed_;
 };
 
 }  // namespace postern::fetch

@@ -148,13 +148,14 @@ awaitable<client_result> smtp_client::async_open() {
     r = co_await authenticate();
     if (!r.ok()) co_return r;
   }
-  lg::info("upstream.connected", {{"session", params_.session},
-                                  {"upstream", ep.to_string()},
-                                  {"login", params_.login},
-                                  {"auth", auth_used_},
-                                  {"tls", tls_version()},
-                                  {"cipher", tls_cipher()},
-                                  {"verify", verify_}});
+  const std::string event = params_.role + ".connected";
+  lg::info(event, {{"session", params_.session},
+                   {params_.role, ep.to_string()},
+                   {"login", params_.login},
+                   {"auth", auth_used_},
+                   {"tls", tls_version()},
+                   {"cipher", tls_cipher()},
+                   {"verify", verify_}});
   co_return client_result{};
 }
 

@@ -57,6 +57,9 @@ struct client_params {
   std::string session;  ///< session id for trace lines
   bool trace = false;   ///< log the dialogue (AUTH redacted)
   bool lmtp = false;    ///< LMTP (RFC 2033): LHLO instead of EHLO
+  /// What the server is to us, for log lines: "upstream" (the forwarder's provider) or
+  /// "target" (where postern-fetch delivers): "<role>.connected role=URL".
+  std::string role = "upstream";
 };
 
 class smtp_client {

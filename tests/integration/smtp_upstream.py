@@ -96,7 +96,9 @@ class Store:
             "sha256": hashlib.sha256(body).hexdigest(),
             "size": len(body),
         }
-        (self.out / f"{name}.json").write_text(json.dumps(meta))
+        # Renamed into place: a reader never sees half of it.
+        (self.out / f"{name}.json.tmp").write_text(json.dumps(meta))
+        os.replace(self.out / f"{name}.json.tmp", self.out / f"{name}.json")
         return f"250 2.0.0 Ok: queued as {name}"
 
 

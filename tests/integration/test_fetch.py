@@ -74,13 +74,13 @@ def test_fetches_byte_exact_records_then_deletes(dovecot, pki, tmp_path):
         sorted(hashlib.sha256(b).hexdigest() for b in sent.values())
     assert server_messages(dovecot) == []  # not PEC: deleted after delivery
     state = (tmp_path / "state" / "alice@pec.test.state").read_text().splitlines()
-    assert state[0] == "postern-fetch-state 1" and len(state) == 3
+    assert state[0] == "postern-fetch-state 2" and len(state) == 3
 
 
 def test_pec_mailbox_keeps_mail_and_a_second_run_fetches_nothing(dovecot, pki, tmp_path):
     preload(dovecot)
     config, maildir = configure(tmp_path, dovecot, pki, extra_mailbox="pec = true\n")
-    assert run(config).returncode == 0
+    assert run(config, "--first-run", "all").returncode == 0
     assert len(delivered(maildir)) == 2
     assert len(server_messages(dovecot)) == 2  # the provider mailbox is the legal record
     result = run(config, "-v")
@@ -169,7 +169,7 @@ def test_audit_line_per_message_with_pec_classification(dovecot, pki, tmp_path):
     dovecot.add_message("r2.host:2,", broken)
     config, maildir = configure(tmp_path, dovecot, pki, extra_mailbox="pec = true\n",
                                 extra=f'[audit]\nfile = "{tmp_path}/audit.jsonl"\n')
-    assert run(config).returncode == 0
+    assert run(config, "--first-run", "all").returncode == 0
     lines = [json.loads(l) for l in (tmp_path / "audit.jsonl").read_text().splitlines()]
     by_pec = {l["pec"]: l for l in lines}
     ok = by_pec["accettazione"]
@@ -266,7 +266,7 @@ def test_keep_with_delete_after_deletes_exactly_the_old_delivered_messages(dovec
         dovecot.add_message(f"k{i}.host:2,", f"Subject: keep {i}\r\n\r\n{i}\r\n".encode())
     config, maildir = configure(tmp_path, dovecot, pki, extra_mailbox="pec = true\n",
                                 extra='delete_after = "30d"\n')
-    assert run(config).returncode == 0
+    assert run(config, "--first-run", "all").returncode == 0
     assert len(server_messages(dovecot)) == 4  # kept: nothing is 30 days old yet
     by_uid = delivered_by_uid(maildir)
     uids = sorted(by_uid)
@@ -276,12 +276,12 @@ def test_keep_with_delete_after_deletes_exactly_the_old_delivered_messages(dovec
     failed_long_ago = uids[2]  # refused by the target long ago: never deleted
     rewritten = [lines[0]]
     for line in lines[1:]:
-        kind, when, uid = line.split(" ", 2)
+        kind, when, size, uid = line.split(" ", 3)
         if uid in old:
             when = str(int(when) - 31 * 86400)
         elif uid == failed_long_ago:
             kind, when = "F", str(int(when) - 400 * 86400)
-        rewritten.append(f"{kind} {when} {uid}")
+        rewritten.append(f"{kind} {when} {size} {uid}")
     state_file.write_text("\n".join(rewritten) + "\n")
     dovecot.add_message("k9.host:2,", b"Subject: keep new\r\n\r\nnew\r\n")
     result = run(config, "-v")

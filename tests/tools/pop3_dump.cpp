@@ -21,16 +21,16 @@ asio::awaitable<int> run(fetch::pop3_client& client, std::string outdir, bool de
               << "\n";
     co_return 69;
   }
-  std::vector<fetch::listing_entry> uids;
+  fetch::uid_listing uids;
   r = co_await client.async_uidl(uids);
   if (!r.ok()) {
     std::cerr << "uidl: " << r.detail << " " << r.server << "\n";
     co_return 69;
   }
-  for (const auto& e : uids) {
-    std::ofstream out(outdir + "/" + e.uid + ".eml", std::ios::binary);
+  for (std::size_t i = 0; i < uids.size(); ++i) {
+    std::ofstream out(outdir + "/" + std::string(uids.uid(i)) + ".eml", std::ios::binary);
     r = co_await client.async_retr(
-        e.number, [&](const std::string& bytes) -> asio::awaitable<bool> {
+        uids.number(i), [&](const std::string& bytes) -> asio::awaitable<bool> {
           out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
           co_return static_cast<bool>(out);
         });
@@ -39,7 +39,7 @@ asio::awaitable<int> run(fetch::pop3_client& client, std::string outdir, bool de
       co_return 69;
     }
     if (dele) {
-      r = co_await client.async_dele(e.number);
+      r = co_await client.async_dele(uids.number(i));
       if (!r.ok()) co_return 69;
     }
   }

@@ -30,6 +30,25 @@ TEST_CASE("CAPA lists what the client may use") {
   CHECK_FALSE(parse_capa({"USER"}).uidl);
 }
 
+TEST_CASE("listings are held compactly and looked up by message number") {
+  uid_listing uids;
+  uids.add(1, "whqtswO00WBw418f9t5JxYwZ");
+  uids.add(3, "x");
+  REQUIRE(uids.size() == 2);
+  CHECK(uids.number(1) == 3);
+  CHECK(uids.uid(0) == "whqtswO00WBw418f9t5JxYwZ");
+  CHECK(uids.uid(1) == "x");
+  size_listing sizes;
+  sizes.add(1, 100);
+  sizes.add(3, 300);
+  sizes.add(4, 400);
+  CHECK(sizes.of(1) == 100u);
+  CHECK(sizes.of(3) == 300u);  // not at its direct place: found by search
+  CHECK(sizes.of(4) == 400u);
+  CHECK_FALSE(sizes.of(2));
+  CHECK_FALSE(sizes.of(9));
+}
+
 TEST_CASE("UIDL and LIST listings, and the malformed lines that must stop a run") {
   std::string error;
   auto u = parse_uidl_line("3 whqtswO00WBw418f9t5JxYwZ", &error);

@@ -27,17 +27,23 @@ TEST_CASE("records survive reopening; forgotten ones do not") {
   std::string error;
   {
     auto s = open_ok(t.path);
-    CHECK(s->record("uid-1", uid_outcome::delivered, 1000, error));
-    CHECK(s->record("uid-2", uid_outcome::failed, 1001, error));
-    CHECK(s->record("uid-3", uid_outcome::delivered, 1002, error));
+    CHECK_FALSE(s->existed());
+    CHECK(s->record("uid-1", uid_outcome::delivered, 1000, 512, error));
+    CHECK(s->record("uid-2", uid_outcome::failed, 1001, 600, error));
+    CHECK(s->record("uid-3", uid_outcome::delivered, 1002, 700, error));
+    CHECK(s->record("uid-4", uid_outcome::seen, 1003, 800, error));
     CHECK(s->forget({"uid-3"}, error));
+    CHECK(s->size() == 3);
   }
   auto s = open_ok(t.path);
+  CHECK(s->existed());
   REQUIRE(s->find("uid-1"));
   CHECK(s->find("uid-1")->time == 1000);
+  CHECK(s->find("uid-1")->size == 512);
   CHECK(s->find("uid-2")->outcome == uid_outcome::failed);
+  CHECK(s->find("uid-4")->outcome == uid_outcome::seen);
   CHECK_FALSE(s->find("uid-3"));
-  CHECK(s->records().size() == 2);
+  CHECK(s->size() == 3);
   CHECK((fs::status(s->path()).permissions() & fs::perms::others_read) == fs::perms::none);
 }
 
@@ -58,7 +64,7 @@ TEST_CASE("a record torn by a crash is dropped, real corruption stops the mailbo
   const auto file = t.path / "state" / state_store::file_name("u@pec.it");
   std::ofstream(file) << "postern-fetch-state 1\nD 1000 uid-1\nD 10";
   auto s = open_ok(t.path);
-  CHECK(s->records().size() == 1);
+  CHECK(s->size() == 1);
   s.reset();
   std::ofstream(file) << "postern-fetch-state 1\nD 1000 uid-1\nGARBAGE\n";
   auto bad = state_store::open((t.path / "state").string(), "u@pec.it");
@@ -74,4 +80,52 @@ TEST_CASE("a record torn by a crash is dropped, real corruption stops the mailbo
 TEST_CASE("state file names are safe whatever the address") {
   CHECK(state_store::file_name("Ufficio@PEC.example.it") == "ufficio@pec.example.it.state");
   CHECK(state_store::file_name("a/../b@x") == "a%2F..%2Fb@x.state");
+}
+
+TEST_CASE("a mailbox without state leaves no file until something is recorded") {
+  temp_dir t;
+  { auto s = open_ok(t.path); }
+  CHECK_FALSE(fs::exists(t.path / "state" / state_store::file_name("u@pec.it")));
+  auto s = open_ok(t.path);
+  CHECK_FALSE(s->existed());
+}
+
+TEST_CASE("a version 1 file is read, sizes unknown, and rewritten as version 2") {
+  temp_dir t;
+  fs::create_directories(t.path / "state");
+  const auto file = t.path / "state" / state_store::file_name("u@pec.it");
+  std::ofstream(file) << "postern-fetch-state 1\nD 1000 uid-1\nF 1001 uid 2 with spaces\n";
+  {
+    auto s = open_ok(t.path);
+    REQUIRE(s->find("uid-1"));
+    CHECK(s->find("uid-1")->size == -1);
+    CHECK(s->find("uid 2 with spaces")->outcome == uid_outcome::failed);
+    std::string error;
+    CHECK(s->record("uid-1", uid_outcome::delivered, 1000, 42, error));
+    CHECK(s->compact(error));
+  }
+  std::ifstream in(file);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(text == "postern-fetch-state 2\nF 1001 - uid 2 with spaces\nD 1000 42 uid-1\n");
+}
+
+TEST_CASE("later records of a UID win, in memory and across a compaction") {
+  temp_dir t;
+  std::string error;
+  {
+    auto s = open_ok(t.path);
+    for (int i = 0; i < 1000; ++i)
+      REQUIRE(s->record("u" + std::to_string(i), uid_outcome::delivered, i, i, error));
+    CHECK(s->compact(error));
+    CHECK(s->record("u5", uid_outcome::failed, 9, 9, error));
+    CHECK(s->forget({"u6"}, error));
+    CHECK(s->find("u5")->outcome == uid_outcome::failed);
+    CHECK_FALSE(s->find("u6"));
+    CHECK(s->size() == 999);
+  }
+  auto s = open_ok(t.path);
+  CHECK(s->size() == 999);
+  CHECK(s->find("u5")->outcome == uid_outcome::failed);
+  CHECK(s->find("u999")->size == 999);
+  CHECK_FALSE(s->find("u6"));
 }
