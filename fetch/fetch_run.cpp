@@ -143,6 +143,7 @@ class mailbox_run {
     const bool opened = co_await open_session();
     if (!opened) co_return out_;
     uid_listing uids;
+    uids.reserve(state_.size());  // a kept mailbox lists about what it has recorded
     pop3_result r = co_await client_->async_uidl(uids);
     if (r.kind == failure_kind::rejected_permanent) {
       // -ERR to UIDL: the server cannot name its messages across sessions.
@@ -189,8 +190,10 @@ class mailbox_run {
     co_return true;
   }
 
-  awaitable<bool> list(size_listing& sizes) {
+  /// LIST into `sizes`, with room for `expected` entries.
+  awaitable<bool> list(size_listing& sizes, std::size_t expected) {
     sizes = {};
+    sizes.reserve(expected);
     pop3_result r = co_await client_->async_list(sizes);
     if (!r.ok()) {
       listing_failed(r);
@@ -255,7 +258,7 @@ class mailbox_run {
   /// The normal case: UIDL names every message, the state says which were handled.
   awaitable<void> with_uidl(const uid_listing& uids) {
     size_listing sizes;
-    const bool listed = co_await list(sizes);
+    const bool listed = co_await list(sizes, uids.size());
     if (!listed) co_return;
     if (!state_.existed() && keep_ && uids.size() > 0) {
       const bool decided = co_await first_run(uids, sizes);
@@ -368,7 +371,7 @@ class mailbox_run {
     std::uint32_t in_place = 0, attempts = 0;
     size_listing sizes;
     for (;;) {
-      const bool listed = co_await list(sizes);
+      const bool listed = co_await list(sizes, sizes.size());
       if (!listed) co_return;
       // The first message after those left in place that is to be fetched.
       std::optional<std::uint32_t> pick;

@@ -1,5 +1,6 @@
 // postern-fetch: POP3 retrieval into the local mail system, never losing a message
 // (the fetchmail replacement): one pass over the registry's mailboxes, or --daemon.
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -341,6 +342,11 @@ class fetch_daemon {
 
 int main(int argc, char** argv) {
   cli::forbid_core_dumps();
+  // Listings and states of large mailboxes are the big allocations here, and short-lived:
+  // with a fixed threshold they are mapped and unmapped whole, so memory goes back to the
+  // system when a mailbox is done instead of staying with the process (glibc's threshold
+  // otherwise grows to 32 MiB and keeps freed blocks resident).
+  ::mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
   std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{
       "postern-fetch: retrieve POP3 mailboxes of the registry into the local mail "

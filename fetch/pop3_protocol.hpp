@@ -43,6 +43,11 @@ struct listing_entry {
 class uid_listing {
  public:
   void add(std::uint32_t number, std::string_view uid);
+  /// Room for about `count` entries (a hint, e.g. the records of the mailbox's state).
+  void reserve(std::size_t count) {
+    entries_.reserve(count);
+    arena_.reserve(count * 24);
+  }
   [[nodiscard]] std::size_t size() const { return entries_.size(); }
   [[nodiscard]] std::uint32_t number(std::size_t i) const { return entries_[i].number; }
   [[nodiscard]] std::string_view uid(std::size_t i) const {
@@ -63,6 +68,7 @@ class uid_listing {
 class size_listing {
  public:
   void add(std::uint32_t number, std::uint64_t size) { entries_.push_back({number, size}); }
+  void reserve(std::size_t count) { entries_.reserve(count); }
   [[nodiscard]] std::size_t size() const { return entries_.size(); }
   /// The listed size of `number`, nullopt when it is not listed.
   [[nodiscard]] std::optional<std::uint64_t> of(std::uint32_t number) const;

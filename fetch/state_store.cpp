@@ -154,36 +154,15 @@ bool state_store::load(std::string& error) {
     return true;
   }
   existed_ = true;
-  std::string text;
-  struct stat st {};
-  if (::fstat(fd, &st) == 0) text.reserve(static_cast<std::size_t>(st.st_size));
-  char chunk[65536];
-  for (ssize_t n; (n = ::read(fd, chunk, sizeof chunk)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      error = sys_error("cannot read state file", path_);
-      ::close(fd);
-      return false;
-    }
-    text.append(chunk, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  // Every record first, its UID still in the text; then the last word on each UID (appended
-  // records override earlier ones), the UIDs moved to a compact arena.
+  // Read in pieces, each record's UID straight into the arena (in file order, so a UID's
+  // offset says which of its records came last): the text is never held whole.
   constexpr auto forgotten = static_cast<uid_outcome>(0xff);
   std::vector<stored> all;
-  std::size_t pos = 0;
+  std::string pending;  // a line split by the end of a piece
+  char chunk[65536];
   int line_no = 0;
-  bool v2 = false, needs_rewrite = false;
-  while (pos < text.size()) {
-    auto nl = text.find('\n', pos);
-    if (nl == std::string::npos) {
-      needs_rewrite = true;  // a record torn by a crash: it never counted
-      break;
-    }
-    std::string_view line(text.data() + pos, nl - pos);
-    const std::size_t line_start = pos;
-    pos = nl + 1;
+  bool v2 = false, needs_rewrite = false, ok = true;
+  auto take_line = [&](std::string_view line) {
     ++line_no;
     if (line_no == 1) {
       if (line != header_v1 && line != header_v2) {
@@ -194,7 +173,7 @@ bool state_store::load(std::string& error) {
       }
       v2 = line == header_v2;
       needs_rewrite = !v2;
-      continue;
+      return true;
     }
     auto parsed = parse_line(line, v2);
     if (!parsed || parsed->uid.size() > 0xffff) {
@@ -204,20 +183,43 @@ bool state_store::load(std::string& error) {
       return false;
     }
     const uid_record r = parsed->record.value_or(uid_record{});
-    all.push_back({static_cast<std::uint32_t>(line_start + (parsed->uid.data() - line.data())),
+    all.push_back({static_cast<std::uint32_t>(arena_.size()),
                    static_cast<std::uint16_t>(parsed->uid.size()),
                    parsed->record ? r.outcome : forgotten, r.time, r.size});
-  }
-  auto uid_of = [&text](const stored& s) {
-    return std::string_view(text).substr(s.offset, s.length);
+    arena_ += parsed->uid;
+    return true;
   };
+  for (ssize_t n; ok && (n = ::read(fd, chunk, sizeof chunk)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      error = sys_error("cannot read state file", path_);
+      ok = false;
+      break;
+    }
+    std::string_view piece(chunk, static_cast<std::size_t>(n));
+    for (auto nl = piece.find('\n'); ok && nl != std::string_view::npos; nl = piece.find('\n')) {
+      if (pending.empty()) {
+        ok = take_line(piece.substr(0, nl));
+      } else {
+        pending.append(piece.substr(0, nl));
+        ok = take_line(pending);
+        pending.clear();
+      }
+      piece.remove_prefix(nl + 1);
+    }
+    pending.append(piece);
+  }
+  ::close(fd);
+  if (!ok) return false;
+  if (!pending.empty()) needs_rewrite = true;  // a record torn by a crash: it never counted
   // By UID, then by position in the file: the last of each run of equal UIDs is the one.
-  std::sort(all.begin(), all.end(), [&](const stored& a, const stored& b) {
-    const int c = uid_of(a).compare(uid_of(b));
+  std::sort(all.begin(), all.end(), [this](const stored& a, const stored& b) {
+    const int c = key(a).compare(key(b));
     return c != 0 ? c < 0 : a.offset < b.offset;
   });
+  std::size_t kept = 0;
   for (std::size_t i = 0; i < all.size(); ++i) {
-    if (i + 1 < all.size() && uid_of(all[i + 1]) == uid_of(all[i])) {
+    if (i + 1 < all.size() && key(all[i + 1]) == key(all[i])) {
       needs_rewrite = true;  // a later word on the same UID
       continue;
     }
@@ -225,13 +227,10 @@ bool state_store::load(std::string& error) {
       needs_rewrite = true;
       continue;
     }
-    stored s = all[i];
-    s.offset = static_cast<std::uint32_t>(arena_.size());
-    arena_ += uid_of(all[i]);
-    sorted_.push_back(s);
+    all[kept++] = all[i];
   }
-  std::vector<stored>().swap(all);
-  std::string().swap(text);
+  all.resize(kept);
+  sorted_ = std::move(all);
   if (needs_rewrite) return compact(error);
   journal_fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (journal_fd_ < 0) {

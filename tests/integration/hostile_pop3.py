@@ -8,7 +8,8 @@ STATEFILE (JSON, re-read at every connection, rewritten when a QUIT expunges):
   {"mode": "normal" | "trickle_status" | "endless_retr" | "bad_uidl" | "quit_fails" |
            "stall" | "big_listing",
    "messages": [{"uid": "u1", "body": "...", "listed_size": 100 (optional)}],
-   "count": N (big_listing)}"""
+   "count": N (big_listing),
+   "quit_marker": PATH, "quit_delay": SECONDS (optional: touch PATH, wait, then answer QUIT)}"""
 
 import json
 import socket
@@ -94,6 +95,10 @@ def serve(conn, path):
             deleted.add(int(words[1]))
             say("+OK")
         elif verb == "QUIT":
+            if "quit_marker" in state:
+                # Holds the client in its last command, so a test can read its memory peak.
+                open(state["quit_marker"], "w").close()
+                time.sleep(state.get("quit_delay", 0))
             if mode == "quit_fails":
                 return  # the connection drops: nobody knows whether it expunged
             if deleted:
