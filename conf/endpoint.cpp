@@ -162,6 +162,36 @@ std::string endpoint::to_string() const {
   return scheme + "://" + addr.to_string();
 }
 
+std::string port_scheme_advice(const endpoint& e) {
+  if (e.addr.kind != address_kind::tcp) return {};
+  struct rule {
+    app_protocol protocol;
+    std::uint16_t port;
+    tls_mode expected;
+    const char* advice;
+  };
+  static constexpr rule rules[] = {
+      {app_protocol::smtp, 465, tls_mode::implicit, "465 is implicit TLS: use smtps://"},
+      {app_protocol::smtp, 587, tls_mode::starttls,
+       "587 is submission with STARTTLS: use smtp+starttls://"},
+      {app_protocol::smtp, 25, tls_mode::starttls,
+       "25 speaks STARTTLS, not implicit TLS: use smtp+starttls:// (or smtp://)"},
+      {app_protocol::pop3, 995, tls_mode::implicit, "995 is implicit TLS: use pop3s://"},
+      {app_protocol::pop3, 110, tls_mode::starttls,
+       "110 speaks STLS, not implicit TLS: use pop3+starttls://"},
+      {app_protocol::imap, 993, tls_mode::implicit, "993 is implicit TLS: use imaps://"},
+      {app_protocol::imap, 143, tls_mode::starttls,
+       "143 speaks STARTTLS, not implicit TLS: use imap+starttls://"},
+  };
+  for (const auto& r : rules) {
+    if (r.protocol != e.protocol || r.port != e.addr.port) continue;
+    if (r.expected == tls_mode::implicit && e.tls != tls_mode::implicit) return r.advice;
+    // A STARTTLS port with cleartext is fine (the URL says so); only implicit TLS is wrong.
+    if (r.expected == tls_mode::starttls && e.tls == tls_mode::implicit) return r.advice;
+  }
+  return {};
+}
+
 std::optional<endpoint> parse_endpoint(std::string_view url, std::string* error) {
   auto colon = url.find(':');
   if (colon == std::string_view::npos) {

@@ -48,4 +48,9 @@ struct endpoint {
 /// Parses an endpoint URL; a missing port takes the scheme's well-known port.
 std::optional<endpoint> parse_endpoint(std::string_view url, std::string* error = nullptr);
 
+/// When the URL's port is the well-known port of the other TLS mode ("smtps://host:25",
+/// "smtp+starttls://host:465"), what to write instead; "" when they agree. The classic mix-up
+/// of 465 and 587 fails only at the first connection, as a timeout or a TLS error.
+std::string port_scheme_advice(const endpoint& e);
+
 }  // namespace postern::conf

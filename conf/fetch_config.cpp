@@ -77,6 +77,13 @@ std::optional<delivery_target> parse_target(const std::string& text, std::string
 
 namespace {
 
+/// What would make a valid target fail at every message: an exec: program that is missing
+/// or not executable.
+std::string target_problem(const delivery_target& t) {
+  if (t.kind == target_kind::exec) return check_program(t.argv.front());
+  return {};
+}
+
 void read_timeouts(table_reader& parent, fetch_timeouts& t) {
   read_timeouts_table(parent, {{"connect", &t.connect},
                                {"handshake", &t.handshake},
@@ -108,7 +115,12 @@ std::optional<fetch_config> load_fetch_config(const std::string& file, diagnosti
   if (auto v = r.get_string("deliver")) {
     std::string message;
     c.deliver = parse_target(*v, &message);
-    if (!c.deliver) r.error("deliver", message);
+    if (!c.deliver)
+      r.error("deliver", message);
+    else if (auto problem = target_problem(*c.deliver); !problem.empty())
+      r.error("deliver", problem);
+    else if (c.deliver->url && !port_scheme_advice(*c.deliver->url).empty())
+      r.warning("deliver", "\"" + *v + "\": " + port_scheme_advice(*c.deliver->url));
   }
   if (auto v = r.get_string("state_dir")) c.state_dir = resolve_path(file, *v);
   if (auto v = r.get_duration("interval")) c.interval = *v;
@@ -125,7 +137,11 @@ std::optional<fetch_config> load_fetch_config(const std::string& file, diagnosti
   read_delivery(r, c.delivery);
   if (const toml::table* audit = r.get_table("audit")) {
     table_reader ar(*audit, "audit", file, diags);
-    if (auto v = ar.get_string("file")) c.audit_file = resolve_path(file, *v);
+    if (auto v = ar.get_string("file")) {
+      c.audit_file = resolve_path(file, *v);
+      if (auto problem = check_appendable(c.audit_file); !problem.empty())
+        ar.error("file", problem);
+    }
     ar.finish();
   }
   r.finish();
@@ -155,9 +171,14 @@ std::optional<fetch_config> load_fetch_config(const std::string& file, diagnosti
   // even when fetch.toml has errors: all of them are reported at once).
   for (const auto& m : c.registry.mailboxes) {
     if (!m.fetch) continue;
-    if (!m.pop3)
+    if (!m.pop3) {
+      const provider_preset* preset = find_provider(m.provider);
+      const std::string why =
+          preset && !preset->pop3_note.empty() ? " (" + std::string(preset->pop3_note) + ")" : "";
       diags.add({c.registry.file, m.line, 1, "mailbox",
-                 m.address + " is fetched but has no pop3 endpoint (set pop3, or fetch = false)"});
+                 m.address + " is fetched but has no pop3 endpoint" + why +
+                     ": set pop3, or fetch = false"});
+    }
     if (m.deliver.empty() && !c.deliver && !r.has("deliver"))
       diags.add({c.registry.file, m.line, 1, "mailbox",
                  m.address + " has no delivery target: set deliver in fetch.toml or here"});
@@ -165,6 +186,9 @@ std::optional<fetch_config> load_fetch_config(const std::string& file, diagnosti
     auto own = m.deliver.empty() ? std::nullopt : parse_target(m.deliver, &message);
     if (!m.deliver.empty() && !own)
       diags.add({c.registry.file, m.line, 1, "mailbox.deliver", message});
+    if (own)
+      if (auto problem = target_problem(*own); !problem.empty())
+        diags.add({c.registry.file, m.line, 1, "mailbox.deliver", problem});
     if (own)
       if (auto problem = login_in_cleartext(*own); !problem.empty())
         diags.add({c.registry.file, m.line, 1, "mailbox.deliver", problem});

@@ -65,6 +65,8 @@ void read_default(table_reader& parent, forwarder_config& c) {
       r.error("relay", message);
     else if (relay.smtp->protocol != app_protocol::smtp)
       r.error("relay", "\"" + *url + "\" is not an SMTP URL (smtps://, smtp+starttls://, smtp://)");
+    else if (auto advice = port_scheme_advice(*relay.smtp); !advice.empty())
+      r.warning("relay", "\"" + *url + "\": " + advice);
   }
   read_client_credentials(r, relay);
   r.finish();
@@ -101,7 +103,10 @@ void read_audit(table_reader& parent, forwarder_config& c) {
   const toml::table* table = parent.get_table("audit");
   if (!table) return;
   table_reader r(*table, "audit", parent.file(), parent.diags());
-  if (auto v = r.get_string("file")) c.audit_file = resolve_path(parent.file(), *v);
+  if (auto v = r.get_string("file")) {
+    c.audit_file = resolve_path(parent.file(), *v);
+    if (auto problem = check_appendable(c.audit_file); !problem.empty()) r.error("file", problem);
+  }
   r.finish();
 }
 
@@ -165,6 +170,12 @@ std::optional<forwarder_config> load_forwarder_config(const std::string& file, d
       r.error("auth_users_file", problem);
   }
   read_timeouts(r, c.timeouts);
+  for (const auto& range : c.allow)
+    if (range.prefix == 0 && c.auth_users_file.empty())
+      r.warning("allow", range.to_string() +
+                             " lets every address relay through your mailboxes without AUTH: "
+                             "anyone who reaches this port sends as them (list your mail "
+                             "servers' networks, or set auth_users_file)");
   read_default(r, c);
   read_pec(r, c);
   read_audit(r, c);

@@ -44,6 +44,8 @@ std::optional<endpoint> read_endpoint(table_reader& r, std::string_view key, app
                      ")");
     return std::nullopt;
   }
+  if (auto advice = port_scheme_advice(*e); !advice.empty() && r.has(key))
+    r.warning(key, "\"" + url + "\": " + advice);
   return e;
 }
 
@@ -54,6 +56,20 @@ void read_limits(table_reader& r, mailbox_limits& l) {
     l.max_recipients = static_cast<std::uint32_t>(*v);
   if (auto v = r.get_int("messages_per_minute", 0, 1'000'000))
     l.messages_per_minute = static_cast<std::uint32_t>(*v);
+}
+
+/// password_command: an argv whose program exists and may be run (a typo fails every login,
+/// at the first message, otherwise).
+void read_password_command(table_reader& r, mailbox& m) {
+  auto v = r.get_string_list("password_command");
+  if (!v) return;
+  m.password_command = *v;
+  if (v->empty()) {
+    r.error("password_command", "needs the program to run");
+    return;
+  }
+  if (auto problem = check_program(v->front()); !problem.empty())
+    r.error("password_command", problem);
 }
 
 bool file_is_private(const std::string& file) {
@@ -93,16 +109,15 @@ void read_mailbox(table_reader& r, mailbox& m, bool registry_private) {
   if (preset) {
     m.pec = preset->pec;
     m.limits = preset->limits;
+    if (!preset->login_note.empty() && !r.has("login"))
+      r.warning("provider", m.address + ": " + std::string(preset->login_note));
   }
   m.smtp = read_endpoint(r, "smtp", app_protocol::smtp, preset ? preset->smtp : "");
   m.pop3 = read_endpoint(r, "pop3", app_protocol::pop3, preset ? preset->pop3 : "");
   if (auto v = r.get_string("login")) m.login = *v;
   if (m.login.empty()) m.login = m.address;
   if (auto v = r.get_string("password_file")) m.password_file = resolve_path(r.file(), *v);
-  if (auto v = r.get_string_list("password_command")) {
-    m.password_command = *v;
-    if (v->empty()) r.error("password_command", "needs the program to run");
-  }
+  read_password_command(r, m);
   if (auto v = r.get_string("password")) {
     m.inline_password = std::make_shared<secret>(*v);
     if (!registry_private)
@@ -145,32 +160,37 @@ const std::vector<provider_preset>& provider_presets() {
        "pop3s://pop3s.pec.aruba.it:995",
        true,
        {100 * MB, true, 500, 0},
+       "",
        ""},
       {"legalmail",
        "smtps://sendm.cert.legalmail.it:465",
        "pop3s://mbox.cert.legalmail.it:995",
        true,
        {0, false, 0, 6},
-       "Legalmail logs in with the InfoCert user id (e.g. M1234567), not the address: set login"},
+       "Legalmail logs in with the InfoCert user id (e.g. M1234567), not the address: set login",
+       ""},
       {"namirial",
        "smtps://smtps.sicurezzapostale.it:465",
        "pop3s://pops.sicurezzapostale.it:995",
        true,
        {},
+       "",
        ""},
-      {"poste", "smtps://mail.postecert.it:465", "pop3s://mail.postecert.it:995", true, {}, ""},
+      {"poste", "smtps://mail.postecert.it:465", "pop3s://mail.postecert.it:995", true, {}, "", ""},
       {"register",
        "smtps://smtp.pec-email.com:465",
        "",
        true,
        {},
-       "Register.it documents IMAP only: set pop3 for postern-fetch"},
+       "",
+       "Register.it documents IMAP only"},
       {"actalis",
        "smtps://smtp.pec.actalis.it:465",
        "",
        true,
        {},
-       "Actalis documents IMAP only: set pop3 for postern-fetch"},
+       "",
+       "Actalis documents IMAP only"},
   };
   return presets;
 }
@@ -243,7 +263,7 @@ void read_client_credentials(table_reader& r, mailbox& m) {
     if (auto problem = check_private_file(m.password_file); !problem.empty())
       r.error("password_file", problem);
   }
-  if (auto v = r.get_string_list("password_command")) m.password_command = *v;
+  read_password_command(r, m);
   read_client_tls_keys(r, m.tls);
   if (auto v = r.get_bool("allow_cleartext")) m.allow_cleartext = *v;
   if (!m.login.empty() && m.password_file.empty() && m.password_command.empty())

@@ -31,7 +31,11 @@ struct provider_preset {
   std::string_view pop3;
   bool pec = true;
   mailbox_limits limits;
-  std::string_view note;  ///< advice `--check` prints for mailboxes using it, "" if none
+  /// Warned about (by every program's --check and start) when a mailbox of this provider
+  /// sets no login: the provider's login is not the address.
+  std::string_view login_note;
+  /// Why there is no pop3 endpoint, said when such a mailbox is fetched.
+  std::string_view pop3_note;
 };
 
 const std::vector<provider_preset>& provider_presets();

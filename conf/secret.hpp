@@ -33,6 +33,14 @@ class secret {
 /// and the fix (e.g. "... is readable by others (mode 0644); run: chmod 600 FILE").
 std::string check_private_file(const std::string& path);
 
+/// "" when a file such as an audit log can be appended to at `path` (it exists and is
+/// writable, or its directory exists and is); else the problem.
+std::string check_appendable(const std::string& path);
+
+/// "" when `program` (a path, or a name looked up in PATH) exists and may be run; else the
+/// problem, e.g. "program pass not found in PATH".
+std::string check_program(const std::string& program);
+
 /// Reads the first line of a private password file (see check_private_file).
 std::optional<secret> read_password_file(const std::string& path, std::string* error);
 

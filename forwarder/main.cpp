@@ -44,10 +44,6 @@ int check(const std::string& file) {
   for (const auto& e : errors) std::cerr << file << ": " << e << "\n";
   if (!errors.empty()) return exit_code::config;
   forwarder::log_insecure_settings(*config);
-  for (const auto& m : config->registry.mailboxes)
-    if (const auto* preset = conf::find_provider(m.provider); preset && !preset->note.empty())
-      std::cerr << config->registry.file << ":" << m.line << ": note: " << m.address << ": "
-                << preset->note << "\n";
   std::cout << "configuration OK\n";
   return exit_code::ok;
 }
