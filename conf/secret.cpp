@@ -65,7 +65,9 @@ std::string check_appendable(const std::string& path) {
     return {};
   }
   auto slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     return path + ": its directory " + dir + " does not exist (create it, or fix the path)";
   if (::access(dir.c_str(), W_OK) != 0)
@@ -76,11 +78,13 @@ std::string check_appendable(const std::string& path) {
 std::string check_program(const std::string& program) {
   auto usable = [](const std::string& path) {
     struct stat st {};
-    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+           ::access(path.c_str(), X_OK) == 0;
   };
   if (program.find('/') != std::string::npos) {
     struct stat st {};
-    if (::stat(program.c_str(), &st) != 0) return "program " + program + ": " + std::strerror(errno);
+    if (::stat(program.c_str(), &st) != 0)
+      return "program " + program + ": " + std::strerror(errno);
     if (!usable(program)) return "program " + program + " is not an executable file";
     return {};
   }
@@ -88,7 +92,8 @@ std::string check_program(const std::string& program) {
   std::string dirs = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
   for (std::size_t pos = 0; pos <= dirs.size();) {
     auto colon = dirs.find(':', pos);
-    std::string dir = dirs.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos);
+    std::string dir =
+        dirs.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos);
     if (usable((dir.empty() ? "." : dir) + "/" + program)) return {};
     if (colon == std::string::npos) break;
     pos = colon + 1;

@@ -86,6 +86,8 @@ TEST_CASE("a fetched mailbox needs a POP3 endpoint and a target") {
               "password_file = \"secret\"\n");
   std::vector<std::string> errors;
   CHECK_FALSE(d.load(&errors));
-  CHECK(has(errors, "r@pec.it is fetched but has no pop3 endpoint (set pop3, or fetch = false)"));
+  CHECK(has(errors,
+            "r@pec.it is fetched but has no pop3 endpoint (Register.it documents IMAP "
+            "only): set pop3, or fetch = false"));
   CHECK(has(errors, "r@pec.it has no delivery target"));
 }
