@@ -165,8 +165,13 @@ def test_audit_line_per_message_with_pec_classification(dovecot, pki, tmp_path):
                        "</identificativo><msgid>&lt;orig-1@client.test&gt;</msgid></dati>"
                        "</postacert>")
     broken = pec_receipt("avvenuta-consegna", "this is not xml")
+    envelope = (b'From: "Per conto di: mario@pec.it" <posta-certificata@pec.aruba.it>\r\n'
+                b"X-Trasporto: posta-certificata\r\nMessage-ID: <opec2.env@pec.aruba.it>\r\n"
+                b"X-Riferimento-Message-ID: <sent-9@pec.it>\r\nSubject: POSTA CERTIFICATA: x"
+                b"\r\n\r\nthe envelope\r\n")
     dovecot.add_message("r1.host:2,", good)
     dovecot.add_message("r2.host:2,", broken)
+    dovecot.add_message("r3.host:2,", envelope)
     config, maildir = configure(tmp_path, dovecot, pki, extra_mailbox="pec = true\n",
                                 extra=f'[audit]\nfile = "{tmp_path}/audit.jsonl"\n')
     assert run(config, "--first-run", "all").returncode == 0
@@ -177,6 +182,11 @@ def test_audit_line_per_message_with_pec_classification(dovecot, pki, tmp_path):
     assert (ok["msgid"], ok["mittente"], ok["destinatari"]) == \
         ("<orig-1@client.test>", "alice@pec.test", ["x@pec.it"])
     assert ok["data"] == "23/11/2026 10:00:00 +0100"
+    # An incoming certified message names itself: its own From: and Message-ID.
+    env = by_pec["posta-certificata"]
+    assert (env["from"], env["message_id"]) == \
+        ('"Per conto di: mario@pec.it" <posta-certificata@pec.aruba.it>', "<opec2.env@pec.aruba.it>")
+    assert ok["from"] == "posta-certificata@pec.aruba.it"
     bad = by_pec["avvenuta-consegna"]
     assert bad["outcome"] == "delivered"  # a malformed daticert never stops delivery
     assert bad["daticert_problem"] == "daticert.xml has no <postacert> element"

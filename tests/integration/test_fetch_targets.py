@@ -198,6 +198,10 @@ def test_smtp_into_a_real_postfix(procs, tmp_path, pki, dovecot, mta):
     result = run(config)
     assert result.returncode == 0, result.stderr
     assert 'reply="250 2.0.0 Ok: queued as ' in result.stderr  # Postfix's queue id, logged
+    # Where fetch delivers is its target, not an upstream.
+    assert f"event=target.connected session=" in result.stderr
+    assert f"target=smtp://127.0.0.1:{postfix.port}" in result.stderr
+    assert "event=upstream.connected" not in result.stderr
     (meta, stored), = store.wait_messages(1, timeout=60)
     assert (meta["from"], meta["to"]) == ("sender@pec.test", ["ufficio@example.it"])
     # Postfix prepends its Received:, drops Return-Path: and adds the Message-Id: and Date:

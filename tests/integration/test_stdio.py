@@ -71,3 +71,25 @@ def test_stdio_refuses_cleartext_urls():
     result = run_stdio("--connect", "smtp://127.0.0.1:25")
     assert result.returncode == 64
     assert b"--stdio needs TLS" in result.stderr
+
+
+def test_fetchmail_plugin_through_stdio_to_pop3s(procs, tmp_path, pki, dovecot):
+    """The README's fetchmail line: the tunnel as fetchmail's `plugin`, verifying the server;
+    `sslproto ''` keeps fetchmail 6.4 from sending STLS on the already encrypted connection
+    (without it, this run fails)."""
+    require("fetchmail", "fetchmail")
+    dovecot.add_message("p1.host:2,", b"Subject: via plugin\r\n\r\nthrough postern-tunnel\r\n")
+    out = tmp_path / "mbox"
+    rc = tmp_path / "fetchmailrc"
+    rc.write_text(
+        "set no syslog\n"
+        f"poll localhost with proto POP3 port {dovecot.pop3s_port}\n"
+        f"  plugin \"{TUNNEL} --stdio --connect pop3s://%h:%p --ca-file {pki.ca}\"\n"
+        f"  user \"{dovecot.user}\" password \"{dovecot.password}\" sslproto '' nokeep\n"
+        f"  mda \"/usr/bin/tee -a {out}\"\n")
+    rc.chmod(0o600)
+    result = subprocess.run(["fetchmail", "-f", str(rc), "-v", "--nodetach", "--pidfile",
+                             str(tmp_path / "fetchmail.pid")], capture_output=True, text=True,
+                            timeout=60, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert out.read_bytes().endswith(b"through postern-tunnel\n")
