@@ -181,17 +181,7 @@ def test_oversized_messages_are_refused_before_and_during_data(procs, tmp_path, 
 
 def test_ambiguous_end_of_data_is_refused(procs, tmp_path, pki):
     up, fw = provider_and_forwarder(procs, tmp_path, pki)
-    s = socket.create_connection(("127.0.0.1", fw.port))
-    f = s.makefile("rwb", buffering=0)
-    f.readline()
-
-    def command(line):
-        f.write(line)
-        while True:
-            reply = f.readline()
-            if reply[3:4] == b" ":
-                return reply
-
+    s, command = raw_session(fw)
     command(b"EHLO c\r\n")
     command(f"MAIL FROM:<{BOX}>\r\n".encode())
     command(b"RCPT TO:<a@dest.test>\r\n")
