@@ -225,12 +225,10 @@ class mailbox_run {
     if (!rec) return std::nullopt;
     if (rec->size < 0) {
       // A record of a version-1 state file, without a size: it takes the size listed now,
-      // once, and is checked from then on.
-      std::string error;
-      if (!options_.dry_run)
-        state_.record(std::string(uid), rec->outcome, rec->time, static_cast<std::int64_t>(size),
-                      error);
-      return state_.find(uid);
+      // once (written at the end of the run), and is checked from then on.
+      rec->size = static_cast<std::int64_t>(size);
+      if (!options_.dry_run) state_.note(std::string(uid), *rec);
+      return rec;
     }
     if (static_cast<std::uint64_t>(rec->size) == size) return rec;
     lg::warn("fetch.uid_reused",
@@ -337,14 +335,17 @@ class mailbox_run {
         auto date = message_date(header);
         if (!date || *date >= choice.since) continue;
       }
-      std::string error;
-      if (!options_.dry_run &&
-          !state_.record(std::string(uids.uid(i)), uid_outcome::seen, now_,
-                         static_cast<std::int64_t>(sizes.of(uids.number(i)).value_or(0)), error)) {
-        failed(error, true);
-        co_return false;
-      }
+      if (!options_.dry_run)
+        state_.note(std::string(uids.uid(i)),
+                    {uid_outcome::seen, now_,
+                     static_cast<std::int64_t>(sizes.of(uids.number(i)).value_or(0))});
       ++adopted;
+    }
+    // All of them at once: a run killed half-way leaves no state, and asks again.
+    std::string error;
+    if (!options_.dry_run && !state_.compact(error)) {
+      failed(error, true);
+      co_return false;
     }
     lg::info("fetch.first_run", {{"session", session_},
                                  {"mailbox", mailbox_.address},

@@ -53,6 +53,10 @@ class state_store {
   /// when the disk refused (the caller must then not DELE).
   bool record(const std::string& uid, uid_outcome outcome, std::int64_t time, std::int64_t size,
               std::string& error);
+  /// Sets a record in memory only; the next compact() writes it, with all others, in one
+  /// atomic rename. For records that need no ordering against a DELE (a size learnt, mail
+  /// adopted as seen): a crash loses all of them or none, never some.
+  void note(const std::string& uid, const uid_record& r) { changed_[uid] = r; }
   /// Forgets records (UIDLs no longer on the server, or failures to retry).
   bool forget(const std::vector<std::string>& uids, std::string& error);
   /// Rewrites the file compactly and atomically.

@@ -129,3 +129,20 @@ TEST_CASE("later records of a UID win, in memory and across a compaction") {
   CHECK(s->find("u999")->size == 999);
   CHECK_FALSE(s->find("u6"));
 }
+
+TEST_CASE("noted records are written by the next compaction, all at once") {
+  temp_dir t;
+  std::string error;
+  {
+    auto s = open_ok(t.path);
+    s->note("seen-1", {uid_outcome::seen, 5, 10});
+    s->note("seen-2", {uid_outcome::seen, 5, 20});
+    CHECK(s->find("seen-2")->size == 20);
+    // Not on disk yet: a run killed now leaves no state at all.
+    CHECK_FALSE(fs::exists(t.path / "state" / state_store::file_name("u@pec.it")));
+    CHECK(s->compact(error));
+  }
+  auto s = open_ok(t.path);
+  CHECK(s->size() == 2);
+  CHECK(s->find("seen-1")->outcome == uid_outcome::seen);
+}
