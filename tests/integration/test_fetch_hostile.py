@@ -262,3 +262,20 @@ def test_children_of_fetch_inherit_no_descriptor(procs, tmp_path):
     assert result.returncode == 0, result.stderr
     # Both ran while the POP3 session (and the state lock) were open.
     assert helper_fds.read_text() == "\n" and target_fds.read_text() == "\n"
+
+
+def test_fetch_json_lines_are_strict_json_whatever_the_message_holds(dovecot, pki, tmp_path):
+    dovecot.add_message("j1.host:2,", b"From: caf\xe9 <x@pec.test>\r\nMessage-ID: <\xff\xfe@x>\r\n"
+                                      b"Subject: 8-bit\r\n\r\nbody\r\n")
+    config, maildir = configure(tmp_path, dovecot, pki,
+                                extra=f'[audit]\nfile = "{tmp_path}/audit.jsonl"\n')
+    result = subprocess.run([str(FETCH), "-c", str(config), "--log-format", "json", "-v"],
+                            capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for raw in result.stderr.splitlines() + (tmp_path / "audit.jsonl").read_bytes().splitlines():
+        assert isinstance(json.loads(raw.decode("utf-8")), dict)  # strict UTF-8 and JSON
+    record = json.loads((tmp_path / "audit.jsonl").read_text().splitlines()[0])
+    assert record["from"] == "caf\ufffd <x@pec.test>" and isinstance(record["size"], int)
+    done = [json.loads(l) for l in result.stderr.decode().splitlines()
+            if '"event":"fetch.done"' in l][0]
+    assert done["delivered"] == 1  # a number, not "1"
