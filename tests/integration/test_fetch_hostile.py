@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from forwarder_harness import HERE, PYTHON
-from harness import free_port, wait_for, wait_port
+from harness import free_port, memory_bound, wait_for, wait_port
 from test_fetch import FETCH, configure, delivered, preload, run, server_messages
 
 BOX = "box@pec.test"
@@ -184,8 +184,7 @@ def test_a_million_kept_messages_take_little_memory(procs, tmp_path):
     assert proc.wait(timeout=30) == 0, procs.log("fetch")
     assert "delivered=0" in procs.log("fetch")
     print(f"peak RSS {peak_mib:.1f} MiB for {count} listed messages")
-    bound = 400 if os.environ.get("POSTERN_SANITIZE") else 100  # ASan's shadow and redzones
-    assert peak_mib < bound, f"{peak_mib:.0f} MiB for {count} listed messages"
+    assert peak_mib < memory_bound(100, 400), f"{peak_mib:.0f} MiB for {count} listed messages"
 
 
 def test_a_kept_mailbox_without_state_delivers_nothing_until_told(dovecot, pki, tmp_path):

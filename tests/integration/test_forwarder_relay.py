@@ -9,7 +9,7 @@ import smtplib
 import subprocess
 
 from forwarder_harness import Forwarder, Upstream, mailbox_entry, message
-from harness import require, wait_for
+from harness import memory_bound, require, wait_for
 
 
 def two_providers(procs, tmp_path, pki, extra=""):
@@ -72,7 +72,7 @@ def test_30mb_message_streams_with_flat_memory(procs, tmp_path, pki):
     status = open(f"/proc/{fw.proc.pid}/status").read()
     peak_kib = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
     # The message never sits whole in memory: the peak stays far below its 30 MB.
-    assert peak_kib < 16 * 1024, f"forwarder peak RSS {peak_kib} KiB"
+    assert peak_kib < memory_bound(16, 128) * 1024, f"forwarder peak RSS {peak_kib} KiB"
 
 
 def test_swaks_pipelining_and_reused_upstream_session(procs, tmp_path, pki):
