@@ -25,6 +25,7 @@ using password_source =
 password_source password_of(const conf::mailbox& m, conf::duration command_timeout);
 
 /// Runs password_command (argv, no shell) and takes the first line of its standard output.
+/// The arguments are references: they must outlive the coroutine.
 asio::awaitable<std::optional<conf::secret>> async_password_command(
     const std::vector<std::string>& argv, const std::string& owner, conf::duration timeout,
     std::string& error);

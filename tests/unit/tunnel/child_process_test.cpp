@@ -98,7 +98,8 @@ TEST_CASE("password_command: first stdout line; stderr logged without the passwo
   auto get = [](std::vector<std::string> argv, std::string& error) {
     asio::io_context ctx;
     std::optional<conf::secret> out;
-    asio::co_spawn(ctx, tunnel::async_password_command(argv, "box@pec.it", 2s, error),
+    const std::string owner = "box@pec.it";  // the coroutine holds a reference to it
+    asio::co_spawn(ctx, tunnel::async_password_command(argv, owner, 2s, error),
                    [&](std::exception_ptr e, std::optional<conf::secret> s) {
                      REQUIRE_FALSE(e);
                      out = std::move(s);
