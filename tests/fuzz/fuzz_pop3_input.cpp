@@ -40,7 +40,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     char name[] = "/tmp/postern-fuzz-state-XXXXXX";
     return std::string(::mkdtemp(name));
   }();
-  const std::string file = dir + "/" + state_store::file_name("f@x") ;
+  const std::string file = dir + "/" + state_store::file_name("f@x");
   if (FILE* f = std::fopen(file.c_str(), "wb")) {
     std::fwrite(data, 1, size, f);
     std::fclose(f);
