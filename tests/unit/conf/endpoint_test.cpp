@@ -59,3 +59,20 @@ TEST_CASE("endpoint URLs fix the TLS mode and default the port") {
   CHECK_FALSE(parse_endpoint("smtpss://host", &error));
   CHECK(error.starts_with("unknown URL scheme \"smtpss\""));
 }
+
+TEST_CASE("a port that belongs to the other TLS mode gets advice") {
+  auto advice = [](const char* url) { return port_scheme_advice(*parse_endpoint(url)); };
+  CHECK(advice("smtp+starttls://h:465") == "465 is implicit TLS: use smtps://");
+  CHECK(advice("smtp://h:465") == "465 is implicit TLS: use smtps://");
+  CHECK(advice("smtps://h:587") == "587 is submission with STARTTLS: use smtp+starttls://");
+  CHECK(advice("smtps://h:25").starts_with("25 speaks STARTTLS"));
+  CHECK(advice("pop3+starttls://h:995") == "995 is implicit TLS: use pop3s://");
+  CHECK(advice("pop3s://h:110").starts_with("110 speaks STLS"));
+  CHECK(advice("imap://h:993") == "993 is implicit TLS: use imaps://");
+  // Agreeing ports, other ports, and cleartext on a STARTTLS port are fine.
+  CHECK(advice("smtps://h:465").empty());
+  CHECK(advice("smtp+starttls://h:587").empty());
+  CHECK(advice("smtp://h:25").empty());
+  CHECK(advice("smtps://h:10465").empty());
+  CHECK(advice("lmtp:/run/dovecot/lmtp").empty());
+}
