@@ -26,11 +26,9 @@ std::pair<client_limits::verdict, std::unique_ptr<client_limits::ticket>> client
   if (c.total_ >= l.max_sessions) return {verdict::too_many_sessions, nullptr};
   if (!allowed && c.outside_ >= std::max<std::uint32_t>(1, l.max_sessions / 2))
     return {verdict::too_many_outside, nullptr};
-  auto& mine = c.per_address_[ip];
-  if (l.max_per_address && mine >= l.max_per_address) {
-    if (mine == 0) c.per_address_.erase(ip);
+  auto& mine = c.per_address_[ip];  // an entry at its limit exists already: nothing to undo
+  if (l.max_per_address && mine >= l.max_per_address)
     return {verdict::too_many_from_address, nullptr};
-  }
   ++mine;
   ++c.total_;
   if (!allowed) ++c.outside_;

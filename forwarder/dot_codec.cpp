@@ -34,21 +34,22 @@ std::size_t dot_decoder::feed(const char* data, std::size_t len, std::string& ou
           ++i;
         } else {
           // ".\rX": an unstuffed CR followed by more of the line.
-          bare_cr_ = true;
+          bare_cr_ = find_bare_cr_;
           out += '\r';
           last_cr_ = true;
           state_ = state::body;
         }
         break;
       case state::body: {
-        if (last_cr_ && data[i] != '\n') bare_cr_ = true;  // a CR ended the previous chunk
+        if (find_bare_cr_ && last_cr_ && data[i] != '\n') bare_cr_ = true;  // CR ended a chunk
         const char* nl = static_cast<const char*>(std::memchr(data + i, '\n', len - i));
         std::size_t end = nl ? static_cast<std::size_t>(nl - data) + 1 : len;
         // Every CR of the line but one right before its LF (or at the chunk's end, decided
         // with the next chunk) is bare.
         for (const char* cr = static_cast<const char*>(std::memchr(data + i, '\r', end - i));
-             cr && !bare_cr_; cr = static_cast<const char*>(std::memchr(
-                                  cr + 1, '\r', static_cast<std::size_t>(data + end - cr - 1))))
+             find_bare_cr_ && cr && !bare_cr_;
+             cr = static_cast<const char*>(
+                 std::memchr(cr + 1, '\r', static_cast<std::size_t>(data + end - cr - 1))))
           if (cr + 1 < data + end && cr[1] != '\n') bare_cr_ = true;
         out.append(data + i, end - i);
         if (nl) {

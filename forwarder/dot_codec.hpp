@@ -10,6 +10,10 @@ namespace postern::forwarder {
 
 class dot_decoder {
  public:
+  /// `find_bare_cr`: also look for bare CRs (the relay refuses them; retrieval keeps every
+  /// byte and need not spend a scan on them).
+  explicit dot_decoder(bool find_bare_cr = false) : find_bare_cr_(find_bare_cr) {}
+
   /// Decodes wire bytes into message bytes appended to `out`; returns how many bytes of
   /// `data` were consumed. Consumption stops after the terminating CRLF.CRLF (done() is then
   /// true and the rest of `data` belongs to the next command).
@@ -21,7 +25,7 @@ class dot_decoder {
   /// be refused rather than relayed.
   [[nodiscard]] bool ambiguous_dot() const { return ambiguous_dot_; }
   /// A CR not followed by LF was seen ("\r.\r" would end the data for a server that ends
-  /// lines at a lone CR); RFC 5321 §2.3.8 forbids it. Retrieval ignores it, relaying refuses.
+  /// lines at a lone CR); RFC 5321 §2.3.8 forbids it. Only with find_bare_cr.
   [[nodiscard]] bool bare_cr() const { return bare_cr_; }
   /// Message bytes produced so far (after unstuffing).
   [[nodiscard]] std::size_t size() const { return size_; }
@@ -32,6 +36,7 @@ class dot_decoder {
   bool last_cr_ = false;        ///< the last message byte was CR
   bool after_bare_lf_ = false;  ///< the current line began after an LF without CR
   bool ambiguous_dot_ = false;
+  bool find_bare_cr_;
   bool bare_cr_ = false;
   std::size_t size_ = 0;
 };

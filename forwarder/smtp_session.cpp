@@ -67,7 +67,7 @@ class data_source : public message_source {
   std::uint64_t min_rate_;
   smtp_channel::clock::time_point started_ = smtp_channel::clock::now();
   std::uint64_t received_ = 0;
-  dot_decoder decoder_;
+  dot_decoder decoder_{true};  // a bare CR is refused (relay_transaction::stream)
   std::string error_;
 };
 

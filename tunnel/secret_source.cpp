@@ -19,8 +19,10 @@ constexpr std::size_t max_stderr_logged = 1024;
 
 std::string redact(std::string text, const std::string& secret) {
   if (secret.empty()) return text;
-  for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 10))
-    text.replace(pos, secret.size(), "<redacted>");
+  constexpr std::string_view mark = "<redacted>";
+  for (auto pos = text.find(secret); pos != std::string::npos;
+       pos = text.find(secret, pos + mark.size()))
+    text.replace(pos, secret.size(), mark);
   return text;
 }
 

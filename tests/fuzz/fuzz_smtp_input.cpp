@@ -64,7 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   header_end(input);
   transparency(input, step);
   // Arbitrary client bytes after DATA: never more consumed than given.
-  dot_decoder d;
+  dot_decoder d(true);
   std::string out;
   for (std::size_t pos = 0; pos < input.size() && !d.done();) {
     std::size_t n = std::min(step, input.size() - pos);

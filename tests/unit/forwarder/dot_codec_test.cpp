@@ -96,7 +96,7 @@ TEST_CASE("dot_decoder flags every bare CR, in any chunking, and nothing else") 
   };
   for (const auto& s : samples)
     for (std::size_t step : {1, 2, 3, 1000}) {
-      dot_decoder d;
+      dot_decoder d(true);
       decode(s.wire, step, d);
       INFO(s.wire << " in steps of " << step);
       CHECK(d.bare_cr() == s.bare);
