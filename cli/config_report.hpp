@@ -5,12 +5,18 @@
 
 #include <iosfwd>
 
+#include <vector>
+
 #include "conf/diagnostics.hpp"
+#include "conf/insecure.hpp"
 
 namespace postern::cli {
 
 /// Errors (config.error) and warnings (config.warning) as log lines.
 void log_diagnostics(const conf::diagnostics& diags);
+
+/// Each insecure setting as a config.insecure warning (every start and reload).
+void log_insecure(const std::vector<conf::insecure_setting>& settings);
 
 /// Errors, then warnings ("warning: ..."), one per line.
 void print_diagnostics(const conf::diagnostics& diags, std::ostream& out);

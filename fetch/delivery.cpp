@@ -13,15 +13,15 @@
 #include <asio/use_awaitable.hpp>
 
 #include "cli/log.hpp"
-#include "forwarder/relay.hpp"
 #include "local_targets.hpp"
-#include "tunnel/child_process.hpp"
+#include "tunnel/net/child_process.hpp"
+#include "tunnel/net/spool_file.hpp"
 
 namespace postern::fetch {
 
 using asio::awaitable;
-using forwarder::client_result;
-using forwarder::failure_kind;
+using smtp::client_result;
+using smtp::failure_kind;
 using status = delivery_result::status;
 
 namespace {
@@ -102,13 +102,13 @@ class local_delivery : public delivery {
 /// SMTP or LMTP to the local mail server, one session for the whole run.
 class smtp_delivery : public delivery {
  public:
-  smtp_delivery(asio::any_io_executor ex, forwarder::client_params params)
+  smtp_delivery(asio::any_io_executor ex, smtp::client_params params)
       : executor_(std::move(ex)), params_(std::move(params)) {}
 
   awaitable<delivery_result> begin(const std::string& sender,
                                    const std::string& recipient) override {
     if (!client_ || !client_->reusable()) {
-      client_ = std::make_unique<forwarder::smtp_client>(executor_, params_);
+      client_ = std::make_unique<smtp::client>(executor_, params_);
       client_result r = co_await client_->async_open();
       if (!r.ok()) co_return result(r, "connecting to " + params_.endpoint.to_string());
     }
@@ -142,8 +142,8 @@ class smtp_delivery : public delivery {
     return failed(r.kind != failure_kind::rejected_permanent, text);
   }
   asio::any_io_executor executor_;
-  forwarder::client_params params_;
-  std::unique_ptr<forwarder::smtp_client> client_;
+  smtp::client_params params_;
+  std::unique_ptr<smtp::client> client_;
 };
 
 /// exec: a program with the message on its standard input; its exit status decides
@@ -181,14 +181,14 @@ class exec_delivery : public delivery {
     co_return delivery_result{};
   }
   awaitable<delivery_result> commit() override {
-    tunnel::child_spec spec;
+    net::child_spec spec;
     spec.argv = args_;
     spec.stdin_fd = spool_->fd();
     spec.capture_stdout = false;  // a program's own output goes where ours goes
     spec.capture_stderr = false;
     spec.timeout = timeout_;
     ::lseek(spec.stdin_fd, 0, SEEK_SET);  // the child shares the offset of our descriptor
-    tunnel::child_result r = co_await tunnel::async_run_child(executor_, spec);
+    net::child_result r = co_await net::async_run_child(executor_, spec);
     spool_.reset();
     if (r.succeeded()) co_return delivery_result{};
     if (r.timed_out)
@@ -205,7 +205,7 @@ class exec_delivery : public delivery {
   std::vector<std::string> args_;  ///< argv_ with this message's placeholders filled in
   std::string mailbox_;
   conf::duration timeout_;
-  std::optional<forwarder::spool_file> spool_;
+  std::optional<net::spool_file> spool_;
 };
 
 }  // namespace
@@ -219,7 +219,7 @@ std::unique_ptr<delivery> make_delivery(asio::any_io_executor ex,
       return std::make_unique<local_delivery>(target, context.stdout_fd, context.session);
     case conf::target_kind::smtp:
     case conf::target_kind::lmtp: {
-      forwarder::client_params p;
+      smtp::client_params p;
       p.endpoint = *target.url;
       p.helo_name = context.hostname;
       p.lmtp = target.kind == conf::target_kind::lmtp;
@@ -227,12 +227,12 @@ std::unique_ptr<delivery> make_delivery(asio::any_io_executor ex,
       static const conf::mailbox no_settings;
       const conf::mailbox& settings = context.settings ? *context.settings : no_settings;
       if (p.endpoint.tls != conf::tls_mode::none) {
-        p.tls = tunnel::tls_context::create(settings.tls, conf::tunnel_mode::client, error);
+        p.tls = net::tls_context::create(settings.tls, conf::tunnel_mode::client, error);
         if (!p.tls) return nullptr;
       }
       p.login = settings.login;
       if (!p.login.empty())
-        p.password = tunnel::password_of(settings, context.timeouts.password_command);
+        p.password = net::password_of(settings, context.timeouts.password_command);
       p.connect_timeout = context.timeouts.connect;
       p.handshake_timeout = context.timeouts.handshake;
       p.reply_timeout = context.timeouts.command;

@@ -9,7 +9,7 @@
 #include <asio/awaitable.hpp>
 
 #include "conf/fetch_config.hpp"
-#include "forwarder/smtp_client.hpp"
+#include "forwarder/smtp/client.hpp"
 
 namespace postern::fetch {
 

@@ -14,7 +14,7 @@
 #include "pec_receipt.hpp"
 #include "pop3_client.hpp"
 #include "state_store.hpp"
-#include "tunnel/secret_source.hpp"
+#include "tunnel/net/secret_source.hpp"
 
 namespace postern::fetch {
 
@@ -37,7 +37,7 @@ std::int64_t now_seconds() {
 }
 
 /// The envelope sender for local delivery: the message's Return-Path, else the mailbox.
-std::string envelope_sender(const forwarder::header_block& block, const std::string& mailbox) {
+std::string envelope_sender(const smtp::header_block& block, const std::string& mailbox) {
   const auto* rp = block.find("Return-Path");
   if (!rp) return mailbox;
   std::string value = rp->value();
@@ -65,9 +65,9 @@ struct message_pipe {
     started = true;
     // Only receipts and envelopes have a daticert.xml worth looking for; other mail is not
     // copied (a 1 MiB message would otherwise cost a 1 MiB copy).
-    auto end = forwarder::header_end(head);
+    auto end = smtp::header_end(head);
     const auto block =
-        forwarder::header_block::parse(std::string_view(head).substr(0, end ? *end : head.size()));
+        smtp::header_block::parse(std::string_view(head).substr(0, end ? *end : head.size()));
     if (const auto* f = block.find("From")) from = f->value();
     if (const auto* id = block.find("Message-ID")) message_id = id->value();
     const pec_kind kind = classify_headers(block).kind;
@@ -91,7 +91,7 @@ struct message_pipe {
     if (refused) co_return true;  // read on to the end, deliver nothing
     if (!started) {
       head += bytes;
-      if (!forwarder::header_end(head) && head.size() < max_head) co_return true;
+      if (!smtp::header_end(head) && head.size() < max_head) co_return true;
       co_return co_await start();
     }
     delivery_result d = co_await target.write(bytes);
@@ -123,11 +123,11 @@ class mailbox_run {
     params_.endpoint = *mailbox_.pop3;
     std::string error;
     if (params_.endpoint.tls != conf::tls_mode::none) {
-      params_.tls = tunnel::tls_context::create(mailbox_.tls, conf::tunnel_mode::client, error);
+      params_.tls = net::tls_context::create(mailbox_.tls, conf::tunnel_mode::client, error);
       if (!params_.tls) co_return failed(error, false);
     }
     params_.login = mailbox_.login;
-    params_.password = tunnel::password_of(mailbox_, config_.timeouts.password_command);
+    params_.password = net::password_of(mailbox_, config_.timeouts.password_command);
     params_.connect_timeout = config_.timeouts.connect;
     params_.handshake_timeout = config_.timeouts.handshake;
     params_.reply_timeout = config_.timeouts.command;
@@ -356,7 +356,7 @@ class mailbox_run {
   }
 
   static std::optional<std::int64_t> message_date(const std::string& header) {
-    const auto block = forwarder::header_block::parse(header);
+    const auto block = smtp::header_block::parse(header);
     if (const auto* date = block.find("Date")) return parse_message_date(date->value());
     return std::nullopt;
   }
@@ -441,9 +441,9 @@ class mailbox_run {
   /// The audit line of one message: what it was (PEC class, daticert) and what became of it.
   void audit(const std::string& uid, std::uint64_t size, const std::string& outcome,
              const std::string& reply, const message_pipe& pipe, const pec_info& pec) {
-    forwarder::audit_log* log = options_.audit;
+    cli::audit_log* log = options_.audit;
     if (!log || !log->enabled()) return;
-    forwarder::json_line line;
+    cli::json_line line;
     line.field("session", session_)
         .field("mailbox", mailbox_.address)
         .field("uid", uid)

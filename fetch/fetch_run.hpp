@@ -9,9 +9,9 @@
 
 #include <asio/awaitable.hpp>
 
+#include "cli/audit_log.hpp"
 #include "conf/fetch_config.hpp"
 #include "first_run.hpp"
-#include "forwarder/audit_log.hpp"
 
 namespace postern::fetch {
 
@@ -20,9 +20,9 @@ struct run_options {
   bool retry_failed = false;   ///< try again messages whose delivery failed permanently
   first_run_choice first_run;  ///< for a kept mailbox with no state whose server holds mail
   bool trace = false;
-  std::string hostname;                   ///< for the Received: header
-  int stdout_fd = 1;                      ///< the "-" target
-  forwarder::audit_log* audit = nullptr;  ///< one JSON line per message, when configured
+  std::string hostname;             ///< for the Received: header
+  int stdout_fd = 1;                ///< the "-" target
+  cli::audit_log* audit = nullptr;  ///< one JSON line per message, when configured
 };
 
 struct mailbox_outcome {

@@ -29,21 +29,14 @@
 #include "cli/service_manager.hpp"
 #include "cli/supervise.hpp"
 #include "conf/fetch_config.hpp"
+#include "conf/insecure.hpp"
 #include "fetch/fetch_run.hpp"
-#include "forwarder/forwarder_server.hpp"
 #include "postern/version.hpp"
 
 namespace {
 
 using namespace postern;
 namespace lg = postern::log;
-
-/// Warnings every start and reload repeat: verification off, cleartext allowed.
-void log_insecure_settings(const conf::fetch_config& config) {
-  for (const auto& m : config.registry.mailboxes)
-    if (m.fetch) forwarder::log_insecure_mailbox(m);
-  forwarder::log_insecure_mailbox(config.delivery);
-}
 
 /// The exit status of a run is its most serious mailbox's: what needs a person (a refusal
 /// of us, 69, or of a message, 65) before what will pass by itself (75).
@@ -313,7 +306,7 @@ class fetch_daemon {
     if (fresh) {
       config_ = std::make_shared<const conf::fetch_config>(std::move(*fresh));
       lg::info("reload.done", {{"config", file_}});
-      log_insecure_settings(*config_);
+      cli::log_insecure(conf::insecure_settings(*config_));
       start_loops();
     } else {
       lg::error("reload.failed", {{"config", file_}, {"effect", "the old configuration stays"}});
@@ -405,12 +398,12 @@ int main(int argc, char** argv) {
     return exit_code::ok;
   }
   cli::log_diagnostics(diags);
-  log_insecure_settings(*config);
+  cli::log_insecure(conf::insecure_settings(*config));
   char host[HOST_NAME_MAX + 1] = {};
   ::gethostname(host, sizeof host - 1);
   options.hostname = host;
   options.trace = common.trace;
-  forwarder::audit_log audit;
+  cli::audit_log audit;
   if (!audit.open(config->audit_file, error)) {
     std::cerr << "postern-fetch: " << error << "\n";
     return exit_code::config;

@@ -4,11 +4,11 @@
 #include <cctype>
 #include <charconv>
 
-#include "forwarder/smtp_auth.hpp"
+#include "forwarder/smtp/sasl.hpp"
 
 namespace postern::fetch {
 
-using forwarder::header_block;
+using smtp::header_block;
 
 namespace {
 
@@ -122,7 +122,7 @@ std::string decode_body(std::string_view body, const std::string& encoding) {
     std::string compact;
     for (char c : body)
       if (!std::isspace(static_cast<unsigned char>(c))) compact += c;
-    return forwarder::base64_decode(compact).value_or("");
+    return smtp::base64_decode(compact).value_or("");
   }
   if (encoding == "quoted-printable") {
     std::string out;
@@ -151,7 +151,7 @@ std::string decode_body(std::string_view body, const std::string& encoding) {
 
 std::optional<std::string> find_in_part(std::string_view part, int depth) {
   if (depth > 10) return std::nullopt;  // nesting this deep is not a PEC message
-  auto end = forwarder::header_end(part);
+  auto end = smtp::header_end(part);
   if (!end) return std::nullopt;
   std::size_t fields = *end - (*end >= 2 && part[*end - 2] == '\r' ? 2 : 1);
   header_block h = header_block::parse(part.substr(0, fields));
@@ -259,7 +259,7 @@ std::optional<std::string> find_daticert(std::string_view message) {
 }
 
 pec_info classify_message(std::string_view message) {
-  auto end = forwarder::header_end(message);
+  auto end = smtp::header_end(message);
   std::size_t fields =
       end ? *end - (*end >= 2 && message[*end - 2] == '\r' ? 2 : 1) : message.size();
   pec_info info = classify_headers(header_block::parse(message.substr(0, fields)));

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "forwarder/message_header.hpp"
+#include "forwarder/smtp/message_header.hpp"
 
 namespace postern::fetch {
 
@@ -51,7 +51,7 @@ struct pec_info {
 
 /// Classifies by X-Ricevuta first, then X-Trasporto (an envelope also carries
 /// X-Riferimento-Message-ID, so that header alone decides nothing).
-pec_info classify_headers(const forwarder::header_block& headers);
+pec_info classify_headers(const smtp::header_block& headers);
 
 /// Parses daticert.xml; nullopt with `problem` set when it is not a postacert document.
 std::optional<daticert> parse_daticert(std::string_view xml, std::string& problem);

@@ -1,22 +1,22 @@
 #include "pop3_client.hpp"
 
 #include "cli/log.hpp"
-#include "forwarder/dot_codec.hpp"
-#include "forwarder/net_connect.hpp"
-#include "forwarder/smtp_auth.hpp"
+#include "forwarder/smtp/dot_codec.hpp"
+#include "forwarder/smtp/sasl.hpp"
+#include "tunnel/net/connect.hpp"
 
 namespace postern::fetch {
 
 namespace lg = postern::log;
 using asio::awaitable;
-using forwarder::io_status;
+using net::io_status;
 
 namespace {
 constexpr std::size_t max_line = 4096;
 constexpr std::size_t max_listing = 1'000'000;  ///< lines of a UIDL/LIST/CAPA response
 
 failure_kind classify(io_status s) {
-  return s == io_status::timeout ? failure_kind::timeout : failure_kind::connection;
+  return s == net::io_status::timeout ? failure_kind::timeout : failure_kind::connection;
 }
 }  // namespace
 
@@ -38,8 +38,9 @@ void pop3_client::trace(const char* dir, std::string_view line) {
 awaitable<pop3_result> pop3_client::read_status() {
   std::string line;
   io_status s = co_await channel_->read_line(line, max_line, params_.reply_timeout);
-  if (s == io_status::too_long) co_return broken(failure_kind::protocol, "status line too long");
-  if (s != io_status::ok)
+  if (s == net::io_status::too_long)
+    co_return broken(failure_kind::protocol, "status line too long");
+  if (s != net::io_status::ok)
     co_return broken(classify(s), "waiting for the server: " + channel_->error());
   trace("<", line);
   auto status = parse_status(line);
@@ -56,7 +57,8 @@ awaitable<pop3_result> pop3_client::command(const std::string& line, bool sensit
   channel_->queue(line);
   channel_->queue("\r\n");
   io_status s = co_await channel_->flush(params_.reply_timeout);
-  if (s != io_status::ok) co_return broken(classify(s), "sending a command: " + channel_->error());
+  if (s != net::io_status::ok)
+    co_return broken(classify(s), "sending a command: " + channel_->error());
   pop3_result earlier = co_await read_pending(std::nullopt);  // pipelined ones answer first
   if (!earlier.ok()) co_return earlier;
   co_return co_await read_status();
@@ -64,15 +66,15 @@ awaitable<pop3_result> pop3_client::command(const std::string& line, bool sensit
 
 awaitable<pop3_result> pop3_client::read_lines(const std::function<bool(std::string_view)>& each,
                                                std::string& error) {
-  using clock = forwarder::smtp_channel::clock;
+  using clock = net::line_channel::clock;
   const auto deadline = clock::now() + params_.message_timeout;
   std::string line;
   std::size_t count = 0;
   for (;;) {
     const auto line_deadline = std::min(deadline, clock::now() + params_.reply_timeout);
     io_status s = co_await channel_->read_line_until(line, max_line, line_deadline);
-    if (s != io_status::ok)
-      co_return broken(s == io_status::too_long ? failure_kind::protocol : classify(s),
+    if (s != net::io_status::ok)
+      co_return broken(s == net::io_status::too_long ? failure_kind::protocol : classify(s),
                        "reading a listing: " + channel_->error());
     if (line == ".") co_return pop3_result{};
     if (++count > max_listing)
@@ -86,18 +88,19 @@ awaitable<pop3_result> pop3_client::start_tls() {
   auto tls = co_await channel_->start_client_tls(*params_.tls, params_.endpoint.addr,
                                                  params_.handshake_timeout);
   if (!tls.verified)
-    co_return broken(tls.status == io_status::timeout ? failure_kind::timeout : failure_kind::tls,
-                     tls.error);
+    co_return broken(
+        tls.status == net::io_status::timeout ? failure_kind::timeout : failure_kind::tls,
+        tls.error);
   co_return pop3_result{};
 }
 
 awaitable<pop3_result> pop3_client::async_open() {
   const auto& ep = params_.endpoint;
-  auto c = co_await forwarder::async_connect_to(executor_, ep.addr, params_.connect_timeout);
+  auto c = co_await net::async_connect_to(executor_, ep.addr, params_.connect_timeout);
   if (c.fd < 0)
     co_return broken(c.timed_out ? failure_kind::timeout : failure_kind::connection,
                      "connect: " + c.error);
-  channel_ = std::make_unique<forwarder::smtp_channel>(executor_, c.fd);
+  channel_ = std::make_unique<net::line_channel>(executor_, c.fd);
   if (ep.tls == conf::tls_mode::implicit) {
     pop3_result t = co_await start_tls();
     if (!t.ok()) co_return t;
@@ -146,7 +149,7 @@ awaitable<pop3_result> pop3_client::login() {
   pop3_result r;
   const bool plain = std::find(caps_.sasl.begin(), caps_.sasl.end(), "PLAIN") != caps_.sasl.end();
   if (plain) {
-    conf::secret response = forwarder::plain_response(params_.login, *password);
+    conf::secret response = smtp::plain_response(params_.login, *password);
     r = co_await command("AUTH PLAIN " + response.reveal(), true);
   } else {
     r = co_await command("USER " + params_.login);
@@ -231,7 +234,8 @@ awaitable<pop3_result> pop3_client::async_retr(std::uint32_t number, const body_
     co_return co_await read_body(number, sink);
   }
   io_status s = co_await channel_->flush(params_.reply_timeout);
-  if (s != io_status::ok) co_return broken(classify(s), "sending a command: " + channel_->error());
+  if (s != net::io_status::ok)
+    co_return broken(classify(s), "sending a command: " + channel_->error());
   pop3_result r = co_await read_pending(number);
   if (!r.ok()) co_return r;
   pending_.pop_front();
@@ -241,11 +245,11 @@ awaitable<pop3_result> pop3_client::async_retr(std::uint32_t number, const body_
 }
 
 awaitable<pop3_result> pop3_client::read_body(std::uint32_t number, const body_sink& sink) {
-  forwarder::dot_decoder decoder;
+  smtp::dot_decoder decoder;
   std::string chunk;
   // The whole message within message_timeout, and no silence longer than retrieve_timeout:
   // a server that sends an endless message is cut too.
-  using clock = forwarder::smtp_channel::clock;
+  using clock = net::line_channel::clock;
   const auto deadline = clock::now() + params_.message_timeout;
   for (;;) {
     std::string_view in = channel_->buffered();
@@ -261,7 +265,7 @@ awaitable<pop3_result> pop3_client::read_body(std::uint32_t number, const body_s
     }
     io_status s = co_await channel_->read_more_until(
         std::min(deadline, clock::now() + params_.retrieve_timeout));
-    if (s != io_status::ok)
+    if (s != net::io_status::ok)
       co_return broken(classify(s), "during RETR " + std::to_string(number) + ": " +
                                         channel_->error() +
                                         (clock::now() >= deadline ? " (message timeout)" : ""));

@@ -17,15 +17,15 @@
 #include "conf/endpoint.hpp"
 #include "conf/secret.hpp"
 #include "conf/units.hpp"
-#include "forwarder/smtp_channel.hpp"
-#include "forwarder/smtp_client.hpp"
+#include "forwarder/smtp/client.hpp"
 #include "pop3_protocol.hpp"
-#include "tunnel/secret_source.hpp"
-#include "tunnel/tls_context.hpp"
+#include "tunnel/net/line_channel.hpp"
+#include "tunnel/net/secret_source.hpp"
+#include "tunnel/net/tls_context.hpp"
 
 namespace postern::fetch {
 
-using forwarder::failure_kind;
+using smtp::failure_kind;
 
 struct pop3_result {
   failure_kind kind = failure_kind::none;
@@ -36,9 +36,9 @@ struct pop3_result {
 
 struct pop3_params {
   conf::endpoint endpoint;
-  std::shared_ptr<tunnel::tls_context> tls;
+  std::shared_ptr<net::tls_context> tls;
   std::string login;
-  tunnel::password_source password;
+  net::password_source password;
   conf::duration connect_timeout{std::chrono::seconds(30)};
   conf::duration handshake_timeout{std::chrono::seconds(30)};
   conf::duration reply_timeout{std::chrono::minutes(2)};     ///< a command, its whole reply
@@ -99,7 +99,7 @@ class pop3_client {
 
   asio::any_io_executor executor_;
   pop3_params params_;
-  std::unique_ptr<forwarder::smtp_channel> channel_;
+  std::unique_ptr<net::line_channel> channel_;
   pop3_capabilities caps_;
   bool broken_ = false;
   struct pending_reply {

@@ -12,8 +12,8 @@
 
 #include "cli/log.hpp"
 #include "cli/supervise.hpp"
-#include "tunnel/child_process.hpp"
-#include "tunnel/listen_socket.hpp"
+#include "tunnel/net/child_process.hpp"
+#include "tunnel/net/listen_socket.hpp"
 
 namespace postern::forwarder {
 
@@ -24,11 +24,11 @@ using asio::experimental::as_tuple;
 struct forwarder_server::listener {
   explicit listener(asio::io_context& ctx) : acceptor(ctx) {}
   conf::address address;
-  tunnel::generic_acceptor acceptor;
+  net::generic_acceptor acceptor;
   bool closed = false;
   void close() {
     closed = true;
-    tunnel::close_listen_socket(acceptor, address);
+    net::close_listen_socket(acceptor, address);
   }
 };
 
@@ -87,7 +87,7 @@ std::shared_ptr<forwarder_runtime> build_runtime(asio::io_context& ctx,
     tls.cert_file = config.tls_cert_file;
     tls.key_file = config.tls_key_file;
     std::string error;
-    rt->server_tls = tunnel::tls_context::create(tls, conf::tunnel_mode::server, error);
+    rt->server_tls = net::tls_context::create(tls, conf::tunnel_mode::server, error);
     if (!rt->server_tls) errors.push_back("STARTTLS certificate: " + error);
   }
   std::string error;
@@ -99,32 +99,12 @@ std::shared_ptr<forwarder_runtime> build_runtime(asio::io_context& ctx,
   for (const auto& m : rt->config.registry.mailboxes)
     if (m.smtp && m.smtp->tls != conf::tls_mode::none) {
       // Fail at start, not at the first message, when a CA file or pin cannot be loaded.
-      if (!tunnel::tls_context::create(m.tls, conf::tunnel_mode::client, error))
+      if (!net::tls_context::create(m.tls, conf::tunnel_mode::client, error))
         errors.push_back("mailbox " + m.address + ": " + error);
     }
   if (!errors.empty()) return nullptr;
   rt->pool = std::make_unique<upstream_pool>(ctx.get_executor(), rt->config, trace);
   return rt;
-}
-
-void log_insecure_mailbox(const conf::mailbox& m) {
-  if (m.tls.verify == conf::verify_mode::none)
-    lg::warn("config.insecure",
-             {{"mailbox", m.address},
-              {"setting", "verify = \"none\""},
-              {"effect",
-               "the server's certificate is NOT verified: the password and mail can be "
-               "captured on the path"}});
-  if (m.allow_cleartext)
-    lg::warn("config.insecure",
-             {{"mailbox", m.address},
-              {"setting", "allow_cleartext = true"},
-              {"effect", "credentials and mail may cross the network unencrypted"}});
-}
-
-void log_insecure_settings(const conf::forwarder_config& config) {
-  for (const auto& m : config.registry.mailboxes) log_insecure_mailbox(m);
-  if (config.smarthost) log_insecure_mailbox(*config.smarthost);
 }
 
 forwarder_server::forwarder_server(asio::io_context& ctx) : ctx_(ctx) {}
@@ -144,7 +124,7 @@ bool forwarder_server::apply(std::shared_ptr<forwarder_runtime> rt,
       l = std::make_shared<listener>(ctx_);
       l->address = address;
       std::string error;
-      if (!tunnel::open_listen_socket(l->acceptor, address, "listen", error)) {
+      if (!net::open_listen_socket(l->acceptor, address, "listen", error)) {
         errors.push_back(error);
         continue;
       }
@@ -174,7 +154,7 @@ namespace {
 /// one write under a short deadline, nothing read, no session counted.
 awaitable<void> refuse_connection(int fd, std::string wire) {
   auto ex = co_await asio::this_coro::executor;
-  smtp_channel channel(ex, fd);
+  net::line_channel channel(ex, fd);
   channel.queue(wire);
   co_await channel.flush(std::chrono::seconds(5));
   channel.close();
@@ -208,7 +188,7 @@ awaitable<void> forwarder_server::accept_loop(std::shared_ptr<listener> l) {
     int one = 1;
     ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int fd = socket.release();
-    tunnel::set_cloexec(fd);
+    net::set_cloexec(fd);
     const auto& config = runtime_->config;
     // A named argument, not a temporary: see relay_transaction::mail about GCC 12.
     session_peer peer = describe_peer(fd, config.allow);
@@ -217,7 +197,8 @@ awaitable<void> forwarder_server::accept_loop(std::shared_ptr<listener> l) {
       // Never an open relay: a client outside `allow` gets this and nothing else.
       log_refusal(peer, "client address not in allow");
       refusal =
-          make_reply(554, "5.7.1", config.hostname + " does not relay for " + peer.address).wire();
+          smtp::make_reply(554, "5.7.1", config.hostname + " does not relay for " + peer.address)
+              .wire();
     } else {
       auto [verdict, ticket] = client_limits::admit(
           limits_, peer.ip, peer.allowed, {config.max_sessions, config.max_sessions_per_address});
@@ -228,9 +209,9 @@ awaitable<void> forwarder_server::accept_loop(std::shared_ptr<listener> l) {
         continue;
       }
       log_refusal(peer, client_limits::to_string(verdict));
-      refusal = make_reply(421, "4.7.0",
-                           config.hostname + " too many sessions (" +
-                               client_limits::to_string(verdict) + "), try again later")
+      refusal = smtp::make_reply(421, "4.7.0",
+                                 config.hostname + " too many sessions (" +
+                                     client_limits::to_string(verdict) + "), try again later")
                     .wire();
     }
     asio::co_spawn(ctx_, refuse_connection(fd, std::move(refusal)),

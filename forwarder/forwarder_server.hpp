@@ -20,11 +20,6 @@ std::shared_ptr<forwarder_runtime> build_runtime(asio::io_context& ctx,
                                                  const conf::forwarder_config& config, bool trace,
                                                  std::vector<std::string>& errors);
 
-/// Warnings every start and reload repeat (verification off, cleartext allowed).
-void log_insecure_settings(const conf::forwarder_config& config);
-/// The same warnings for one mailbox (or pseudo-mailbox: smarthost, fetch's [delivery]).
-void log_insecure_mailbox(const conf::mailbox& m);
-
 class forwarder_server {
  public:
   explicit forwarder_server(asio::io_context& ctx);

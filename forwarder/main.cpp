@@ -43,7 +43,7 @@ int check(const std::string& file) {
   forwarder::build_runtime(ctx, *config, false, errors);
   for (const auto& e : errors) std::cerr << file << ": " << e << "\n";
   if (!errors.empty()) return exit_code::config;
-  forwarder::log_insecure_settings(*config);
+  cli::log_insecure(conf::insecure_settings(*config));
   std::cout << "configuration OK\n";
   return exit_code::ok;
 }
@@ -57,7 +57,7 @@ bool reload(asio::io_context& ctx, forwarder::forwarder_server& server, const st
   if (rt) server.apply(rt, errors);
   for (const auto& e : errors) lg::error("config.error", {{"error", e}});
   if (!errors.empty()) return false;
-  forwarder::log_insecure_settings(*config);
+  cli::log_insecure(conf::insecure_settings(*config));
   return true;
 }
 
@@ -73,7 +73,7 @@ int serve(const std::string& file, conf::duration grace, bool trace) {
     for (const auto& e : errors) lg::error("config.error", {{"error", e}});
     return exit_code::config;
   }
-  forwarder::log_insecure_settings(*config);
+  cli::log_insecure(conf::insecure_settings(*config));
   cli::service_signals signals(
       ctx, file, [&] { return reload(ctx, server, file, trace); }, [&] { server.shutdown(grace); });
   lg::info("start", {{"version", POSTERN_VERSION},

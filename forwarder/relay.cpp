@@ -22,32 +22,33 @@ relay_transaction::~relay_transaction() {
   if (upstream_) upstream_->abort();
 }
 
-reply relay_transaction::upstream_failure(const client_result& r) const {
+smtp::reply relay_transaction::upstream_failure(const smtp::client_result& r) const {
   // Whatever went wrong with the upstream before it took the message, the client MTA must
   // keep the message queued: always a 4yz.
   std::string where = upstream_name();
-  if (r.kind == failure_kind::credentials) {
+  if (r.kind == smtp::failure_kind::credentials) {
     // Why the secret could not be read (its file, its mode) is for postern's log only: this
     // reply travels to the client and into bounces.
     lg::warn("upstream.credentials_unavailable",
              {{"session", session_},
               {"mailbox", route_.mailbox ? route_.mailbox->address : ""},
               {"error", r.detail}});
-    return make_reply(454, "4.7.0",
-                      "the credentials of " +
-                          (route_.mailbox ? route_.mailbox->address : std::string("the mailbox")) +
-                          " cannot be read on this relay (see its log); not accepted, try "
-                          "again later");
+    return smtp::make_reply(
+        454, "4.7.0",
+        "the credentials of " +
+            (route_.mailbox ? route_.mailbox->address : std::string("the mailbox")) +
+            " cannot be read on this relay (see its log); not accepted, try "
+            "again later");
   }
   std::string text = (where.empty() ? "upstream" : where) + ": " + r.detail;
   if (r.server.code) text += (r.detail.empty() ? "" : ": ") + r.server.one_line();
   text += "; not accepted, try again later";
   switch (r.kind) {
-    case failure_kind::auth: return make_reply(454, "4.7.0", text);
-    case failure_kind::tls: return make_reply(454, "4.7.5", text);
-    case failure_kind::timeout: return make_reply(451, "4.4.2", text);
-    case failure_kind::connection: return make_reply(451, "4.4.1", text);
-    default: return make_reply(451, "4.3.0", text);
+    case smtp::failure_kind::auth: return smtp::make_reply(454, "4.7.0", text);
+    case smtp::failure_kind::tls: return smtp::make_reply(454, "4.7.5", text);
+    case smtp::failure_kind::timeout: return smtp::make_reply(451, "4.4.2", text);
+    case smtp::failure_kind::connection: return smtp::make_reply(451, "4.4.1", text);
+    default: return smtp::make_reply(451, "4.3.0", text);
   }
 }
 
@@ -64,29 +65,29 @@ void relay_transaction::finish_upstream(bool reusable) {
   upstream_.reset();
 }
 
-awaitable<reply> relay_transaction::open_upstream(const route& r, bool admitted) {
+awaitable<smtp::reply> relay_transaction::open_upstream(const route& r, bool admitted) {
   route_ = r;
   pec_ = r.mailbox->pec && !r.smarthost;
   if (!r.mailbox->smtp)
-    co_return make_reply(451, "4.3.5",
-                         "mailbox " + r.mailbox->address + " has no smtp endpoint configured");
+    co_return smtp::make_reply(
+        451, "4.3.5", "mailbox " + r.mailbox->address + " has no smtp endpoint configured");
   if (!admitted)
-    if (reply refusal = rt_.pool->admit(*r.mailbox); refusal.code) co_return refusal;
+    if (smtp::reply refusal = rt_.pool->admit(*r.mailbox); refusal.code) co_return refusal;
   auto lease = co_await rt_.pool->async_acquire(*r.mailbox, session_);
   if (!lease.client) co_return upstream_failure(lease.failure);
   upstream_ = std::move(lease.client);
   upstream_reused_ = lease.reused;
   upstream_tls_ = upstream_->tls_version();
-  co_return reply{};
+  co_return smtp::reply{};
 }
 
-awaitable<reply> relay_transaction::upstream_mail() {
+awaitable<smtp::reply> relay_transaction::upstream_mail() {
   const auto& caps = upstream_->capabilities();
   if (from_->param("SMTPUTF8") && !caps.smtputf8)
-    co_return make_reply(553, "5.6.7",
-                         "the upstream " + route_.mailbox->smtp->to_string() +
-                             " does not support SMTPUTF8 (internationalized addresses)");
-  client_result r =
+    co_return smtp::make_reply(553, "5.6.7",
+                               "the upstream " + route_.mailbox->smtp->to_string() +
+                                   " does not support SMTPUTF8 (internationalized addresses)");
+  smtp::client_result r =
       co_await upstream_->async_mail(from_->to_wire(relayed_params(pec_, caps, true)));
   if (!r.ok() && upstream_reused_ && !r.server.code) {
     // The idle session died under us; nothing was sent on, so a fresh one is safe.
@@ -106,8 +107,8 @@ awaitable<reply> relay_transaction::upstream_mail() {
   co_return r.server;
 }
 
-awaitable<reply> relay_transaction::upstream_rcpt(const mail_path& to) {
-  client_result r = co_await upstream_->async_rcpt(
+awaitable<smtp::reply> relay_transaction::upstream_rcpt(const smtp::mail_path& to) {
+  smtp::client_result r = co_await upstream_->async_rcpt(
       to.to_wire(relayed_params(pec_, upstream_->capabilities(), false)));
   if (!r.server.code) {
     finish_upstream(false);
@@ -116,30 +117,30 @@ awaitable<reply> relay_transaction::upstream_rcpt(const mail_path& to) {
   co_return r.server;
 }
 
-awaitable<reply> relay_transaction::mail(const mail_path& from) {
-  if (from_) co_return make_reply(503, "5.5.1", "nested MAIL command");
+awaitable<smtp::reply> relay_transaction::mail(const smtp::mail_path& from) {
+  if (from_) co_return smtp::make_reply(503, "5.5.1", "nested MAIL command");
   if (auto size = from.param("SIZE")) {
     std::uint64_t announced = std::strtoull(size->value.c_str(), nullptr, 10);
     if (announced > config_.max_message_size)
-      co_return make_reply(552, "5.3.4",
-                           "message size exceeds the limit of " +
-                               std::to_string(config_.max_message_size) + " bytes");
+      co_return smtp::make_reply(552, "5.3.4",
+                                 "message size exceeds the limit of " +
+                                     std::to_string(config_.max_message_size) + " bytes");
   }
   started_ = std::chrono::steady_clock::now();
   if (config_.match == conf::sender_match::header) {
     from_ = from;
-    co_return make_reply(250, "2.1.0", "sender ok; the From: header will choose the mailbox");
+    co_return smtp::make_reply(250, "2.1.0", "sender ok; the From: header will choose the mailbox");
   }
   from_ = from;  // for the audit line of a refusal; reset below when MAIL fails
   route r = route_sender(config_, from.address);
-  reply answer = r.refusal;
+  smtp::reply answer = r.refusal;
   if (r.mailbox) answer = co_await open_upstream(r);
   if (r.mailbox && !answer.code) answer = co_await upstream_mail();
   if (!answer.positive()) {
     audit_refusal("mail", answer);
     from_.reset();
     if (upstream_) {
-      client_result rs = co_await upstream_->async_reset();
+      smtp::client_result rs = co_await upstream_->async_reset();
       finish_upstream(rs.ok());
     }
     route_ = {};
@@ -147,28 +148,28 @@ awaitable<reply> relay_transaction::mail(const mail_path& from) {
   co_return answer;
 }
 
-awaitable<reply> relay_transaction::rcpt(const mail_path& to) {
-  if (!from_) co_return make_reply(503, "5.5.1", "MAIL first");
+awaitable<smtp::reply> relay_transaction::rcpt(const smtp::mail_path& to) {
+  if (!from_) co_return smtp::make_reply(503, "5.5.1", "MAIL first");
   std::uint32_t limit = config_.max_recipients;
   if (route_.mailbox && route_.mailbox->limits.max_recipients)
     limit = std::min(limit, route_.mailbox->limits.max_recipients);
   const std::vector<std::string> one = {to.address};
   if (accepted_.size() >= limit) {
-    reply r = make_reply(452, "4.5.3",
-                         "too many recipients (at most " + std::to_string(limit) + " per message)");
+    smtp::reply r = smtp::make_reply(
+        452, "4.5.3", "too many recipients (at most " + std::to_string(limit) + " per message)");
     audit_refusal("rcpt", r, &one);
     co_return r;
   }
   if (!upstream_) {
     if (route_.mailbox) {  // the upstream session was lost after MAIL
-      reply r = make_reply(451, "4.4.1", "upstream connection lost; try again later");
+      smtp::reply r = smtp::make_reply(451, "4.4.1", "upstream connection lost; try again later");
       audit_refusal("rcpt", r, &one);
       co_return r;
     }
     accepted_.push_back(to);
-    co_return make_reply(250, "2.1.5", "recipient ok; checked with the upstream at DATA");
+    co_return smtp::make_reply(250, "2.1.5", "recipient ok; checked with the upstream at DATA");
   }
-  reply answer = co_await upstream_rcpt(to);
+  smtp::reply answer = co_await upstream_rcpt(to);
   if (answer.positive()) {
     accepted_.push_back(to);
   } else {
@@ -180,7 +181,7 @@ awaitable<reply> relay_transaction::rcpt(const mail_path& to) {
 
 awaitable<void> relay_transaction::reset() {
   if (upstream_) {
-    client_result r = co_await upstream_->async_reset();
+    smtp::client_result r = co_await upstream_->async_reset();
     finish_upstream(r.ok());
   }
   from_.reset();
@@ -204,20 +205,20 @@ awaitable<status> relay_transaction::drain(message_source& source, status st) {
   co_return st;
 }
 
-awaitable<std::optional<reply>> relay_transaction::data(message_source& source) {
+awaitable<std::optional<smtp::reply>> relay_transaction::data(message_source& source) {
   if (!from_ || accepted_.empty()) {
     // The caller checks this before its 354; reaching here is a bug.
-    co_return make_reply(503, "5.5.1", "no valid recipients");
+    co_return smtp::make_reply(503, "5.5.1", "no valid recipients");
   }
   // Collect the header block.
   std::string head;
   status st = status::more;
   std::optional<std::size_t> end;
-  while (st == status::more && !(end = header_end(head))) {
+  while (st == status::more && !(end = smtp::header_end(head))) {
     if (head.size() > max_header_block) {
       status end_st = co_await drain(source, st);
       if (end_st == status::failed) co_return std::nullopt;
-      reply r = make_reply(552, "5.3.4", "header block too large (over 1 MiB)");
+      smtp::reply r = smtp::make_reply(552, "5.3.4", "header block too large (over 1 MiB)");
       audit("rejected", r);
       co_return r;
     }

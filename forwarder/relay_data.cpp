@@ -1,5 +1,4 @@
 // relay_transaction's DATA phase: header checks, then the body streamed to the upstream.
-#include <openssl/sha.h>
 
 #include "cli/log.hpp"
 #include "relay.hpp"
@@ -14,30 +13,20 @@ namespace {
 
 /// Length of the header fields in `head`, without the empty line that ends them.
 std::size_t fields_length(const std::string& head) {
-  auto end = header_end(head);
+  auto end = smtp::header_end(head);
   if (!end) return head.size();  // the message ended inside its header
   return *end - (*end >= 2 && head[*end - 2] == '\r' ? 2 : 1);
 }
 
 }  // namespace
 
-std::string hex_digest(const uint8_t* data, std::size_t len) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < len; ++i) {
-    out += digits[data[i] >> 4];
-    out += digits[data[i] & 15];
-  }
-  return out;
-}
-
-void relay_transaction::audit_refusal(const char* stage, const reply& r,
+void relay_transaction::audit_refusal(const char* stage, const smtp::reply& r,
                                       const std::vector<std::string>* recipients) {
   static const std::vector<std::string> none;
   audit(r.transient() ? "deferred" : "rejected", r, recipients ? recipients : &none, stage);
 }
 
-void relay_transaction::audit(const std::string& outcome, const reply& final_reply,
+void relay_transaction::audit(const std::string& outcome, const smtp::reply& final_reply,
                               const std::vector<std::string>* recipients, const char* stage) {
   const char* event = outcome == "relayed" ? "msg.relayed" : "msg.not_relayed";
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -56,7 +45,7 @@ void relay_transaction::audit(const std::string& outcome, const reply& final_rep
              {"reply", final_reply.one_line()},
              {"ms", elapsed.count()}});
   if (!rt_.audit.enabled()) return;
-  audit_record rec;
+  cli::audit_record rec;
   rec.session = session_;
   rec.client = client_;
   rec.mailbox = route_.mailbox ? route_.mailbox->address : "";
@@ -76,42 +65,43 @@ void relay_transaction::audit(const std::string& outcome, const reply& final_rep
   rt_.audit.write(rec);
 }
 
-awaitable<std::optional<reply>> relay_transaction::refuse(message_source& source, status st,
-                                                          const reply& r) {
+awaitable<std::optional<smtp::reply>> relay_transaction::refuse(message_source& source, status st,
+                                                                const smtp::reply& r) {
   // `r` is a reference: GCC 12 mishandles coroutine parameters of class type returned with
   // co_return (the frame spun at its end). Callers pass objects that outlive the call.
   status end = co_await drain(source, st);
   if (end == status::failed) co_return std::nullopt;
   audit(r.transient() ? "deferred" : "rejected", r);
-  std::optional<reply> out = r;
+  std::optional<smtp::reply> out = r;
   co_return out;
 }
 
 awaitable<void> relay_transaction::send_body(const std::string& bytes, body_progress& p) {
   if (p.failure) co_return;  // decided already; the client is answered at its end of data
   size_ += bytes.size();
-  reply limit = check_size_limit(*route_.mailbox, size_, p.recipients);
+  smtp::reply limit = check_size_limit(*route_.mailbox, size_, p.recipients);
   if (size_ > config_.max_message_size)
-    limit = make_reply(
+    limit = smtp::make_reply(
         552, "5.3.4",
         "message exceeds the limit of " + std::to_string(config_.max_message_size) + " bytes");
   if (limit.code) {
     p.failure = limit;
     co_return;
   }
-  SHA256_Update(&p.sha, bytes.data(), bytes.size());
+  p.sha.update(bytes);
   if (p.spool && !p.spool->write(bytes)) {
-    p.failure = make_reply(451, "4.3.0", p.spool->error());
+    p.failure = smtp::make_reply(451, "4.3.0", p.spool->error());
     co_return;
   }
-  client_result w = co_await upstream_->async_write_body(bytes.data(), bytes.size());
+  smtp::client_result w = co_await upstream_->async_write_body(bytes.data(), bytes.size());
   if (!w.ok()) p.failure = upstream_failure(w);
 }
 
-awaitable<std::optional<reply>> relay_transaction::stream(message_source& source, std::string head,
-                                                          status st) {
+awaitable<std::optional<smtp::reply>> relay_transaction::stream(message_source& source,
+                                                                std::string head, status st) {
   const std::size_t fields_len = fields_length(head);
-  header_block headers = header_block::parse(std::string_view(head).substr(0, fields_len));
+  smtp::header_block headers =
+      smtp::header_block::parse(std::string_view(head).substr(0, fields_len));
   if (auto id = headers.find("Message-ID")) message_id_ = id->value();
 
   // Routing by the From: header, when configured.
@@ -119,9 +109,9 @@ awaitable<std::optional<reply>> relay_transaction::stream(message_source& source
     route by_header = route_header(config_, headers, route_);
     if (!by_header.mailbox) co_return co_await refuse(source, st, by_header.refusal);
     if (!upstream_) {
-      reply failure = co_await open_upstream(by_header);
+      smtp::reply failure = co_await open_upstream(by_header);
       if (failure.code) co_return co_await refuse(source, st, failure);
-      reply answer = co_await upstream_mail();
+      smtp::reply answer = co_await upstream_mail();
       if (!answer.positive()) co_return co_await refuse(source, st, answer);
       for (const auto& to : accepted_) {
         answer = co_await upstream_rcpt(to);
@@ -135,7 +125,7 @@ awaitable<std::optional<reply>> relay_transaction::stream(message_source& source
   std::vector<std::string> recipients;
   for (const auto& r : accepted_) recipients.push_back(r.address);
   std::vector<std::string> bcc;  // PEC recipients reached by separate submissions
-  std::optional<spool_file> spool;
+  std::optional<net::spool_file> spool;
   if (pec_) {
     submission_plan plan = plan_pec_submission(*route_.mailbox, from_->address, recipients, headers,
                                                config_.bcc, refused_);
@@ -147,18 +137,18 @@ awaitable<std::optional<reply>> relay_transaction::stream(message_source& source
       recipients = plan.recipients;
       spool.emplace();
       if (!spool->ok())
-        co_return co_await refuse(source, st, make_reply(451, "4.3.0", spool->error()));
-      reply narrowed = co_await narrow_to_main(recipients);
+        co_return co_await refuse(source, st, smtp::make_reply(451, "4.3.0", spool->error()));
+      smtp::reply narrowed = co_await narrow_to_main(recipients);
       if (narrowed.code) co_return co_await refuse(source, st, narrowed);
     }
   }
   if (auto size = from_->param("SIZE")) {
-    reply r = check_size_limit(*route_.mailbox, std::strtoull(size->value.c_str(), nullptr, 10),
-                               recipients.size());
+    smtp::reply r = check_size_limit(
+        *route_.mailbox, std::strtoull(size->value.c_str(), nullptr, 10), recipients.size());
     if (r.code) co_return co_await refuse(source, st, r);
   }
 
-  client_result r = co_await upstream_->async_data();
+  smtp::client_result r = co_await upstream_->async_data();
   if (!r.ok()) {
     if (!r.server.code) co_return co_await refuse(source, st, upstream_failure(r));
     co_return co_await refuse(source, st, r.server);
@@ -166,7 +156,6 @@ awaitable<std::optional<reply>> relay_transaction::stream(message_source& source
 
   body_progress progress;
   progress.recipients = recipients.size();
-  SHA256_Init(&progress.sha);
   co_await send_body(headers.serialize(), progress);
   progress.spool = spool ? &*spool : nullptr;
   co_await send_body(head.substr(fields_len), progress);
@@ -177,7 +166,7 @@ awaitable<std::optional<reply>> relay_transaction::stream(message_source& source
     st = co_await source.read(chunk);
     if (!chunk.empty()) co_await send_body(chunk, progress);
   }
-  std::optional<reply>& failure = progress.failure;
+  std::optional<smtp::reply>& failure = progress.failure;
   if (st == status::failed) {
     lg::info("msg.abandoned", {{"session", session_},
                                {"reason", source.error()},
@@ -187,16 +176,14 @@ awaitable<std::optional<reply>> relay_transaction::stream(message_source& source
     co_return std::nullopt;
   }
   if (!failure && source.ambiguous())
-    failure = make_reply(550, "5.6.0",
-                         "a line starting with '.' follows a bare LF (servers disagree where "
-                         "such a message ends); send CRLF line endings");
+    failure = smtp::make_reply(550, "5.6.0",
+                               "a line starting with '.' follows a bare LF (servers disagree where "
+                               "such a message ends); send CRLF line endings");
   if (!failure && source.bare_cr())
-    failure = make_reply(550, "5.6.0",
-                         "the message holds a bare CR (a CR not followed by LF; servers "
-                         "disagree where such a message ends); send CRLF line endings");
-  uint8_t digest[SHA256_DIGEST_LENGTH];
-  SHA256_Final(digest, &progress.sha);
-  sha256_ = hex_digest(digest, sizeof digest);
+    failure = smtp::make_reply(550, "5.6.0",
+                               "the message holds a bare CR (a CR not followed by LF; servers "
+                               "disagree where such a message ends); send CRLF line endings");
+  sha256_ = progress.sha.hex_final();
   if (failure) {
     // The upstream never sees an end of data, so it delivers nothing.
     finish_upstream(false);
@@ -208,7 +195,7 @@ awaitable<std::optional<reply>> relay_transaction::stream(message_source& source
     // Lost after the final dot: the upstream may or may not have taken it. A 4yz makes the
     // client retry, so the worst case is a duplicate, never a loss (RFC 1047).
     finish_upstream(false);
-    reply deferred = upstream_failure(r);
+    smtp::reply deferred = upstream_failure(r);
     audit("deferred", deferred);
     co_return deferred;
   }
@@ -217,7 +204,7 @@ awaitable<std::optional<reply>> relay_transaction::stream(message_source& source
                                : "rejected",
         r.server, &recipients);
   if (!bcc.empty() && r.server.positive()) {
-    reply combined = co_await send_copies(headers, r.server, bcc, *spool);
+    smtp::reply combined = co_await send_copies(headers, r.server, bcc, *spool);
     finish_upstream(upstream_ && upstream_->reusable());
     co_return combined;
   }

@@ -43,16 +43,17 @@ class stdin_source : public message_source {
   /// Reads until the header block is complete (or the input ends), kept for read().
   status prefetch_headers() {
     status st = status::more;
-    while (st == status::more && !header_end(pending_)) st = next(pending_);
+    while (st == status::more && !smtp::header_end(pending_)) st = next(pending_);
     return st;
   }
   [[nodiscard]] const std::string& pending() const { return pending_; }
 
   /// Removes a header field from the prefetched header block (-t and Bcc:).
   void remove_field(std::string_view name) {
-    auto end = header_end(pending_);
+    auto end = smtp::header_end(pending_);
     std::size_t fields = end ? *end - 2 : pending_.size();  // keep the empty line
-    header_block block = header_block::parse(std::string_view(pending_).substr(0, fields));
+    smtp::header_block block =
+        smtp::header_block::parse(std::string_view(pending_).substr(0, fields));
     if (block.remove(name) > 0) pending_ = block.serialize() + pending_.substr(fields);
   }
 
@@ -97,7 +98,7 @@ class stdin_source : public message_source {
   std::string error_;
 };
 
-int exit_for(const reply& r, bool data_phase) {
+int exit_for(const smtp::reply& r, bool data_phase) {
   if (r.positive()) return exit_code::ok;
   if (r.transient()) return exit_code::tempfail;
   return data_phase ? exit_code::data : exit_code::unavailable;
@@ -110,13 +111,14 @@ awaitable<int> relay_one(forwarder_runtime& rt, const sendmail_options& options,
     co_return exit_code::tempfail;
   }
   const std::string& pending = source.pending();
-  auto end = header_end(pending);
-  header_block headers =
-      header_block::parse(std::string_view(pending).substr(0, end ? *end : pending.size()));
+  auto end = smtp::header_end(pending);
+  smtp::header_block headers =
+      smtp::header_block::parse(std::string_view(pending).substr(0, end ? *end : pending.size()));
   std::string from = options.from;
   if (from.empty()) {
     auto values = headers.values("From");
-    auto list = values.empty() ? std::vector<std::string>{} : parse_address_list(values.front());
+    auto list =
+        values.empty() ? std::vector<std::string>{} : smtp::parse_address_list(values.front());
     if (list.size() != 1) {
       std::cerr << "postern-forwarder: no sender: give -f ADDRESS or a From: header with one "
                    "address\n";
@@ -128,7 +130,7 @@ awaitable<int> relay_one(forwarder_runtime& rt, const sendmail_options& options,
   if (options.recipients_from_headers)
     for (const char* field : {"To", "Cc", "Bcc"})
       for (const auto& v : headers.values(field))
-        for (auto& a : parse_address_list(v)) recipients.push_back(a);
+        for (auto& a : smtp::parse_address_list(v)) recipients.push_back(a);
   // Like every sendmail -t: Bcc recipients get the message, nobody gets the Bcc: header.
   if (options.recipients_from_headers) source.remove_field("Bcc");
   if (recipients.empty()) {
@@ -136,15 +138,15 @@ awaitable<int> relay_one(forwarder_runtime& rt, const sendmail_options& options,
     co_return exit_code::usage;
   }
   relay_transaction tx(rt, lg::new_session_id(), "sendmail");
-  auto fail = [](const reply& r, bool data_phase) {
+  auto fail = [](const smtp::reply& r, bool data_phase) {
     std::cerr << "postern-forwarder: " << r.one_line() << "\n";
     return exit_for(r, data_phase);
   };
-  const mail_path sender{from, {}};
-  reply r = co_await tx.mail(sender);
+  const smtp::mail_path sender{from, {}};
+  smtp::reply r = co_await tx.mail(sender);
   if (!r.positive()) co_return fail(r, false);
   for (const auto& to : recipients) {
-    const mail_path recipient{to, {}};
+    const smtp::mail_path recipient{to, {}};
     r = co_await tx.rcpt(recipient);
     if (!r.positive()) {
       std::cerr << "postern-forwarder: recipient <" << to << ">: ";
@@ -152,7 +154,7 @@ awaitable<int> relay_one(forwarder_runtime& rt, const sendmail_options& options,
       co_return fail(r, false);
     }
   }
-  std::optional<reply> final_reply = co_await tx.data(source);
+  std::optional<smtp::reply> final_reply = co_await tx.data(source);
   co_await tx.reset();
   if (!final_reply) {
     std::cerr << "postern-forwarder: " << source.error() << "; nothing was sent\n";

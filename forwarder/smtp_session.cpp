@@ -8,9 +8,9 @@
 #include <asio/use_awaitable.hpp>
 
 #include "cli/log.hpp"
-#include "dot_codec.hpp"
-#include "smtp_auth.hpp"
-#include "smtp_channel.hpp"
+#include "forwarder/smtp/dot_codec.hpp"
+#include "forwarder/smtp/sasl.hpp"
+#include "tunnel/net/line_channel.hpp"
 
 #include <openssl/mem.h>
 
@@ -31,7 +31,7 @@ constexpr int max_errors = 10;
 /// then cannot hold its session.
 class data_source : public message_source {
  public:
-  data_source(smtp_channel& channel, conf::duration timeout, std::uint64_t min_rate)
+  data_source(net::line_channel& channel, conf::duration timeout, std::uint64_t min_rate)
       : channel_(channel), timeout_(timeout), min_rate_(min_rate) {}
 
   awaitable<status> read(std::string& out) override {
@@ -47,11 +47,11 @@ class data_source : public message_source {
       }
       const auto phase_end =
           started_ + timeout_ + std::chrono::milliseconds(received_ * 1000 / min_rate_);
-      const auto now = smtp_channel::clock::now();
-      io_status s = co_await channel_.read_more_until(std::min(now + timeout_, phase_end));
-      if (s != io_status::ok) {
+      const auto now = net::line_channel::clock::now();
+      net::io_status s = co_await channel_.read_more_until(std::min(now + timeout_, phase_end));
+      if (s != net::io_status::ok) {
         error_ = std::string("client ") + to_string(s) + " during DATA";
-        if (s == io_status::timeout && smtp_channel::clock::now() >= phase_end)
+        if (s == net::io_status::timeout && net::line_channel::clock::now() >= phase_end)
           error_ += " (slower than min_data_rate)";
         co_return status::failed;
       }
@@ -62,12 +62,12 @@ class data_source : public message_source {
   [[nodiscard]] std::string error() const override { return error_; }
 
  private:
-  smtp_channel& channel_;
+  net::line_channel& channel_;
   conf::duration timeout_;
   std::uint64_t min_rate_;
-  smtp_channel::clock::time_point started_ = smtp_channel::clock::now();
+  net::line_channel::clock::time_point started_ = net::line_channel::clock::now();
   std::uint64_t received_ = 0;
-  dot_decoder decoder_{true};  // a bare CR is refused (relay_transaction::stream)
+  smtp::dot_decoder decoder_{true};  // a bare CR is refused (relay_transaction::stream)
   std::string error_;
 };
 
@@ -106,9 +106,9 @@ class session {
 
  private:
   void say(int code, std::string_view enhanced, const std::string& text) {
-    queue(make_reply(code, enhanced, text));
+    queue(smtp::make_reply(code, enhanced, text));
   }
-  void queue(const reply& r) {
+  void queue(const smtp::reply& r) {
     trace("<", r.one_line());
     channel_.queue(r.wire());
   }
@@ -123,23 +123,24 @@ class session {
     for (;;) {
       // Replies go out in one write once the client's pipelined commands are all handled.
       if (channel_.buffered().empty()) {
-        io_status flushed = co_await channel_.flush(config_.timeouts.command);
-        if (flushed != io_status::ok) {
+        net::io_status flushed = co_await channel_.flush(config_.timeouts.command);
+        if (flushed != net::io_status::ok) {
           reason_ = "write failed";
           co_return;
         }
       }
-      io_status s = co_await channel_.read_line(line, max_command_line, config_.timeouts.command);
-      if (s == io_status::timeout) {
+      net::io_status s =
+          co_await channel_.read_line(line, max_command_line, config_.timeouts.command);
+      if (s == net::io_status::timeout) {
         reason_ = "timeout";
         say(421, "4.4.2", config_.hostname + " timeout waiting for a command, closing");
         co_return;
       }
-      if (s == io_status::closed || s == io_status::failed) {
+      if (s == net::io_status::closed || s == net::io_status::failed) {
         reason_ = "client closed without QUIT";
         co_return;
       }
-      if (s == io_status::too_long) {
+      if (s == net::io_status::too_long) {
         say(500, "5.5.2", "line too long (limit " + std::to_string(max_command_line) + ")");
       } else {
         trace(">", line);
@@ -156,7 +157,7 @@ class session {
 
   /// Handles one command; false ends the session.
   awaitable<bool> dispatch(const std::string& line) {
-    auto cmd = parse_command(line);
+    auto cmd = smtp::parse_command(line);
     if (!cmd) {
       ++errors_;
       say(500, "5.5.2", "syntax error");
@@ -202,13 +203,13 @@ class session {
     co_return true;
   }
 
-  reply ehlo_reply() const {
+  smtp::reply ehlo_reply() const {
     std::string text = config_.hostname + " greets " + helo_;
     text += "\nPIPELINING\nSIZE " + std::to_string(config_.max_message_size);
     text += "\n8BITMIME\nSMTPUTF8\nENHANCEDSTATUSCODES";
     if (rt_->server_tls && !tls_) text += "\nSTARTTLS";
     if (auth_offered()) text += "\nAUTH PLAIN LOGIN";
-    return make_reply(250, "", text);
+    return smtp::make_reply(250, "", text);
   }
 
   /// AUTH is offered only where the password cannot be sniffed: over TLS, or on this host.
@@ -217,12 +218,13 @@ class session {
   /// Reads one SASL continuation line (credentials: never traced).
   awaitable<std::optional<std::string>> sasl_line(const std::string& challenge) {
     say(334, "", challenge);
-    io_status flushed = co_await channel_.flush(config_.timeouts.command);
-    sasl_broken_ = flushed != io_status::ok;
+    net::io_status flushed = co_await channel_.flush(config_.timeouts.command);
+    sasl_broken_ = flushed != net::io_status::ok;
     if (sasl_broken_) co_return std::nullopt;
     std::string line;
-    io_status got = co_await channel_.read_line(line, max_command_line, config_.timeouts.command);
-    sasl_broken_ = got != io_status::ok;
+    net::io_status got =
+        co_await channel_.read_line(line, max_command_line, config_.timeouts.command);
+    sasl_broken_ = got != net::io_status::ok;
     if (sasl_broken_) co_return std::nullopt;
     trace(">", "<redacted>");
     if (line == "*") {
@@ -263,7 +265,7 @@ class session {
       std::optional<std::string> response = initial;
       if (initial.empty()) response = co_await sasl_line("");
       if (!response) co_return !sasl_broken_;
-      auto decoded = base64_decode(*response);
+      auto decoded = smtp::base64_decode(*response);
       if (decoded) creds = parse_plain_response(*decoded);
       if (decoded) OPENSSL_cleanse(decoded->data(), decoded->size());
     } else if (mechanism == "LOGIN") {
@@ -273,7 +275,7 @@ class session {
       if (!user) co_return !sasl_broken_;
       auto password = co_await sasl_line("UGFzc3dvcmQ6");  // "Password:"
       if (!password) co_return !sasl_broken_;
-      auto u = base64_decode(*user), p = base64_decode(*password);
+      auto u = smtp::base64_decode(*user), p = smtp::base64_decode(*password);
       if (u && p) creds = plain_credentials{*u, *p};
       if (p) OPENSSL_cleanse(p->data(), p->size());
     } else {
@@ -329,11 +331,11 @@ class session {
     say(220, "2.0.0", "ready to start TLS");
     // GCC 12 miscompiles `if (co_await ...)` in some coroutines (an invalid resume point,
     // SIGILL): every co_await here is a statement of its own.
-    io_status flushed = co_await channel_.flush(config_.timeouts.command);
-    if (flushed != io_status::ok) co_return false;
+    net::io_status flushed = co_await channel_.flush(config_.timeouts.command);
+    if (flushed != net::io_status::ok) co_return false;
     channel_.stream().attach_tls(rt_->server_tls->new_server());
-    io_status shaken = co_await channel_.handshake(config_.timeouts.handshake);
-    if (shaken != io_status::ok) {
+    net::io_status shaken = co_await channel_.handshake(config_.timeouts.handshake);
+    if (shaken != net::io_status::ok) {
       reason_ = "TLS handshake failed: " + channel_.error();
       co_return false;
     }
@@ -344,7 +346,7 @@ class session {
     co_return true;
   }
 
-  awaitable<void> envelope_command(const command& cmd) {
+  awaitable<void> envelope_command(const smtp::command& cmd) {
     const bool mail = cmd.verb == "MAIL";
     if (helo_.empty()) {
       ++errors_;
@@ -364,13 +366,13 @@ class session {
       co_return;
     }
     std::string error;
-    auto path = parse_mail_path(cmd.arg, mail ? "FROM" : "TO", &error);
+    auto path = smtp::parse_mail_path(cmd.arg, mail ? "FROM" : "TO", &error);
     if (!path) {
       ++errors_;
       say(501, "5.5.4", error);
       co_return;
     }
-    reply answer;
+    smtp::reply answer;
     if (mail)
       answer = co_await relay_->mail(*path);
     else
@@ -386,10 +388,10 @@ class session {
       co_return true;
     }
     say(354, "", "end data with <CR><LF>.<CR><LF>");
-    io_status flushed = co_await channel_.flush(config_.timeouts.command);
-    if (flushed != io_status::ok) co_return false;
+    net::io_status flushed = co_await channel_.flush(config_.timeouts.command);
+    if (flushed != net::io_status::ok) co_return false;
     data_source source(channel_, config_.timeouts.data, config_.min_data_rate);
-    std::optional<reply> answer = co_await relay_->data(source);
+    std::optional<smtp::reply> answer = co_await relay_->data(source);
     co_await relay_->reset();
     if (!answer) {
       reason_ = source.error();
@@ -421,7 +423,7 @@ class session {
   std::string id_;
   session_peer peer_;
   std::shared_ptr<client_limits> limits_;
-  smtp_channel channel_;
+  net::line_channel channel_;
   std::unique_ptr<relay_transaction> relay_;
   std::string helo_;
   std::string reason_;

@@ -20,8 +20,8 @@ std::string join(const std::vector<std::string>& list) {
   return out;
 }
 
-reply refuse(int code, std::string_view enhanced, const std::string& text) {
-  return make_reply(code, enhanced, text);
+smtp::reply refuse(int code, std::string_view enhanced, const std::string& text) {
+  return smtp::make_reply(code, enhanced, text);
 }
 
 }  // namespace
@@ -44,11 +44,11 @@ route route_sender(const conf::forwarder_config& config, std::string_view sender
   return r;
 }
 
-route route_header(const conf::forwarder_config& config, const header_block& headers,
+route route_header(const conf::forwarder_config& config, const smtp::header_block& headers,
                    const route& envelope_route) {
   auto from = headers.values("From");
   std::vector<std::string> addresses;
-  if (from.size() == 1) addresses = parse_address_list(from.front());
+  if (from.size() == 1) addresses = smtp::parse_address_list(from.front());
   if (addresses.size() != 1) {
     route r;
     r.refusal = refuse(550, "5.6.0",
@@ -74,7 +74,7 @@ route route_header(const conf::forwarder_config& config, const header_block& hea
 
 submission_plan plan_pec_submission(const conf::mailbox& mailbox, std::string_view mail_from,
                                     const std::vector<std::string>& accepted,
-                                    const header_block& headers, conf::bcc_policy bcc,
+                                    const smtp::header_block& headers, conf::bcc_policy bcc,
                                     const std::vector<refused_recipient>& refused) {
   submission_plan plan;
   const std::string& box = mailbox.address;
@@ -91,7 +91,7 @@ submission_plan plan_pec_submission(const conf::mailbox& mailbox, std::string_vi
                               " From: fields; it must have exactly one, the mailbox <" + box + ">");
     return plan;
   }
-  auto from = from_values.size() == 1 ? parse_address_list(from_values.front())
+  auto from = from_values.size() == 1 ? smtp::parse_address_list(from_values.front())
                                       : std::vector<std::string>{};
   if (from.size() != 1 || !conf::same_address(from.front(), box)) {
     plan.refusal = refuse(550, "5.7.1",
@@ -101,10 +101,10 @@ submission_plan plan_pec_submission(const conf::mailbox& mailbox, std::string_vi
   }
   std::vector<std::string> to, listed;
   for (const auto& v : headers.values("To"))
-    for (auto& a : parse_address_list(v)) to.push_back(a);
+    for (auto& a : smtp::parse_address_list(v)) to.push_back(a);
   listed = to;
   for (const auto& v : headers.values("Cc"))
-    for (auto& a : parse_address_list(v)) listed.push_back(a);
+    for (auto& a : smtp::parse_address_list(v)) listed.push_back(a);
   if (to.empty()) {
     plan.refusal =
         refuse(550, "5.6.0", "PEC: the message needs a To: header with at least one address");
@@ -141,7 +141,8 @@ submission_plan plan_pec_submission(const conf::mailbox& mailbox, std::string_vi
   return plan;
 }
 
-reply check_size_limit(const conf::mailbox& mailbox, std::uint64_t size, std::size_t recipients) {
+smtp::reply check_size_limit(const conf::mailbox& mailbox, std::uint64_t size,
+                             std::size_t recipients) {
   const auto& l = mailbox.limits;
   if (l.max_message_size == 0) return {};
   const std::uint64_t counted =
@@ -157,7 +158,7 @@ reply check_size_limit(const conf::mailbox& mailbox, std::uint64_t size, std::si
                           " bytes exceeds " + limit);
 }
 
-std::string apply_pec_edits(header_block& headers, const std::string& receipt_type,
+std::string apply_pec_edits(smtp::header_block& headers, const std::string& receipt_type,
                             const std::string& hostname) {
   std::string changes;
   auto note = [&](const std::string& what) { changes += (changes.empty() ? "" : ",") + what; };
@@ -176,7 +177,7 @@ std::string apply_pec_edits(header_block& headers, const std::string& receipt_ty
   return changes;
 }
 
-std::vector<std::string> relayed_params(bool pec, const ehlo_capabilities& caps, bool mail) {
+std::vector<std::string> relayed_params(bool pec, const smtp::ehlo_capabilities& caps, bool mail) {
   std::vector<std::string> keep;
   const bool dsn = caps.dsn && !pec;
   if (mail) {

@@ -49,43 +49,43 @@ upstream_pool::mailbox_state& upstream_pool::state(const conf::mailbox& m) {
   auto [it, inserted] = states_.try_emplace(lower(m.address));
   if (inserted && m.smtp && m.smtp->tls != conf::tls_mode::none) {
     it->second.tls =
-        tunnel::tls_context::create(m.tls, conf::tunnel_mode::client, it->second.tls_error);
+        net::tls_context::create(m.tls, conf::tunnel_mode::client, it->second.tls_error);
   }
   return it->second;
 }
 
-reply upstream_pool::admit(const conf::mailbox& m) {
+smtp::reply upstream_pool::admit(const conf::mailbox& m) {
   mailbox_state& st = state(m);
   const auto now = clock::now();
   if (now < st.login_blocked_until) {
     auto wait = std::chrono::duration_cast<std::chrono::seconds>(st.login_blocked_until - now);
-    return make_reply(454, "4.7.0",
-                      "login of " + m.address + " to " + m.smtp->addr.to_string() +
-                          " was refused (" + st.login_failure + "); next attempt in " +
-                          std::to_string(wait.count() + 1) + "s");
+    return smtp::make_reply(454, "4.7.0",
+                            "login of " + m.address + " to " + m.smtp->addr.to_string() +
+                                " was refused (" + st.login_failure + "); next attempt in " +
+                                std::to_string(wait.count() + 1) + "s");
   }
   const auto per_minute = m.limits.messages_per_minute;
   while (!st.sent.empty() && now - st.sent.front() >= std::chrono::minutes(1)) st.sent.pop_front();
   if (per_minute > 0 && st.sent.size() >= per_minute) {
     auto wait = std::chrono::duration_cast<std::chrono::seconds>(st.sent.front() +
                                                                  std::chrono::minutes(1) - now);
-    return make_reply(451, "4.7.0",
-                      "rate limit: " + m.address + " may send " + std::to_string(per_minute) +
-                          " messages per minute; try again in " + std::to_string(wait.count() + 1) +
-                          "s");
+    return smtp::make_reply(451, "4.7.0",
+                            "rate limit: " + m.address + " may send " + std::to_string(per_minute) +
+                                " messages per minute; try again in " +
+                                std::to_string(wait.count() + 1) + "s");
   }
   if (per_minute > 0) st.sent.push_back(now);
   return {};
 }
 
-client_params upstream_pool::params_for(const conf::mailbox& m, mailbox_state& st,
-                                        const std::string& session) {
-  client_params p;
+smtp::client_params upstream_pool::params_for(const conf::mailbox& m, mailbox_state& st,
+                                              const std::string& session) {
+  smtp::client_params p;
   p.endpoint = *m.smtp;
   p.helo_name = config_.hostname;
   p.tls = st.tls;
   p.login = m.login;
-  p.password = tunnel::password_of(m, config_.timeouts.password_command);
+  p.password = net::password_of(m, config_.timeouts.password_command);
   p.connect_timeout = config_.timeouts.connect;
   p.handshake_timeout = config_.timeouts.handshake;
   p.reply_timeout = config_.timeouts.reply;
@@ -110,17 +110,17 @@ awaitable<upstream_pool::lease> upstream_pool::async_acquire(const conf::mailbox
     candidate.client->abort();
   }
   if (m.smtp->tls != conf::tls_mode::none && !st.tls) {
-    out.failure = {failure_kind::tls, {}, "TLS setup for " + m.address + ": " + st.tls_error};
+    out.failure = {smtp::failure_kind::tls, {}, "TLS setup for " + m.address + ": " + st.tls_error};
     co_return out;
   }
-  auto client = std::make_unique<smtp_client>(executor_, params_for(m, st, session));
-  client_result r = co_await client->async_open();
+  auto client = std::make_unique<smtp::client>(executor_, params_for(m, st, session));
+  smtp::client_result r = co_await client->async_open();
   if (r.ok()) {
     st.login_backoff = std::chrono::seconds(0);
     out.client = std::move(client);
     co_return out;
   }
-  if (r.kind == failure_kind::auth) {
+  if (r.kind == smtp::failure_kind::auth) {
     st.login_backoff = std::min(max_backoff, std::max(first_backoff, st.login_backoff * 2));
     st.login_blocked_until = clock::now() + st.login_backoff;
     st.login_failure = r.server.code ? r.server.one_line() : r.detail;
@@ -136,7 +136,7 @@ awaitable<upstream_pool::lease> upstream_pool::async_acquire(const conf::mailbox
   co_return out;
 }
 
-void upstream_pool::release(const conf::mailbox& m, std::unique_ptr<smtp_client> client) {
+void upstream_pool::release(const conf::mailbox& m, std::unique_ptr<smtp::client> client) {
   if (!client) return;
   if (closed_ || !client->reusable()) {
     client->abort();

@@ -13,7 +13,7 @@
 #include <asio/steady_timer.hpp>
 
 #include "conf/forwarder_config.hpp"
-#include "smtp_client.hpp"
+#include "forwarder/smtp/client.hpp"
 
 namespace postern::forwarder {
 
@@ -29,36 +29,37 @@ class upstream_pool {
   /// so concurrent sessions cannot all pass the check before any of them is counted (the
   /// provider would answer the excess with a 5yz: Legalmail does). A transaction that fails
   /// later still counts, which errs on the safe side.
-  reply admit(const conf::mailbox& m);
+  smtp::reply admit(const conf::mailbox& m);
 
   struct lease {
-    std::unique_ptr<smtp_client> client;  ///< null on failure
-    client_result failure;
+    std::unique_ptr<smtp::client> client;  ///< null on failure
+    smtp::client_result failure;
     bool reused = false;
   };
   /// An idle session of the mailbox, or a new one (connected, TLS, logged in).
   asio::awaitable<lease> async_acquire(const conf::mailbox& m, const std::string& session);
   /// Returns a session after a completed or reset transaction; anything else is closed.
-  void release(const conf::mailbox& m, std::unique_ptr<smtp_client> client);
+  void release(const conf::mailbox& m, std::unique_ptr<smtp::client> client);
   /// Closes every idle session; later releases close theirs too.
   void close_all();
 
  private:
   struct idle_session {
-    std::unique_ptr<smtp_client> client;
+    std::unique_ptr<smtp::client> client;
     clock::time_point since;
   };
   struct mailbox_state {
     std::deque<idle_session> idle;
     std::deque<clock::time_point> sent;  ///< submissions in the last minute
-    std::shared_ptr<tunnel::tls_context> tls;
+    std::shared_ptr<net::tls_context> tls;
     std::string tls_error;
     clock::time_point login_blocked_until{};
     std::chrono::seconds login_backoff{0};
     std::string login_failure;  ///< the provider's reply to the refused login
   };
   mailbox_state& state(const conf::mailbox& m);
-  client_params params_for(const conf::mailbox& m, mailbox_state& st, const std::string& session);
+  smtp::client_params params_for(const conf::mailbox& m, mailbox_state& st,
+                                 const std::string& session);
   asio::awaitable<void> reap();
   void start_reaper();
 

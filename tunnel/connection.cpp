@@ -9,11 +9,9 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 
-#include <openssl/err.h>
-
 #include "cli/log.hpp"
 #include "cli/supervise.hpp"
-#include "starttls_dialogue.hpp"
+#include "tunnel/net/starttls_dialogue.hpp"
 
 namespace postern::tunnel {
 
@@ -151,35 +149,35 @@ void connection::begin_phase(phase p, conf::duration budget) {
   timer_.cancel();  // the watchdog re-arms on the new deadline
 }
 
-awaitable<bool> connection::wait_until(stream_end& end, io_want want) {
+awaitable<bool> connection::wait_until(net::stream_end& end, net::io_want want) {
   // The watchdog enforces the phase deadline by cancelling the wait.
   if (stopping_) co_return false;
   bool ready = co_await end.wait(want);
   co_return ready && !stopping_;
 }
 
-awaitable<bool> connection::write_all(stream_end& end, const std::string& data) {
+awaitable<bool> connection::write_all(net::stream_end& end, const std::string& data) {
   std::size_t off = 0;
   while (off < data.size()) {
-    io_result r = end.write(data.data() + off, data.size() - off);
+    net::io_result r = end.write(data.data() + off, data.size() - off);
     off += r.n;
     if (r.failed || r.reset) {
       fail(r.reset ? outcome::reset : outcome::error, r.error);
       co_return false;
     }
-    if (r.want != io_want::none && !co_await wait_until(end, r.want)) co_return false;
+    if (r.want != net::io_want::none && !co_await wait_until(end, r.want)) co_return false;
   }
   co_return co_await flush_all(end);
 }
 
-awaitable<bool> connection::flush_all(stream_end& end) {
+awaitable<bool> connection::flush_all(net::stream_end& end) {
   for (;;) {
-    io_result f = end.flush();
+    net::io_result f = end.flush();
     if (f.failed || f.reset) {
       fail(f.reset ? outcome::reset : outcome::error, f.error);
       co_return false;
     }
-    if (f.want == io_want::none) co_return true;
+    if (f.want == net::io_want::none) co_return true;
     if (!co_await wait_until(end, f.want)) co_return false;
   }
 }
@@ -312,8 +310,8 @@ awaitable<outcome> connection::read_proxy_header() {
   begin_phase(phase::proxy_header, config_.timeouts.handshake);
   char buf[proxy_max_header];
   for (;;) {
-    io_result r = client_.peek(buf, sizeof buf);
-    if (r.want != io_want::none) {
+    net::io_result r = client_.peek(buf, sizeof buf);
+    if (r.want != net::io_want::none) {
       if (!co_await wait_until(client_, r.want)) co_return aborted();
       continue;
     }
@@ -336,7 +334,7 @@ awaitable<outcome> connection::read_proxy_header() {
       co_return outcome::closed;
     }
     // A partial header: wait for more, bounded by the phase deadline.
-    if (r.n == sizeof buf || !co_await wait_until(client_, io_want::read)) {
+    if (r.n == sizeof buf || !co_await wait_until(client_, net::io_want::read)) {
       fail(outcome::protocol_error, "incomplete PROXY header");
       co_return aborted();
     }
@@ -345,24 +343,24 @@ awaitable<outcome> connection::read_proxy_header() {
 
 awaitable<outcome> connection::starttls_preamble() {
   begin_phase(phase::starttls, config_.timeouts.handshake);
-  starttls_dialogue dialogue(config_.starttls, config_.starttls_hostname.empty()
-                                                   ? std::string("localhost")
-                                                   : config_.starttls_hostname);
+  net::starttls_dialogue dialogue(config_.starttls, config_.starttls_hostname.empty()
+                                                        ? std::string("localhost")
+                                                        : config_.starttls_hostname);
   char buf[1024];
-  starttls_dialogue::step step = dialogue.on_input({});
+  net::starttls_dialogue::step step = dialogue.on_input({});
   for (;;) {
-    if (step.what == starttls_dialogue::action::send) {
+    if (step.what == net::starttls_dialogue::action::send) {
       if (!co_await write_all(*server_, step.data)) co_return aborted();
       step = dialogue.on_input({});
       continue;
     }
-    if (step.what == starttls_dialogue::action::start_tls) break;
-    if (step.what == starttls_dialogue::action::fail) {
+    if (step.what == net::starttls_dialogue::action::start_tls) break;
+    if (step.what == net::starttls_dialogue::action::fail) {
       fail(outcome::protocol_error, "STARTTLS: " + step.data);
       co_return aborted();
     }
-    io_result r = server_->read(buf, sizeof buf);
-    if (r.want != io_want::none) {
+    net::io_result r = server_->read(buf, sizeof buf);
+    if (r.want != net::io_want::none) {
       if (!co_await wait_until(*server_, r.want)) co_return aborted();
       continue;
     }
@@ -379,32 +377,22 @@ awaitable<outcome> connection::starttls_preamble() {
   co_return outcome::closed;
 }
 
-awaitable<outcome> connection::tls_handshake(stream_end& end) {
+awaitable<outcome> connection::tls_handshake(net::stream_end& end) {
   begin_phase(phase::handshake, config_.timeouts.handshake);
   for (;;) {
-    io_result r = end.handshake();
+    net::io_result r = end.handshake();
     if (r.n == 1) break;
-    if (r.want != io_want::none) {
+    if (r.want != net::io_want::none) {
       if (!co_await wait_until(end, r.want)) co_return aborted();
       continue;
     }
-    const bool server_side = config_.mode == conf::tunnel_mode::server;
-    handshake_failure why =
-        explain_handshake_failure(r.tls_reason, r.error, SSL_get_verify_result(end.ssl()),
-                                  tls_context::refusal(end.ssl()), server_side);
+    net::handshake_failure why = end.explain_failure(r);
     fail(outcome::tls_failed, why.reason);
-    refused_real_client_ = server_side && why.real_client;
-    if (r.tls_reason == SSL_R_CERTIFICATE_VERIFY_FAILED) verdict_.verify = "failed";
+    refused_real_client_ = end.is_server() && why.real_client;
+    if (net::stream_end::verify_failed(r)) verdict_.verify = "failed";
     co_return aborted();
   }
-  if (config_.mode == conf::tunnel_mode::server) {
-    // BoringSSL queues the TLS 1.3 session tickets until the first write. Sending them now
-    // acknowledges the client's Finished at once; otherwise a client with Nagle on holds its
-    // first request back for a delayed ACK (40 ms on Linux).
-    SSL_write(end.ssl(), "", 0);
-    ERR_clear_error();  // a zero-length write may queue an error nobody should see later
-    end.flush();        // would_block is fine: the next read or write sends them
-  }
+  if (config_.mode == conf::tunnel_mode::server) end.send_session_tickets();
   verdict_ = service_->tls->check_peer(end.ssl());
   if (!verdict_.ok) {
     fail(outcome::tls_failed, verdict_.reason);
@@ -428,11 +416,11 @@ void connection::log_summary() {
   if (o == outcome::protocol_error && phase_ == phase::proxy_header) l = lg::level::debug;
   if (config_.log_handshake_errors && l == lg::level::debug) l = lg::level::info;
   if (!lg::logger::instance().enabled(l)) return;
-  stream_end* tls_end =
+  net::stream_end* tls_end =
       config_.mode == conf::tunnel_mode::client ? (server_ ? &*server_ : nullptr) : &client_;
   std::string version = tls_end ? tls_end->tls_version() : "";
   std::string cipher = tls_end ? tls_end->tls_cipher() : "";
-  bool resumed = tls_end && tls_end->ssl() && SSL_session_reused(tls_end->ssl());
+  bool resumed = tls_end && tls_end->resumed();
   std::string alpn = tls_end ? tls_end->alpn() : "";
   lg::event(l, "conn.end",
             {{"session", session_},

@@ -17,8 +17,8 @@
 #include "cli/supervise.hpp"
 #include "conf/tunnel_config.hpp"
 #include "proxy_protocol.hpp"
-#include "stream_end.hpp"
-#include "tls_context.hpp"
+#include "tunnel/net/stream_end.hpp"
+#include "tunnel/net/tls_context.hpp"
 
 namespace postern::tunnel {
 
@@ -26,7 +26,7 @@ namespace postern::tunnel {
 /// shared_ptr, so a reload never changes the settings of a connection already running.
 struct service_runtime {
   conf::tunnel_service config;
-  std::shared_ptr<tls_context> tls;
+  std::shared_ptr<net::tls_context> tls;
   std::atomic<std::uint32_t> active{0};
   std::atomic<std::uint32_t> next_target{0};
 
@@ -84,11 +84,11 @@ class connection : public std::enable_shared_from_this<connection> {
   asio::awaitable<outcome> read_proxy_header();
   asio::awaitable<outcome> connect_target();
   asio::awaitable<outcome> starttls_preamble();
-  asio::awaitable<outcome> tls_handshake(stream_end& end);
-  asio::awaitable<bool> write_all(stream_end& end, const std::string& data);
-  asio::awaitable<bool> flush_all(stream_end& end);
-  asio::awaitable<bool> wait_until(stream_end& end, io_want want);
-  asio::awaitable<void> pump(stream_end& from, stream_end& to, std::uint64_t& counter,
+  asio::awaitable<outcome> tls_handshake(net::stream_end& end);
+  asio::awaitable<bool> write_all(net::stream_end& end, const std::string& data);
+  asio::awaitable<bool> flush_all(net::stream_end& end);
+  asio::awaitable<bool> wait_until(net::stream_end& end, net::io_want want);
+  asio::awaitable<void> pump(net::stream_end& from, net::stream_end& to, std::uint64_t& counter,
                              std::shared_ptr<connection> self);
   asio::awaitable<void> watchdog(std::shared_ptr<connection> self);
   void on_deadline();
@@ -107,8 +107,8 @@ class connection : public std::enable_shared_from_this<connection> {
   std::shared_ptr<service_runtime> service_;
   const conf::tunnel_service& config_;
   std::string session_;
-  stream_end client_;
-  std::optional<stream_end> server_;
+  net::stream_end client_;
+  std::optional<net::stream_end> server_;
   asio::steady_timer timer_;
 
   proxy_addresses client_address_;  ///< who connected, and where to (from a PROXY header if any)
@@ -122,7 +122,7 @@ class connection : public std::enable_shared_from_this<connection> {
   bool finished_ = false;
   bool refused_real_client_ = false;  ///< the handshake refused a real TLS client
   std::string starttls_greeting_;
-  peer_verdict verdict_;
+  net::peer_verdict verdict_;
 
   phase phase_ = phase::proxy_header;
   clock::time_point phase_deadline_;

@@ -7,8 +7,8 @@
 #include <asio/local/stream_protocol.hpp>
 #include <asio/use_awaitable.hpp>
 
-#include "child_process.hpp"
 #include "connection.hpp"
+#include "tunnel/net/child_process.hpp"
 
 namespace postern::tunnel {
 
@@ -45,7 +45,7 @@ awaitable<bool> connection::connect_one(const conf::address& target) {
     if (!ec && !attempt_timed_out_) {
       if (target.kind == conf::address_kind::tcp)
         socket.set_option(asio::ip::tcp::no_delay(true), ec);
-      set_cloexec(socket.native_handle());
+      net::set_cloexec(socket.native_handle());
       target_ = target.to_string();
       target_host_ = target.host;  // "" for unix sockets, which need verify_host
       server_.emplace(executor_, socket.release());

@@ -29,17 +29,17 @@ char* scratch_buffer() {
 
 }  // namespace
 
-awaitable<void> connection::pump(stream_end& from, stream_end& to, std::uint64_t& counter,
+awaitable<void> connection::pump(net::stream_end& from, net::stream_end& to, std::uint64_t& counter,
                                  std::shared_ptr<connection> self) {
   std::unique_ptr<char[]> held;  // unsent bytes while `to` is not writable
-  io_result pending;             // an end seen while draining, handled next round
+  net::io_result pending;        // an end seen while draining, handled next round
   bool orderly_end = false;
   std::size_t since_yield = 0;
   while (!stopping_) {
     char* scratch = scratch_buffer();
-    io_result r = pending.ended() ? pending : from.read(scratch, scratch_size);
+    net::io_result r = pending.ended() ? pending : from.read(scratch, scratch_size);
     pending = {};
-    if (r.want != io_want::none) {
+    if (r.want != net::io_want::none) {
       if (!co_await wait_until(from, r.want)) break;
       continue;
     }
@@ -58,9 +58,9 @@ awaitable<void> connection::pump(stream_end& from, stream_end& to, std::uint64_t
     std::size_t n = r.n;
     // TLS returns one record per read: gather what is already here into one write.
     while (from.ssl() && n + 16384 + 256 <= scratch_size) {
-      io_result more = from.read(scratch + n, scratch_size - n);
+      net::io_result more = from.read(scratch + n, scratch_size - n);
       if (more.n == 0) {
-        if (more.want == io_want::none) pending = more;
+        if (more.want == net::io_want::none) pending = more;
         break;
       }
       n += more.n;
@@ -71,10 +71,10 @@ awaitable<void> connection::pump(stream_end& from, stream_end& to, std::uint64_t
     const char* data = scratch;
     std::size_t off = 0;
     while (off < n && !stopping_) {
-      io_result w = to.write(data + off, n - off);
+      net::io_result w = to.write(data + off, n - off);
       off += w.n;
       if (w.n > 0) continue;
-      if (w.want == io_want::none) {
+      if (w.want == net::io_want::none) {
         fail(w.reset ? outcome::reset : outcome::error, w.error);
         stopping_ = true;  // the abort below ends both directions
         break;
@@ -104,8 +104,8 @@ awaitable<void> connection::pump(stream_end& from, stream_end& to, std::uint64_t
   if (orderly_end && !stopping_) {
     // Half-close: pass the end on, keep the other direction running.
     for (;;) {
-      io_result r = to.shutdown_write();
-      if (r.want == io_want::none || !co_await wait_until(to, r.want)) break;
+      net::io_result r = to.shutdown_write();
+      if (r.want == net::io_want::none || !co_await wait_until(to, r.want)) break;
     }
   } else if (!orderly_end) {
     // An abort in one direction ends both.

@@ -36,7 +36,7 @@ int check(const std::string& file) {
   tunnel::build_services(*config, errors);
   for (const auto& e : errors) std::cerr << file << ": " << e << "\n";
   if (!errors.empty()) return exit_code::config;
-  tunnel::log_insecure_settings(*config);
+  cli::log_insecure(conf::insecure_settings(*config));
   std::cout << "configuration OK\n";
   return exit_code::ok;
 }
@@ -52,7 +52,7 @@ bool reload(tunnel::tunnel_server& server, const std::string& file) {
     for (const auto& e : errors) lg::error("config.error", {{"error", e}});
     return false;
   }
-  tunnel::log_insecure_settings(*config);
+  cli::log_insecure(conf::insecure_settings(*config));
   return true;
 }
 
@@ -65,7 +65,7 @@ int serve(const std::string& file, conf::duration grace) {
     for (const auto& e : errors) lg::error("config.error", {{"error", e}});
     return exit_code::config;
   }
-  tunnel::log_insecure_settings(*config);
+  cli::log_insecure(conf::insecure_settings(*config));
   cli::service_signals signals(
       server.main_context(), file, [&] { return reload(server, file); },
       [&] { server.shutdown(grace); });

@@ -59,7 +59,7 @@ int run_stdio(const conf::tunnel_service& service) {
   std::string error;
   auto runtime = std::make_shared<service_runtime>();
   runtime->config = service;
-  runtime->tls = tls_context::create(service.tls, service.mode, error);
+  runtime->tls = net::tls_context::create(service.tls, service.mode, error);
   if (!runtime->tls) {
     log::error("config.error", {{"error", error}});
     return exit_code::config;

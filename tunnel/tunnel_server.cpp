@@ -14,11 +14,11 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
-#include "child_process.hpp"
 #include "cli/log.hpp"
 #include "cli/service_manager.hpp"
 #include "cli/supervise.hpp"
-#include "listen_socket.hpp"
+#include "tunnel/net/child_process.hpp"
+#include "tunnel/net/listen_socket.hpp"
 
 namespace postern::tunnel {
 
@@ -38,7 +38,7 @@ struct listener {
 
   void close() {
     closed = true;
-    close_listen_socket(acceptor, address);
+    net::close_listen_socket(acceptor, address);
   }
 };
 
@@ -47,7 +47,7 @@ std::vector<std::shared_ptr<service_runtime>> build_services(const conf::tunnel_
   std::vector<std::shared_ptr<service_runtime>> out;
   for (const auto& s : config.services) {
     std::string error;
-    auto tls = tls_context::create(s.tls, s.mode, error);
+    auto tls = net::tls_context::create(s.tls, s.mode, error);
     if (!tls) {
       errors.push_back("service " + s.name + ": " + error);
       continue;
@@ -59,23 +59,6 @@ std::vector<std::shared_ptr<service_runtime>> build_services(const conf::tunnel_
   }
   if (!errors.empty()) out.clear();
   return out;
-}
-
-void log_insecure_settings(const conf::tunnel_config& config) {
-  for (const auto& s : config.services) {
-    if (s.mode == conf::tunnel_mode::client && s.tls.verify == conf::verify_mode::none)
-      lg::warn("config.insecure",
-               {{"service", s.name},
-                {"setting", "verify = \"none\""},
-                {"effect", s.tls.pin_sha256.empty()
-                               ? "server certificates are NOT verified: anyone on the path can "
-                                 "impersonate the server"
-                               : "only pin_sha256 is checked, not the chain or host name"}});
-    if (s.allow_cleartext)
-      lg::warn("config.insecure", {{"service", s.name},
-                                   {"setting", "allow_cleartext = true"},
-                                   {"effect", "plaintext side may cross the network"}});
-  }
 }
 
 tunnel_server::tunnel_server(unsigned threads) {
@@ -96,7 +79,7 @@ asio::io_context& tunnel_server::next_worker() {
 }
 
 bool tunnel_server::open_listener(listener& l, std::string& error) {
-  return open_listen_socket(l.acceptor, l.address, "accept", error);
+  return net::open_listen_socket(l.acceptor, l.address, "accept", error);
 }
 
 bool tunnel_server::apply(const conf::tunnel_config& config, std::vector<std::string>& errors) {
@@ -178,7 +161,7 @@ awaitable<void> tunnel_server::accept_loop(std::shared_ptr<listener> l) {
     if (l->address.kind != conf::address_kind::unix_path)
       socket.set_option(asio::ip::tcp::no_delay(true), ec);
     int fd = socket.release();
-    set_cloexec(fd);
+    net::set_cloexec(fd);
     asio::post(worker, [&worker, service, fd] {
       std::make_shared<connection>(worker.get_executor(), service, fd)->start();
     });

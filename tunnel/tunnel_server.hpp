@@ -56,7 +56,4 @@ class tunnel_server {
   bool stopping_ = false;
 };
 
-/// Sets the warnings every start and reload must repeat (verify = "none", cleartext).
-void log_insecure_settings(const conf::tunnel_config& config);
-
 }  // namespace postern::tunnel

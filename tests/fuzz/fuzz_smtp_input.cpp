@@ -6,12 +6,12 @@
 #include <string>
 #include <string_view>
 
-#include "forwarder/dot_codec.hpp"
-#include "forwarder/message_header.hpp"
-#include "forwarder/smtp_command.hpp"
-#include "forwarder/smtp_reply.hpp"
+#include "forwarder/smtp/command.hpp"
+#include "forwarder/smtp/dot_codec.hpp"
+#include "forwarder/smtp/message_header.hpp"
+#include "forwarder/smtp/reply.hpp"
 
-using namespace postern::forwarder;
+using namespace postern::smtp;
 
 namespace {
 

@@ -4,9 +4,9 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "tunnel/starttls_dialogue.hpp"
+#include "tunnel/net/starttls_dialogue.hpp"
 
-using namespace postern::tunnel;
+using namespace postern::net;
 using postern::conf::app_protocol;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -17,8 +17,7 @@ namespace {
 asio::awaitable<int> run(fetch::pop3_client& client, std::string outdir, bool dele) {
   auto r = co_await client.async_open();
   if (!r.ok()) {
-    std::cerr << "open: " << forwarder::to_string(r.kind) << ": " << r.detail << " " << r.server
-              << "\n";
+    std::cerr << "open: " << smtp::to_string(r.kind) << ": " << r.detail << " " << r.server << "\n";
     co_return 69;
   }
   fetch::uid_listing uids;
@@ -65,7 +64,7 @@ int main(int argc, char** argv) {
   p.endpoint = *ep;
   conf::tls_settings tls;
   tls.ca_file = argv[2];
-  p.tls = tunnel::tls_context::create(tls, conf::tunnel_mode::client, error);
+  p.tls = net::tls_context::create(tls, conf::tunnel_mode::client, error);
   if (!p.tls) {
     std::cerr << error << "\n";
     return 78;

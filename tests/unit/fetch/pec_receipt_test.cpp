@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "fetch/pec_receipt.hpp"
-#include "forwarder/smtp_auth.hpp"
+#include "forwarder/smtp/sasl.hpp"
 
 using namespace postern::fetch;
 
@@ -13,7 +13,7 @@ namespace {
 std::string pec_message(const std::string& headers, const std::string& daticert_xml,
                         const std::string& encoding = "base64") {
   std::string xml_part =
-      encoding == "base64" ? postern::forwarder::base64_encode(daticert_xml) : daticert_xml;
+      encoding == "base64" ? postern::smtp::base64_encode(daticert_xml) : daticert_xml;
   if (encoding == "base64")
     for (std::size_t i = 76; i < xml_part.size(); i += 78) xml_part.insert(i, "\r\n");
   return headers +
@@ -108,7 +108,7 @@ TEST_CASE("a transport envelope (\"Per conto di:\") is posta-certificata, with X
   REQUIRE(info.cert);
   CHECK(info.cert->msgid == "<orig@client>");
   // A receipt that also carries X-Trasporto is still the receipt.
-  auto both = classify_headers(postern::forwarder::header_block::parse(
+  auto both = classify_headers(postern::smtp::header_block::parse(
       "X-Trasporto: posta-certificata\r\nX-Ricevuta: avvenuta-consegna\r\n"));
   CHECK(both.kind == pec_kind::avvenuta_consegna);
 }

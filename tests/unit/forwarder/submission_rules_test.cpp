@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "forwarder/smtp_auth.hpp"
+#include "forwarder/smtp/sasl.hpp"
 #include "forwarder/submission_rules.hpp"
 
 using namespace postern;
@@ -16,7 +16,7 @@ conf::mailbox pec_box(const std::string& address) {
   return m;
 }
 
-header_block headers(const std::string& text) { return header_block::parse(text); }
+smtp::header_block headers(const std::string& text) { return smtp::header_block::parse(text); }
 
 }  // namespace
 
@@ -89,7 +89,7 @@ TEST_CASE("PEC: recipients must equal To + Cc; Bcc is refused or split") {
 TEST_CASE("provider size limit is shared among recipients when the provider says so") {
   conf::mailbox m = pec_box("u@pec.it");
   CHECK(check_size_limit(m, 50'000'000, 2).code == 0);
-  reply r = check_size_limit(m, 50'000'000, 3);
+  smtp::reply r = check_size_limit(m, 50'000'000, 3);
   CHECK(r.code == 552);
   CHECK(r.text().find("x 3 recipients exceeds 100000000 bytes") != std::string::npos);
   m.limits.size_divided_by_recipients = false;
@@ -99,7 +99,7 @@ TEST_CASE("provider size limit is shared among recipients when the provider says
 }
 
 TEST_CASE("PEC header edits strip receipt requests and Bcc, add Message-ID and receipt type") {
-  header_block h = headers(
+  smtp::header_block h = headers(
       "From: u@pec.it\r\nDisposition-Notification-To: u@pec.it\r\n"
       "Bcc: h@x.it\r\nX-TipoRicevuta: completa\r\n");
   std::string changes = apply_pec_edits(h, "sintetica", "relay.test");
@@ -111,21 +111,21 @@ TEST_CASE("PEC header edits strip receipt requests and Bcc, add Message-ID and r
   CHECK(id.ends_with("@relay.test>"));
   CHECK(changes ==
         "removed:Disposition-Notification-To,removed:Bcc,added:Message-ID,set:X-TipoRicevuta");
-  header_block kept = headers("Message-ID: <mine@x>\r\n");
+  smtp::header_block kept = headers("Message-ID: <mine@x>\r\n");
   CHECK(apply_pec_edits(kept, "", "relay.test").empty());
 }
 
 TEST_CASE("SASL responses") {
   conf::secret password("s3cret");
-  CHECK(plain_response("user@pec.it", password).reveal() ==
-        base64_encode(std::string("\0user@pec.it\0s3cret", 19)));
+  CHECK(smtp::plain_response("user@pec.it", password).reveal() ==
+        smtp::base64_encode(std::string("\0user@pec.it\0s3cret", 19)));
   // RFC 2195 §2 example.
   conf::secret tanstaaf("tanstaaftanstaaf");
-  auto r = cram_md5_response("tim", tanstaaf,
-                             "PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+");
+  auto r = smtp::cram_md5_response("tim", tanstaaf,
+                                   "PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+");
   REQUIRE(r);
   CHECK(r->reveal() == "dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw");
-  CHECK(choose_mechanism({"LOGIN", "PLAIN"}) == auth_mechanism::plain);
-  CHECK(choose_mechanism({"LOGIN", "CRAM-MD5"}) == auth_mechanism::cram_md5);
-  CHECK_FALSE(choose_mechanism({"XOAUTH2"}));
+  CHECK(smtp::choose_mechanism({"LOGIN", "PLAIN"}) == smtp::auth_mechanism::plain);
+  CHECK(smtp::choose_mechanism({"LOGIN", "CRAM-MD5"}) == smtp::auth_mechanism::cram_md5);
+  CHECK_FALSE(smtp::choose_mechanism({"XOAUTH2"}));
 }

@@ -1,0 +1,96 @@
+#pragma once
+/// One end of a tunnelled connection: a non-blocking descriptor (a socket, or stdin/stdout)
+/// with TLS optionally on top. I/O calls never block; they say which readiness to wait for.
+/// BoringSSL runs directly on the socket, so no per-connection buffers exist while idle.
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+
+#include "tls_types.hpp"
+
+#include <asio/awaitable.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+#include "tunnel/net/socket_bio.hpp"
+#include "tunnel/net/tls_context.hpp"
+
+namespace postern::net {
+
+enum class io_want { none, read, write };
+
+struct io_result {
+  std::size_t n = 0;
+  io_want want = io_want::none;
+  bool eof = false;    ///< orderly end (FIN, or TLS close_notify / truncation)
+  bool reset = false;  ///< the peer aborted (ECONNRESET, EPIPE)
+  bool failed = false;
+  std::string error;   ///< when failed
+  int tls_reason = 0;  ///< BoringSSL's reason code (SSL_R_*) of a TLS failure, 0 if none
+
+  /// The stream is over, orderly or not: nothing more will be read from it.
+  [[nodiscard]] bool ended() const { return eof || reset || failed; }
+};
+
+class stream_end {
+ public:
+  /// Takes ownership of `fd_in` and, when different and >= 0, of `fd_out`.
+  stream_end(const asio::any_io_executor& ex, int fd_in, int fd_out = -1);
+  stream_end(const stream_end&) = delete;
+  stream_end& operator=(const stream_end&) = delete;
+
+  /// Puts TLS on this end (sockets only); the SSL is driven on the descriptor itself.
+  void attach_tls(tls_ptr<SSL> ssl);
+  [[nodiscard]] SSL* ssl() const { return ssl_.get(); }
+
+  io_result read(char* buf, std::size_t len);
+  /// True when a read would return TLS plaintext without a system call (more records are
+  /// already in memory); always false for plain descriptors.
+  [[nodiscard]] bool read_buffered() const;
+  io_result write(const char* buf, std::size_t len);
+  /// Drives the TLS handshake one step.
+  io_result handshake();
+  /// After a server handshake: BoringSSL queues the TLS 1.3 session tickets until the first
+  /// write; sending them now acknowledges the client's Finished at once (a client with Nagle
+  /// on would otherwise hold its first request back for a delayed ACK, 40 ms on Linux).
+  void send_session_tickets();
+  /// Why the failed handshake step `r` failed, in words (see explain_handshake_failure).
+  [[nodiscard]] handshake_failure explain_failure(const io_result& r) const;
+  /// The failed step `r` was the peer's certificate failing verification.
+  [[nodiscard]] static bool verify_failed(const io_result& r);
+  [[nodiscard]] bool is_server() const;
+  /// The handshake resumed a session.
+  [[nodiscard]] bool resumed() const;
+  /// Sends what TLS has buffered; call after a batch of writes (want = write: wait, retry).
+  io_result flush();
+  /// Ends our sending direction: TLS close_notify then FIN (or closes a pipe).
+  io_result shutdown_write();
+  /// Peeks at bytes without consuming them (plain sockets; for the PROXY header).
+  io_result peek(char* buf, std::size_t len);
+
+  /// Waits until the descriptor is ready; false when cancelled or closed.
+  asio::awaitable<bool> wait(io_want want);
+  void cancel();
+  void close();
+
+  /// "TLSv1.3", cipher name, or "" for plain ends.
+  [[nodiscard]] std::string tls_version() const;
+  [[nodiscard]] std::string tls_cipher() const;
+  /// The negotiated ALPN protocol, or "".
+  [[nodiscard]] std::string alpn() const;
+
+ private:
+  io_result tls_result(int ret, const char* what);
+  asio::posix::stream_descriptor& out() { return out_ ? *out_ : in_; }
+
+  asio::posix::stream_descriptor in_;
+  std::optional<asio::posix::stream_descriptor> out_;
+  std::unique_ptr<socket_bio> bio_;  ///< declared before ssl_: the SSL's BIO points into it
+  tls_ptr<SSL> ssl_;
+  bool is_socket_ = false;
+  bool close_notify_sent_ = false;
+  bool write_shut_ = false;
+};
+
+}  // namespace postern::net
