@@ -88,8 +88,7 @@ void report(const conf::mailbox& m, const fetch::mailbox_outcome& o, int& code) 
                             {"retry", "postern-fetch --retry-failed --mailbox " + m.address}});
 }
 
-// Parameters by reference to objects that outlive the run (see relay_transaction::mail
-// about GCC 12 and class-type coroutine parameters).
+// The queue, its cursor and the exit code are shared by all the workers of one run.
 asio::awaitable<void> fetch_worker(const conf::fetch_config& config,
                                    const std::vector<const conf::mailbox*>& queue,
                                    std::size_t& next, const fetch::run_options& options,

@@ -190,7 +190,6 @@ awaitable<void> forwarder_server::accept_loop(std::shared_ptr<listener> l) {
     int fd = socket.release();
     net::set_cloexec(fd);
     const auto& config = runtime_->config;
-    // A named argument, not a temporary: see relay_transaction::mail about GCC 12.
     session_peer peer = describe_peer(fd, config.allow);
     std::string refusal;
     if (!peer.allowed && !runtime_->users) {

@@ -117,7 +117,7 @@ awaitable<smtp::reply> relay_transaction::upstream_rcpt(const smtp::mail_path& t
   co_return r.server;
 }
 
-awaitable<smtp::reply> relay_transaction::mail(const smtp::mail_path& from) {
+awaitable<smtp::reply> relay_transaction::mail(smtp::mail_path from) {
   if (from_) co_return smtp::make_reply(503, "5.5.1", "nested MAIL command");
   if (auto size = from.param("SIZE")) {
     std::uint64_t announced = std::strtoull(size->value.c_str(), nullptr, 10);
@@ -148,7 +148,7 @@ awaitable<smtp::reply> relay_transaction::mail(const smtp::mail_path& from) {
   co_return answer;
 }
 
-awaitable<smtp::reply> relay_transaction::rcpt(const smtp::mail_path& to) {
+awaitable<smtp::reply> relay_transaction::rcpt(smtp::mail_path to) {
   if (!from_) co_return smtp::make_reply(503, "5.5.1", "MAIL first");
   std::uint32_t limit = config_.max_recipients;
   if (route_.mailbox && route_.mailbox->limits.max_recipients)

@@ -56,10 +56,8 @@ class relay_transaction {
   relay_transaction(const relay_transaction&) = delete;
   relay_transaction& operator=(const relay_transaction&) = delete;
 
-  // By reference: GCC 12 destroys a prvalue argument twice when a coroutine takes a class
-  // type by value. The caller's object must outlive the co_await (a named local does).
-  asio::awaitable<smtp::reply> mail(const smtp::mail_path& from);
-  asio::awaitable<smtp::reply> rcpt(const smtp::mail_path& to);
+  asio::awaitable<smtp::reply> mail(smtp::mail_path from);
+  asio::awaitable<smtp::reply> rcpt(smtp::mail_path to);
   /// Relays the message (the client's DATA already got its 354). nullopt when the source
   /// failed (client gone): nothing was delivered and there is nobody to answer.
   asio::awaitable<std::optional<smtp::reply>> data(message_source& source);
@@ -94,8 +92,7 @@ class relay_transaction {
                             const std::vector<smtp::reply>& copies) const;
   asio::awaitable<void> send_body(const std::string& bytes, body_progress& p);
   asio::awaitable<std::optional<smtp::reply>> refuse(message_source& source,
-                                                     message_source::status st,
-                                                     const smtp::reply& r);
+                                                     message_source::status st, smtp::reply r);
   asio::awaitable<message_source::status> drain(message_source& source, message_source::status st);
   smtp::reply upstream_failure(const smtp::client_result& r) const;
   [[nodiscard]] std::string upstream_name() const;

@@ -66,9 +66,7 @@ void relay_transaction::audit(const std::string& outcome, const smtp::reply& fin
 }
 
 awaitable<std::optional<smtp::reply>> relay_transaction::refuse(message_source& source, status st,
-                                                                const smtp::reply& r) {
-  // `r` is a reference: GCC 12 mishandles coroutine parameters of class type returned with
-  // co_return (the frame spun at its end). Callers pass objects that outlive the call.
+                                                                smtp::reply r) {
   status end = co_await drain(source, st);
   if (end == status::failed) co_return std::nullopt;
   audit(r.transient() ? "deferred" : "rejected", r);

@@ -333,7 +333,7 @@ class session {
     // SIGILL): every co_await here is a statement of its own.
     net::io_status flushed = co_await channel_.flush(config_.timeouts.command);
     if (flushed != net::io_status::ok) co_return false;
-    channel_.stream().attach_tls(rt_->server_tls->new_server());
+    channel_.attach_tls(rt_->server_tls->new_server());
     net::io_status shaken = co_await channel_.handshake(config_.timeouts.handshake);
     if (shaken != net::io_status::ok) {
       reason_ = "TLS handshake failed: " + channel_.error();
@@ -408,7 +408,7 @@ class session {
     lg::info("session.end", {{"session", id_},
                              {"peer", peer_.address},
                              {"helo", helo_},
-                             {"tls", channel_.stream().tls_version()},
+                             {"tls", channel_.tls_version()},
                              {"user", user_.value_or("")},
                              {"relayed", relayed_},
                              {"refused", refused_},

@@ -15,6 +15,7 @@
 #include "conf/endpoint.hpp"
 #include "conf/secret.hpp"
 #include "conf/units.hpp"
+#include "forwarder/smtp/client_machine.hpp"
 #include "forwarder/smtp/dot_codec.hpp"
 #include "forwarder/smtp/reply.hpp"
 #include "tunnel/net/line_channel.hpp"
@@ -22,26 +23,6 @@
 #include "tunnel/net/tls_context.hpp"
 
 namespace postern::smtp {
-
-enum class failure_kind {
-  none,
-  connection,          ///< could not connect, or the connection dropped
-  tls,                 ///< handshake or verification failed, or STARTTLS not offered
-  protocol,            ///< the server said something that is not SMTP
-  auth,                ///< the server refused our login
-  credentials,         ///< our own password could not be read (file, command)
-  rejected_temporary,  ///< a 4yz reply
-  rejected_permanent,  ///< a 5yz reply
-  timeout,             ///< a phase ran out of time
-};
-const char* to_string(failure_kind k);
-
-struct client_result {
-  failure_kind kind = failure_kind::none;
-  reply server;        ///< the server's reply, when there was one (code 0 otherwise)
-  std::string detail;  ///< what happened, for logs; never holds a secret
-  [[nodiscard]] bool ok() const { return kind == failure_kind::none; }
-};
 
 struct client_params {
   conf::endpoint endpoint;
@@ -54,6 +35,8 @@ struct client_params {
   conf::duration handshake_timeout{std::chrono::seconds(30)};
   conf::duration reply_timeout{std::chrono::minutes(2)};
   conf::duration final_reply_timeout{std::chrono::minutes(10)};
+  /// QUIT's answer: politeness only, so it may not hold a worker long.
+  conf::duration quit_timeout{std::chrono::seconds(5)};
   std::string session;  ///< session id for trace lines
   bool trace = false;   ///< log the dialogue (AUTH redacted)
   bool lmtp = false;    ///< LMTP (RFC 2033): LHLO instead of EHLO
@@ -62,12 +45,15 @@ struct client_params {
   std::string role = "upstream";
 };
 
+/// Moves bytes between a connection and a client_machine: the machine decides what is said.
 class client {
  public:
   client(asio::any_io_executor ex, client_params params);
 
   /// Connects, reads the greeting, says EHLO, starts TLS as the endpoint says, logs in.
   asio::awaitable<client_result> async_open();
+  /// The same over a connection made elsewhere (a scripted stream in tests).
+  asio::awaitable<client_result> async_open(std::unique_ptr<net::line_channel> channel);
   /// MAIL FROM:<...> (the argument after "FROM:").
   asio::awaitable<client_result> async_mail(const std::string& path);
   asio::awaitable<client_result> async_rcpt(const std::string& path);
@@ -81,7 +67,7 @@ class client {
   /// Ends the message and returns the server's final reply.
   asio::awaitable<client_result> async_end_data();
   asio::awaitable<client_result> async_reset();
-  /// QUIT, politely, then close.
+  /// QUIT, politely (within quit_timeout), then close.
   asio::awaitable<void> async_quit();
   /// Drops the connection at once; an unfinished DATA is then discarded by the server
   /// (RFC 5321 §4.1.1.4: no final dot, no delivery).
@@ -89,33 +75,37 @@ class client {
 
   /// Still connected, in no transaction, and the server has not hung up meanwhile.
   bool reusable();
-  [[nodiscard]] const ehlo_capabilities& capabilities() const { return caps_; }
-  [[nodiscard]] std::string tls_version() {
-    return channel_ ? channel_->stream().tls_version() : "";
-  }
-  [[nodiscard]] std::string tls_cipher() { return channel_ ? channel_->stream().tls_cipher() : ""; }
+  [[nodiscard]] const ehlo_capabilities& capabilities() const { return machine_.capabilities(); }
+  [[nodiscard]] std::string tls_version() const { return channel_ ? channel_->tls_version() : ""; }
+  [[nodiscard]] std::string tls_cipher() const { return channel_ ? channel_->tls_cipher() : ""; }
   [[nodiscard]] const std::string& verify() const { return verify_; }
   [[nodiscard]] const client_params& params() const { return params_; }
 
  private:
-  asio::awaitable<client_result> command(const std::string& line, conf::duration timeout,
-                                         bool sensitive = false);
-  asio::awaitable<client_result> read_reply(conf::duration timeout);
+  /// Carries out the machine's actions, from `a` on, until it says the operation is done.
+  /// Not a coroutine itself: it keeps `a` in next_ for drive() (see ARCHITECTURE.md, the
+  /// coroutine parameter rule).
+  asio::awaitable<client_result> run(client_machine::action a) {
+    next_ = std::move(a);
+    return drive();
+  }
+  asio::awaitable<client_result> drive();
+  asio::awaitable<std::optional<reply>> read_reply(reply_wait wait, client_result& failure);
   asio::awaitable<client_result> start_tls();
-  asio::awaitable<client_result> ehlo();
-  asio::awaitable<client_result> authenticate();
-  client_result broken(failure_kind kind, std::string detail);
+  asio::awaitable<client_result> flush(const char* what);
+  client_result io_failure(net::io_status s, const std::string& what);
+  [[nodiscard]] conf::duration timeout(reply_wait wait) const;
   void trace(const char* direction, std::string_view line);
+  void trace_state(client_machine::state before);
+  [[nodiscard]] bool usable() const { return channel_ && !machine_.broken(); }
 
   asio::any_io_executor executor_;
   client_params params_;
+  client_machine machine_;
   std::unique_ptr<net::line_channel> channel_;
-  ehlo_capabilities caps_;
+  client_machine::action next_;  ///< the action drive() carries out next
   dot_encoder encoder_;
   std::string verify_;
-  std::string auth_used_;  ///< the SASL mechanism of the login, for the log
-  bool in_transaction_ = false;
-  bool broken_ = false;
 };
 
 }  // namespace postern::smtp

@@ -7,13 +7,27 @@ import os
 import pwd
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 from forwarder_harness import FORWARDER, Upstream, mailbox_entry
 from harness import TUNNEL, free_port, require, wait_for
+import pytest
 from test_fetch import FETCH
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def nobody_dir():
+    """A temp dir of its own that nobody can enter: pytest's own tmp_path lies under
+    /tmp/pytest-of-root, which another pytest run starting meanwhile makes private again."""
+    path = Path(tempfile.mkdtemp(prefix="postern-nobody-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def as_nobody(argv):
@@ -42,7 +56,8 @@ def assert_no_core(pid):
     assert os.stat(f"/proc/{pid}/environ").st_uid == 0, "the process is dumpable"
 
 
-def test_the_tunnel_and_the_forwarder_cannot_dump_core(procs, tmp_path, pki):
+def test_the_tunnel_and_the_forwarder_cannot_dump_core(procs, nobody_dir, pki):
+    tmp_path = nobody_dir
     port = free_port()
     config = tmp_path / "tunnel.toml"
     config.write_text(f'[[service]]\nname = "out"\nmode = "client"\naccept = "127.0.0.1:{port}"\n'
@@ -76,7 +91,8 @@ def test_the_tunnel_and_the_forwarder_cannot_dump_core(procs, tmp_path, pki):
     assert_no_core(forwarder.pid)
 
 
-def test_fetch_cannot_dump_core(procs, tmp_path):
+def test_fetch_cannot_dump_core(procs, nobody_dir):
+    tmp_path = nobody_dir
     secret = tmp_path / "box.pass"
     secret.write_text("pw\n")
     secret.chmod(0o600)

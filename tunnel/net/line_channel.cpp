@@ -24,7 +24,22 @@ const char* to_string(io_status s) {
 }
 
 line_channel::line_channel(const asio::any_io_executor& ex, int fd, int fd_out)
-    : stream_(ex, fd, fd_out), timer_(ex) {}
+    : line_channel(ex, std::make_unique<stream_end>(ex, fd, fd_out)) {}
+
+line_channel::line_channel(const asio::any_io_executor& ex, std::unique_ptr<byte_stream> stream)
+    : stream_(std::move(stream)), tls_(stream_->tls_end()), timer_(ex) {}
+
+bool line_channel::attach_tls(tls_ptr<SSL> ssl) {
+  if (!tls_ || !ssl) {
+    error_ = tls_ ? "cannot create a TLS session" : "this stream cannot carry TLS";
+    return false;
+  }
+  tls_->attach_tls(std::move(ssl));
+  return true;
+}
+
+std::string line_channel::tls_version() const { return tls_ ? tls_->tls_version() : ""; }
+std::string line_channel::tls_cipher() const { return tls_ ? tls_->tls_cipher() : ""; }
 
 line_channel::~line_channel() { *alive_ = false; }
 
@@ -38,7 +53,7 @@ void line_channel::arm(clock::time_point deadline) {
         auto still = alive.lock();
         if (ec || !still || !*still || gen != generation_) return;
         timed_out_ = true;
-        stream_.cancel();
+        stream_->cancel();
       });
 }
 
@@ -48,7 +63,7 @@ void line_channel::disarm() {
 }
 
 awaitable<io_status> line_channel::wait(io_want want) {
-  bool ready = co_await stream_.wait(want);
+  bool ready = co_await stream_->wait(want);
   if (ready) co_return io_status::ok;
   if (timed_out_) {
     error_ = "timed out";
@@ -102,14 +117,14 @@ awaitable<io_status> line_channel::read_more_until(clock::time_point deadline) {
   io_status status = io_status::ok;
   std::size_t got = 0;
   for (;;) {
-    io_result r = stream_.read(in_.get() + in_end_, in_cap_ - in_end_);
+    io_result r = stream_->read(in_.get() + in_end_, in_cap_ - in_end_);
     in_end_ += r.n;
     got += r.n;
     bytes_in += r.n;
     // Take every TLS record already in memory, up to the room there is: one wake-up per
     // socket read rather than one per 16 KiB record. An end seen after some bytes is
     // reported by the next call.
-    if (r.n > 0 && in_end_ < in_cap_ && stream_.read_buffered()) continue;
+    if (r.n > 0 && in_end_ < in_cap_ && stream_->read_buffered()) continue;
     if (got > 0) break;
     if (r.ended()) {
       status = failure(r);
@@ -150,12 +165,12 @@ awaitable<io_status> line_channel::read_line_until(std::string& line, std::size_
 }
 
 awaitable<io_status> line_channel::flush(conf::duration timeout) {
-  if (out_.empty() && !stream_.ssl()) co_return io_status::ok;
+  if (out_.empty() && !(tls_ && tls_->ssl())) co_return io_status::ok;
   arm(clock::now() + timeout);
   io_status status = io_status::ok;
   std::size_t off = 0;
   while (off < out_.size()) {
-    io_result r = stream_.write(out_.data() + off, out_.size() - off);
+    io_result r = stream_->write(out_.data() + off, out_.size() - off);
     off += r.n;
     bytes_out += r.n;
     if (r.failed || r.reset) {
@@ -168,7 +183,7 @@ awaitable<io_status> line_channel::flush(conf::duration timeout) {
     }
   }
   while (status == io_status::ok) {
-    io_result f = stream_.flush();
+    io_result f = stream_->flush();
     if (f.failed || f.reset) {
       status = failure(f);
       break;
@@ -185,7 +200,12 @@ awaitable<io_status> line_channel::handshake(conf::duration timeout) {
   arm(clock::now() + timeout);
   io_status status = io_status::ok;
   for (;;) {
-    io_result r = stream_.handshake();
+    if (!tls_) {
+      error_ = "this stream cannot carry TLS";
+      status = io_status::failed;
+      break;
+    }
+    io_result r = tls_->handshake();
     if (r.n == 1) break;
     if (r.want == io_want::none) {
       status = failure(r);
@@ -196,7 +216,7 @@ awaitable<io_status> line_channel::handshake(conf::duration timeout) {
     status = co_await wait(r.want);
     if (status != io_status::ok) break;
   }
-  if (status == io_status::ok && stream_.is_server()) stream_.send_session_tickets();
+  if (status == io_status::ok && tls_->is_server()) tls_->send_session_tickets();
   disarm();
   co_return status;
 }
@@ -205,19 +225,17 @@ awaitable<line_channel::tls_outcome> line_channel::start_client_tls(net::tls_con
                                                                     const conf::address& target,
                                                                     conf::duration timeout) {
   tls_outcome out;
-  auto ssl = tls.new_client(target.host, target.to_string());
-  if (!ssl) {
+  if (!attach_tls(tls.new_client(target.host, target.to_string()))) {
     out.status = io_status::failed;
-    out.error = "cannot create a TLS session";
+    out.error = error_;
     co_return out;
   }
-  stream_.attach_tls(std::move(ssl));
   out.status = co_await handshake(timeout);
   if (out.status != io_status::ok) {
     out.error = "TLS handshake with " + target.to_string() + ": " + error_;
     co_return out;
   }
-  out.verdict = tls.check_peer(stream_.ssl());
+  out.verdict = tls.check_peer(tls_->ssl());
   out.verified = out.verdict.ok;
   if (!out.verified) out.error = out.verdict.reason;
   co_return out;
@@ -228,13 +246,13 @@ bool line_channel::peer_gone() {
   // mean it is ending the session.
   if (!buffered().empty()) return true;
   char byte;
-  io_result r = stream_.peek(&byte, 1);
+  io_result r = stream_->peek(&byte, 1);
   return r.ended() || r.n > 0;
 }
 
 void line_channel::close() {
   disarm();
-  stream_.close();
+  stream_->close();
 }
 
 }  // namespace postern::net

@@ -26,6 +26,8 @@ class line_channel {
 
   /// Takes ownership of `fd` (a connected socket, or stdin/stdout for --sendmail).
   line_channel(const asio::any_io_executor& ex, int fd, int fd_out = -1);
+  /// Over another byte stream (a scripted one in tests); TLS needs a stream_end.
+  line_channel(const asio::any_io_executor& ex, std::unique_ptr<byte_stream> stream);
   ~line_channel();
   line_channel(const line_channel&) = delete;
   line_channel& operator=(const line_channel&) = delete;
@@ -65,7 +67,10 @@ class line_channel {
   };
   asio::awaitable<tls_outcome> start_client_tls(net::tls_context& tls, const conf::address& target,
                                                 conf::duration timeout);
-  net::stream_end& stream() { return stream_; }
+  /// Puts server-side (or client-side) TLS on the stream; then handshake().
+  bool attach_tls(tls_ptr<SSL> ssl);
+  [[nodiscard]] std::string tls_version() const;
+  [[nodiscard]] std::string tls_cipher() const;
 
   /// True when the peer has closed or sent something unexpected while we were not reading
   /// (used before reusing an idle upstream session).
@@ -84,7 +89,8 @@ class line_channel {
   io_status failure(const net::io_result& r);
   void make_room();
 
-  net::stream_end stream_;
+  std::unique_ptr<byte_stream> stream_;
+  stream_end* tls_;  ///< stream_ when it can carry TLS, else null
   asio::steady_timer timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   unsigned generation_ = 0;

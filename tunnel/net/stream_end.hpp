@@ -9,31 +9,17 @@
 #include <string>
 #include <system_error>
 
-#include "tls_types.hpp"
-
 #include <asio/awaitable.hpp>
 #include <asio/posix/stream_descriptor.hpp>
+
+#include "tunnel/net/byte_stream.hpp"
 #include "tunnel/net/socket_bio.hpp"
 #include "tunnel/net/tls_context.hpp"
+#include "tunnel/net/tls_types.hpp"
 
 namespace postern::net {
 
-enum class io_want { none, read, write };
-
-struct io_result {
-  std::size_t n = 0;
-  io_want want = io_want::none;
-  bool eof = false;    ///< orderly end (FIN, or TLS close_notify / truncation)
-  bool reset = false;  ///< the peer aborted (ECONNRESET, EPIPE)
-  bool failed = false;
-  std::string error;   ///< when failed
-  int tls_reason = 0;  ///< BoringSSL's reason code (SSL_R_*) of a TLS failure, 0 if none
-
-  /// The stream is over, orderly or not: nothing more will be read from it.
-  [[nodiscard]] bool ended() const { return eof || reset || failed; }
-};
-
-class stream_end {
+class stream_end final : public byte_stream {
  public:
   /// Takes ownership of `fd_in` and, when different and >= 0, of `fd_out`.
   stream_end(const asio::any_io_executor& ex, int fd_in, int fd_out = -1);
@@ -44,11 +30,11 @@ class stream_end {
   void attach_tls(tls_ptr<SSL> ssl);
   [[nodiscard]] SSL* ssl() const { return ssl_.get(); }
 
-  io_result read(char* buf, std::size_t len);
+  io_result read(char* buf, std::size_t len) override;
   /// True when a read would return TLS plaintext without a system call (more records are
   /// already in memory); always false for plain descriptors.
-  [[nodiscard]] bool read_buffered() const;
-  io_result write(const char* buf, std::size_t len);
+  [[nodiscard]] bool read_buffered() const override;
+  io_result write(const char* buf, std::size_t len) override;
   /// Drives the TLS handshake one step.
   io_result handshake();
   /// After a server handshake: BoringSSL queues the TLS 1.3 session tickets until the first
@@ -63,16 +49,17 @@ class stream_end {
   /// The handshake resumed a session.
   [[nodiscard]] bool resumed() const;
   /// Sends what TLS has buffered; call after a batch of writes (want = write: wait, retry).
-  io_result flush();
+  io_result flush() override;
   /// Ends our sending direction: TLS close_notify then FIN (or closes a pipe).
   io_result shutdown_write();
   /// Peeks at bytes without consuming them (plain sockets; for the PROXY header).
-  io_result peek(char* buf, std::size_t len);
+  io_result peek(char* buf, std::size_t len) override;
 
   /// Waits until the descriptor is ready; false when cancelled or closed.
-  asio::awaitable<bool> wait(io_want want);
-  void cancel();
-  void close();
+  asio::awaitable<bool> wait(io_want want) override;
+  void cancel() override;
+  void close() override;
+  stream_end* tls_end() override { return this; }
 
   /// "TLSv1.3", cipher name, or "" for plain ends.
   [[nodiscard]] std::string tls_version() const;
