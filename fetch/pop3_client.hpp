@@ -17,22 +17,13 @@
 #include "conf/endpoint.hpp"
 #include "conf/secret.hpp"
 #include "conf/units.hpp"
-#include "forwarder/smtp/client.hpp"
+#include "fetch/pop3_machine.hpp"
 #include "pop3_protocol.hpp"
 #include "tunnel/net/line_channel.hpp"
 #include "tunnel/net/secret_source.hpp"
 #include "tunnel/net/tls_context.hpp"
 
 namespace postern::fetch {
-
-using smtp::failure_kind;
-
-struct pop3_result {
-  failure_kind kind = failure_kind::none;
-  std::string server;  ///< the server's status line text, when there was one
-  std::string detail;  ///< what happened, for logs; never a secret
-  [[nodiscard]] bool ok() const { return kind == failure_kind::none; }
-};
 
 struct pop3_params {
   conf::endpoint endpoint;
@@ -48,11 +39,14 @@ struct pop3_params {
   bool trace = false;
 };
 
+/// Moves bytes between a connection and a pop3_machine: the machine decides what is said.
 class pop3_client {
  public:
   pop3_client(asio::any_io_executor ex, pop3_params params);
 
   asio::awaitable<pop3_result> async_open();
+  /// The same over a connection made elsewhere (a scripted stream in tests).
+  asio::awaitable<pop3_result> async_open(std::unique_ptr<net::line_channel> channel);
   /// UIDL; a malformed listing is a protocol failure (guessing could re-deliver or skip).
   asio::awaitable<pop3_result> async_uidl(uid_listing& out);
   asio::awaitable<pop3_result> async_list(size_listing& out);
@@ -72,42 +66,46 @@ class pop3_client {
   /// Reads what is still outstanding, then QUIT: only now does the server expunge what was
   /// marked with DELE (RFC 1939 §6).
   asio::awaitable<pop3_result> async_quit();
-  [[nodiscard]] const pop3_capabilities& capabilities() const { return caps_; }
+  [[nodiscard]] const pop3_capabilities& capabilities() const { return machine_.capabilities(); }
   /// DELE commands the server accepted (they take effect only if QUIT succeeds).
-  [[nodiscard]] std::uint32_t deletions() const { return deletions_; }
+  [[nodiscard]] std::uint32_t deletions() const { return machine_.deletions(); }
   /// DELE commands sent or queued whose answer has not been read.
-  [[nodiscard]] std::uint32_t pending_deletions() const {
-    return static_cast<std::uint32_t>(
-        std::count_if(pending_.begin(), pending_.end(), [](const auto& p) { return !p.retr; }));
-  }
+  [[nodiscard]] std::uint32_t pending_deletions() const { return machine_.pending_deletions(); }
 
  private:
-  asio::awaitable<pop3_result> command(const std::string& line, bool sensitive = false);
-  asio::awaitable<pop3_result> read_status();
+  using line_consumer = std::function<bool(std::string_view)>;
+  /// Carries out the machine's actions from `a` on; `each` takes the lines of a listing and
+  /// `error` says why it refused one. Not a coroutine (the coroutine rule): drive() is.
+  asio::awaitable<pop3_result> run(pop3_machine::action a, const line_consumer* each = nullptr,
+                                   const std::string* error = nullptr,
+                                   const body_sink* sink = nullptr) {
+    next_ = std::move(a);
+    each_ = each;
+    error_ = error;
+    sink_ = sink;
+    return drive();
+  }
+  asio::awaitable<pop3_result> drive();
+  asio::awaitable<std::optional<pop3_result>> step(pop3_machine::action& a);
+  asio::awaitable<pop3_result> read_status(std::optional<pop3_status>& status);
   /// Reads a multi-line response to its "." (transparency undone), each line to `each`;
   /// the whole of it within message_timeout, each line within reply_timeout.
-  asio::awaitable<pop3_result> read_lines(const std::function<bool(std::string_view)>& each,
-                                          std::string& error);
+  asio::awaitable<pop3_result> read_lines(const line_consumer& each);
   asio::awaitable<pop3_result> read_body(std::uint32_t number, const body_sink& sink);
-  /// Reads replies to pipelined commands until the one for `stop` (RETR) is next, or all.
-  asio::awaitable<pop3_result> read_pending(std::optional<std::uint32_t> stop);
   asio::awaitable<pop3_result> start_tls();
-  void count_deletion(std::uint32_t number, const pop3_result& r);
-  asio::awaitable<pop3_result> login();
-  pop3_result broken(failure_kind kind, std::string detail);
+  pop3_result io_failure(net::io_status s, const std::string& what);
+  [[nodiscard]] bool usable() const { return channel_ && !machine_.broken(); }
   void trace(const char* dir, std::string_view line);
 
   asio::any_io_executor executor_;
   pop3_params params_;
+  pop3_machine machine_;
   std::unique_ptr<net::line_channel> channel_;
-  pop3_capabilities caps_;
-  bool broken_ = false;
-  struct pending_reply {
-    bool retr;  ///< RETR (a multi-line answer), else DELE
-    std::uint32_t number;
-  };
-  std::deque<pending_reply> pending_;  ///< pipelined commands, oldest first
-  std::uint32_t deletions_ = 0;
+  // The operation drive() is carrying out.
+  pop3_machine::action next_;
+  const line_consumer* each_ = nullptr;
+  const std::string* error_ = nullptr;
+  const body_sink* sink_ = nullptr;
 };
 
 }  // namespace postern::fetch

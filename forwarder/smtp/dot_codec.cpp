@@ -94,4 +94,9 @@ void dot_encoder::finish(std::string& out) {
   last_cr_ = false;
 }
 
+std::optional<std::string_view> unstuff_line(std::string_view line) {
+  if (line == ".") return std::nullopt;
+  return line.starts_with("..") ? line.substr(1) : line;
+}
+
 }  // namespace postern::smtp

@@ -4,7 +4,9 @@
 /// size streams through without being held whole.
 
 #include <cstddef>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace postern::smtp {
 
@@ -53,5 +55,9 @@ class dot_encoder {
   bool crlf_ended_ = true;  ///< the last line ended with CRLF (or nothing was sent yet)
   bool last_cr_ = false;
 };
+
+/// One line of a multi-line answer read line by line (a POP3 listing, RFC 1939 §3): the
+/// line with its transparency undone, or nullopt for the terminating ".".
+std::optional<std::string_view> unstuff_line(std::string_view line);
 
 }  // namespace postern::smtp

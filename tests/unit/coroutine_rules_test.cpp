@@ -94,7 +94,7 @@ TEST_CASE("coroutine rule: the safe forms balance") {
           co_await take_aggregate_ref(make_aggregate());  // ... bound to a reference
         }) == 0);
   CHECK(balance_after([]() -> awaitable<void> {
-          co_await take_class(class_type{});  // a temporary of a class with a constructor
+          co_await take_class(class_type{});  // coroutine-rule: ok (class_type is no aggregate)
         }) == 0);
   CHECK(balance_after([]() -> awaitable<void> {
           bool b = aggregate_guard() <= (co_await yes());  // value-initialized with ()

@@ -4,9 +4,7 @@
 // suspension (ARCHITECTURE.md, the coroutine rule); results go to named locals first.
 #include <catch2/catch.hpp>
 
-#include <asio/co_spawn.hpp>
-#include <asio/io_context.hpp>
-
+#include "../run_coroutine.hpp"
 #include "../scripted_stream.hpp"
 #include "forwarder/smtp/client.hpp"
 
@@ -29,24 +27,7 @@ smtp::client_params params(const char* url = "smtp://127.0.0.1:25") {
   return p;
 }
 
-/// Runs `body` as a coroutine to its end, with a scripted stream the test filled in.
-template <class Body>
-void run(Body body) {
-  asio::io_context io;
-  bool finished = false;
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        asio::any_io_executor ex = io.get_executor();  // an lvalue: see the coroutine rule
-        co_await body(ex);
-        finished = true;
-      },
-      [](std::exception_ptr e) {
-        if (e) std::rethrow_exception(e);
-      });
-  io.run_for(5s);
-  REQUIRE(finished);
-}
+using test::run_coroutine;
 
 std::unique_ptr<net::line_channel> channel_over(const asio::any_io_executor& ex,
                                                 test::scripted_stream*& script) {
@@ -58,7 +39,7 @@ std::unique_ptr<net::line_channel> channel_over(const asio::any_io_executor& ex,
 }  // namespace
 
 TEST_CASE("smtp client: one message, the bytes on the wire") {
-  run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_coroutine([](asio::any_io_executor ex) -> asio::awaitable<void> {
     test::scripted_stream* s = nullptr;
     auto channel = channel_over(ex, s);
     s->then_read("220 mx ready\r\n")
@@ -88,7 +69,7 @@ TEST_CASE("smtp client: one message, the bytes on the wire") {
 }
 
 TEST_CASE("smtp client: with PIPELINING the envelope is one write, replies in one read") {
-  run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_coroutine([](asio::any_io_executor ex) -> asio::awaitable<void> {
     test::scripted_stream* s = nullptr;
     auto channel = channel_over(ex, s);
     s->then_read("220 mx\r\n")
@@ -107,7 +88,7 @@ TEST_CASE("smtp client: with PIPELINING the envelope is one write, replies in on
 TEST_CASE("smtp client: a reset at each operation of the dialogue is a connection failure") {
   // Operations: 1 read greeting, 2 write EHLO, 3 read EHLO reply, 4 write MAIL, 5 read reply.
   for (std::size_t n = 1; n <= 5; ++n) {
-    run([n](asio::any_io_executor ex) -> asio::awaitable<void> {
+    run_coroutine([n](asio::any_io_executor ex) -> asio::awaitable<void> {
       test::scripted_stream* s = nullptr;
       auto channel = channel_over(ex, s);
       s->then_read("220 mx\r\n").then_read("250 mx\r\n").then_read("250 ok\r\n").fail_operation(n);
@@ -124,7 +105,7 @@ TEST_CASE("smtp client: a reset at each operation of the dialogue is a connectio
 }
 
 TEST_CASE("smtp client: a reply cut short by EOF, a stalled server, a line too long") {
-  run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_coroutine([](asio::any_io_executor ex) -> asio::awaitable<void> {
     test::scripted_stream* s = nullptr;
     auto channel = channel_over(ex, s);
     s->then_read("220 mx\r\n").then_read("250-mx\r\n250-PIPELINING\r\n").then_eof();
@@ -133,7 +114,7 @@ TEST_CASE("smtp client: a reply cut short by EOF, a stalled server, a line too l
     CHECK(r.kind == failure_kind::connection);
     CHECK(r.detail.find("waiting for a reply") == 0);
   });
-  run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_coroutine([](asio::any_io_executor ex) -> asio::awaitable<void> {
     test::scripted_stream* s = nullptr;
     auto channel = channel_over(ex, s);
     s->then_read("220 mx\r\n").then_read("250-mx\r\n").then_stall();  // half a reply, then silence
@@ -142,7 +123,7 @@ TEST_CASE("smtp client: a reply cut short by EOF, a stalled server, a line too l
     CHECK(r.kind == failure_kind::timeout);
     CHECK(r.detail == "waiting for a reply: timed out");
   });
-  run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_coroutine([](asio::any_io_executor ex) -> asio::awaitable<void> {
     test::scripted_stream* s = nullptr;
     auto channel = channel_over(ex, s);
     s->then_read("220 " + std::string(5000, 'x') + "\r\n");
@@ -151,7 +132,7 @@ TEST_CASE("smtp client: a reply cut short by EOF, a stalled server, a line too l
     CHECK(r.kind == failure_kind::protocol);
     CHECK(r.detail == "reply line too long");
   });
-  run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_coroutine([](asio::any_io_executor ex) -> asio::awaitable<void> {
     test::scripted_stream* s = nullptr;
     auto channel = channel_over(ex, s);
     s->then_read("+OK POP3 server ready\r\n");
@@ -166,7 +147,7 @@ TEST_CASE("smtp client: a reply cut short by EOF, a stalled server, a line too l
 TEST_CASE("smtp client: the message is never completed when the connection drops in it") {
   // The final dot is what makes a server deliver (RFC 5321 §4.1.1.4): a write that fails
   // before it must leave no dot on the wire, and the result must not be ok.
-  run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_coroutine([](asio::any_io_executor ex) -> asio::awaitable<void> {
     test::scripted_stream* s = nullptr;
     auto channel = channel_over(ex, s);
     s->then_read("220 mx\r\n")
@@ -191,7 +172,7 @@ TEST_CASE("smtp client: the message is never completed when the connection drops
 }
 
 TEST_CASE("smtp client: bytes injected after STARTTLS's 220 end the session before TLS") {
-  run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_coroutine([](asio::any_io_executor ex) -> asio::awaitable<void> {
     test::scripted_stream* s = nullptr;
     auto channel = channel_over(ex, s);
     s->then_read("220 mx\r\n")

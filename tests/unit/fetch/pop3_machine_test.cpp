@@ -1,0 +1,282 @@
+// The POP3 client's dialogue, step by step, without a socket: the server's status lines go
+// into the machine; what it asks to send or read, and how each operation ends, come out.
+#include <catch2/catch.hpp>
+
+#include "fetch/pop3_machine.hpp"
+#include "forwarder/smtp/sasl.hpp"
+
+using namespace postern;
+using namespace postern::fetch;
+using kind = pop3_machine::action::kind;
+using state = pop3_machine::state;
+
+namespace {
+
+std::optional<pop3_status> ok(const char* text = "") { return pop3_status{true, text}; }
+std::optional<pop3_status> err(const char* text = "no") { return pop3_status{false, text}; }
+
+pop3_machine::settings plain() {
+  pop3_machine::settings s;
+  s.login = "user";
+  s.server = "pop.example:110";
+  return s;
+}
+
+/// Greeting and CAPA with these capability lines; returns the password request.
+pop3_machine::action to_login(pop3_machine& m, const std::vector<std::string>& capa) {
+  auto a = m.open();
+  REQUIRE(a.what == kind::read_status);
+  a = m.on_status(ok("ready"), false);
+  REQUIRE(a.bytes == "CAPA\r\n");
+  a = m.on_status(ok(), false);
+  REQUIRE(a.what == kind::read_lines);
+  REQUIRE(a.capa);
+  return m.on_capa(capa);
+}
+
+/// Logged in with USER/PASS; `capa` sets what the server offers.
+pop3_machine ready(const std::vector<std::string>& capa = {"UIDL", "USER"}) {
+  pop3_machine m(plain());
+  REQUIRE(to_login(m, capa).what == kind::password);
+  REQUIRE(m.on_password(conf::secret("pw"), "").bytes == "USER user\r\n");
+  REQUIRE(m.on_status(ok(), false).bytes == "PASS pw\r\n");
+  REQUIRE(m.on_status(ok("logged in"), false).result.ok());
+  REQUIRE(m.current() == state::ready);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("pop3 machine: greeting, CAPA, USER/PASS") {
+  pop3_machine m(plain());
+  auto a = to_login(m, {"UIDL", "USER", "PIPELINING"});
+  CHECK(a.what == kind::password);
+  CHECK(m.capabilities().pipelining);
+  a = m.on_password(conf::secret("pw"), "");
+  CHECK(a.bytes == "USER user\r\n");
+  CHECK_FALSE(a.sensitive);
+  a = m.on_status(ok(), false);
+  CHECK(a.bytes == "PASS pw\r\n");
+  CHECK(a.sensitive);
+  a = m.on_status(ok(), false);
+  CHECK(a.what == kind::done);
+  CHECK(a.result.ok());
+  CHECK(std::string(to_string(m.current())) == "ready");
+}
+
+TEST_CASE("pop3 machine: AUTH PLAIN when offered, and login refusals") {
+  pop3_machine m(plain());
+  to_login(m, {"SASL PLAIN LOGIN"});
+  auto a = m.on_password(conf::secret("pw"), "");
+  CHECK(a.bytes == "AUTH PLAIN " + smtp::base64_encode(std::string("\0user\0pw", 8)) + "\r\n");
+  CHECK(a.sensitive);
+  a = m.on_status(err("[AUTH] Authentication failed."), false);
+  CHECK(a.what == kind::done);
+  CHECK(a.result.kind == failure_kind::auth);
+  CHECK(a.result.server == "[AUTH] Authentication failed.");
+  CHECK(a.result.detail == "AUTH PLAIN as user refused");
+
+  pop3_machine u(plain());
+  to_login(u, {});
+  u.on_password(conf::secret("pw"), "");
+  a = u.on_status(err(), false);  // USER refused
+  CHECK(a.result.kind == failure_kind::auth);
+  CHECK(a.result.detail == "USER/PASS as user refused");
+
+  pop3_machine nopw(plain());
+  to_login(nopw, {});
+  a = nopw.on_password(std::nullopt, "password_command failed");
+  CHECK(a.close);
+  CHECK(a.result.kind == failure_kind::auth);
+  CHECK(a.result.detail == "password_command failed");
+}
+
+TEST_CASE("pop3 machine: a refused greeting, a server without CAPA, not POP3 at all") {
+  pop3_machine m(plain());
+  m.open();
+  auto a = m.on_status(err("busy"), false);
+  CHECK(a.what == kind::done);
+  CHECK(a.result.kind == failure_kind::rejected_permanent);
+  CHECK(a.result.server == "busy");
+
+  pop3_machine old(plain());
+  old.open();
+  old.on_status(ok(), false);
+  a = old.on_status(err("unknown command"), false);  // CAPA: an RFC 1939 server
+  CHECK(a.what == kind::password);
+  CHECK_FALSE(old.capabilities().uidl);
+
+  pop3_machine smtp(plain());
+  smtp.open();
+  a = smtp.on_status(std::nullopt, false);  // "220 smtp.example ESMTP"
+  CHECK(a.close);
+  CHECK(a.result.kind == failure_kind::protocol);
+  CHECK(a.result.detail == "not a POP3 server: unexpected reply");
+}
+
+TEST_CASE("pop3 machine: STLS, injection, refusal, and no STLS offered") {
+  auto s = plain();
+  s.stls = true;
+  pop3_machine m(s);
+  auto a = to_login(m, {"STLS", "USER"});
+  CHECK(a.bytes == "STLS\r\n");
+  a = m.on_status(ok("begin TLS"), false);
+  CHECK(a.what == kind::start_tls);
+  a = m.on_tls({});
+  CHECK(a.bytes == "CAPA\r\n");  // RFC 2595 §4: ask again once TLS is up
+  CHECK_FALSE(m.capabilities().stls);
+  m.on_status(ok(), false);
+  a = m.on_capa({"USER", "SASL PLAIN"});
+  CHECK(a.what == kind::password);
+
+  pop3_machine injected(s);
+  to_login(injected, {"STLS"});
+  a = injected.on_status(ok(), true);
+  CHECK(a.close);
+  CHECK(a.result.kind == failure_kind::protocol);
+  CHECK(a.result.detail == "data injected before TLS (RFC 2595 §4)");
+
+  pop3_machine refused(s);
+  to_login(refused, {"STLS"});
+  a = refused.on_status(err("not now"), false);
+  CHECK(a.result.kind == failure_kind::tls);
+  CHECK(a.result.detail == "STLS refused: not now");
+
+  pop3_machine none(s);
+  a = to_login(none, {"USER"});
+  CHECK(a.close);
+  CHECK(a.result.kind == failure_kind::tls);
+  CHECK(a.result.detail == "pop.example:110 does not offer STLS; refusing to log in in cleartext");
+
+  auto implicit = plain();
+  implicit.implicit_tls = true;
+  pop3_machine first(implicit);
+  CHECK(first.open().what == kind::start_tls);
+  a = first.on_tls({failure_kind::tls, {}, "certificate verify failed"});
+  CHECK(a.result.kind == failure_kind::tls);
+  CHECK(first.broken());
+}
+
+TEST_CASE("pop3 machine: listings, and the refusal of one") {
+  auto m = ready();
+  auto a = m.listing("UIDL", "UIDL refused: the server cannot tell messages apart");
+  CHECK(a.bytes == "UIDL\r\n");
+  a = m.on_status(ok(), false);
+  CHECK(a.what == kind::read_lines);
+  CHECK_FALSE(a.capa);
+  CHECK(m.on_lines_done().result.ok());
+
+  a = m.listing("UIDL", "UIDL refused: the server cannot tell messages apart");
+  a = m.on_status(err(), false);
+  CHECK(a.what == kind::done);
+  CHECK(a.result.kind == failure_kind::rejected_permanent);
+  CHECK(a.result.detail == "UIDL refused: the server cannot tell messages apart");
+}
+
+TEST_CASE("pop3 machine: RETR without PIPELINING, and a refused one") {
+  auto m = ready();
+  CHECK(m.request_retr(1).what == kind::done);  // nothing asked ahead
+  auto a = m.retr(1);
+  CHECK(a.bytes == "RETR 1\r\n");
+  a = m.on_status(ok("120 octets"), false);
+  CHECK(a.what == kind::read_body);
+  CHECK(a.number == 1);
+  CHECK_FALSE(a.discard);
+  CHECK(m.on_body_done().result.ok());
+
+  m.retr(2);
+  a = m.on_status(err("no such message"), false);
+  CHECK(a.result.kind == failure_kind::rejected_permanent);
+  CHECK(a.result.server == "no such message");
+}
+
+TEST_CASE("pop3 machine: DELE without PIPELINING is awaited and counted") {
+  auto m = ready();
+  auto a = m.dele(3);
+  CHECK(a.bytes == "DELE 3\r\n");
+  CHECK(m.on_status(ok(), false).result.ok());
+  CHECK(m.deletions() == 1);
+  m.dele(4);
+  a = m.on_status(err("locked"), false);
+  CHECK(a.result.kind == failure_kind::rejected_permanent);
+  REQUIRE(a.refused_dele);
+  CHECK(a.refused_dele->first == 4);
+  CHECK(m.deletions() == 1);
+}
+
+TEST_CASE("pop3 machine: the pipelining window answers in the order things were sent") {
+  auto m = ready({"UIDL", "USER", "PIPELINING"});
+  // Ask for 1 and 2 ahead, retrieve 1, mark it deleted, retrieve 2.
+  auto a = m.request_retr(1);
+  CHECK(a.what == kind::queue);
+  CHECK(a.bytes == "RETR 1\r\n");
+  CHECK(m.request_retr(2).bytes == "RETR 2\r\n");
+  a = m.retr(1);
+  CHECK(a.what == kind::read_status);
+  CHECK(a.flush_first);
+  a = m.on_status(ok(), false);
+  CHECK(a.what == kind::read_body);
+  CHECK(a.number == 1);
+  CHECK(m.on_body_done().result.ok());
+  a = m.dele(1);
+  CHECK(a.what == kind::queue);
+  CHECK(a.bytes == "DELE 1\r\n");
+  CHECK(m.pending_deletions() == 1);
+  a = m.retr(2);  // RETR 2 was sent before DELE 1: its answer comes first
+  CHECK(a.what == kind::read_status);
+  a = m.on_status(ok(), false);
+  CHECK(a.what == kind::read_body);
+  CHECK(a.number == 2);
+  CHECK(m.on_body_done().result.ok());
+  CHECK(m.deletions() == 0);  // DELE 1's answer is still on its way
+  a = m.quit();
+  CHECK(a.bytes == "QUIT\r\n");
+  a = m.on_status(ok(), false);  // DELE 1
+  CHECK(a.what == kind::read_status);
+  CHECK(m.deletions() == 1);
+  CHECK(m.pending_deletions() == 0);
+  a = m.on_status(ok("bye"), false);  // QUIT
+  CHECK(a.what == kind::done);
+  CHECK(a.close);
+  CHECK(a.result.ok());
+}
+
+TEST_CASE("pop3 machine: a message asked for ahead but not wanted is read and dropped") {
+  auto m = ready({"PIPELINING", "UIDL"});
+  m.request_retr(5);
+  m.dele(4);
+  auto a = m.quit();
+  a = m.on_status(ok(), false);  // RETR 5: its message must be read to reach the next answer
+  CHECK(a.what == kind::read_body);
+  CHECK(a.discard);
+  CHECK(a.number == 5);
+  a = m.on_body_done();
+  CHECK(a.what == kind::read_status);
+  a = m.on_status(err("cannot delete"), false);  // DELE 4
+  REQUIRE(a.refused_dele);
+  CHECK(a.refused_dele->first == 4);
+  CHECK(a.refused_dele->second == "cannot delete");
+  CHECK(m.deletions() == 0);
+  a = m.on_status(ok(), false);  // QUIT
+  CHECK(a.result.ok());
+}
+
+TEST_CASE("pop3 machine: a refused RETR asked for ahead; an I/O failure empties the window") {
+  auto m = ready({"PIPELINING"});
+  m.request_retr(7);
+  m.request_retr(8);
+  auto a = m.retr(8);
+  a = m.on_status(err("gone"), false);  // RETR 7, refused: nothing to read
+  CHECK(a.what == kind::read_status);
+  a = m.on_status(ok(), false);  // RETR 8
+  CHECK(a.what == kind::read_body);
+  CHECK(a.number == 8);
+
+  m.on_body_done();
+  m.dele(8);
+  a = m.on_io_failure({failure_kind::connection, {}, "waiting for the server: reset"});
+  CHECK(a.close);
+  CHECK(m.broken());
+  CHECK(m.pending_deletions() == 0);
+  CHECK(m.deletions() == 0);  // the DELE was never confirmed: the message stays on the server
+}
