@@ -10,6 +10,7 @@
 
 #include "cli/log.hpp"
 #include "delivery.hpp"
+#include "fetch_plan.hpp"
 #include "local_targets.hpp"
 #include "pec_receipt.hpp"
 #include "pop3_client.hpp"
@@ -101,6 +102,21 @@ struct message_pipe {
   static constexpr std::size_t max_head = 1024 * 1024;
 };
 
+plan_settings plan_for(const conf::fetch_config& config, const run_options& options, bool keep,
+                       std::int64_t now) {
+  plan_settings p;
+  p.keep = keep;
+  if (config.delete_after)
+    p.delete_after = std::chrono::duration_cast<std::chrono::seconds>(*config.delete_after).count();
+  p.now = now;
+  p.retry_failed = options.retry_failed;
+  p.dry_run = options.dry_run;
+  p.max_message_size = config.max_message_size;
+  p.skip_oversize = config.oversize == conf::oversize_action::skip;
+  p.max_messages_per_run = config.max_messages_per_run;
+  return p;
+}
+
 std::string describe(const pop3_result& r) {
   return r.detail + (r.server.empty() ? "" : ": " + r.server);
 }
@@ -163,7 +179,9 @@ class mailbox_run {
   }
 
  private:
-  enum class step { delivered, refused, stop };
+  /// What became of a fetched message: delivered (then deleted or kept), refused for good
+  /// (left on the server), or the run stops (left on the server too).
+  enum class step { delete_it, keep_it, refused, stop };
 
   mailbox_outcome failed(std::string error, bool temporary) {
     out_.result = mailbox_outcome::status::failed;
@@ -202,55 +220,40 @@ class mailbox_run {
     co_return true;
   }
 
-  bool oversize(std::string_view label, std::uint64_t size) {
-    if (!config_.max_message_size || size <= config_.max_message_size ||
-        config_.oversize != conf::oversize_action::skip)
-      return false;
-    lg::warn(
-        "fetch.oversize",
-        {{"session", session_}, {"mailbox", mailbox_.address}, {"uid", label}, {"size", size}});
-    ++out_.skipped;
-    return true;
-  }
-
-  /// The bytes a message may have while it is retrieved (0 = no limit).
-  [[nodiscard]] std::uint64_t byte_limit() const {
-    return config_.oversize == conf::oversize_action::skip ? config_.max_message_size : 0;
-  }
-
-  /// A UID already recorded, checked against what the server lists now: a UID the server
-  /// gave to another message (its size differs) is a new message, never deleted for the old.
-  std::optional<uid_record> known(std::string_view uid, std::uint64_t size) {
-    std::optional<uid_record> rec = state_.find(uid);
-    if (!rec) return std::nullopt;
-    if (rec->size < 0) {
-      // A record of a version-1 state file, without a size: it takes the size listed now,
-      // once (written at the end of the run), and is checked from then on.
-      rec->size = static_cast<std::int64_t>(size);
-      if (!options_.dry_run) state_.note(std::string(uid), *rec);
-      return rec;
+  /// The plan's verdict on one listed message, logged and counted; true when it is to be
+  /// fetched now.
+  awaitable<bool> carry_out(const listed_decision& d, std::string_view label, std::uint32_t number,
+                            std::uint64_t size, const std::optional<uid_record>& recorded) {
+    if (d.learnt) state_.note(std::string(label), *d.learnt);
+    if (d.uid_reused)
+      lg::warn("fetch.uid_reused",
+               {{"session", session_},
+                {"mailbox", mailbox_.address},
+                {"uid", label},
+                {"recorded_size", recorded ? recorded->size : -1},
+                {"listed_size", size},
+                {"effect",
+                 "another message under a UID already recorded: treated as new, the "
+                 "server's UIDs are not unique"}});
+    switch (d.action) {
+      case listed_action::fetch: co_return true;
+      case listed_action::delete_old: co_await client_->async_dele(number); break;
+      case listed_action::hold_refused: ++out_.held; break;  // said again at every run's end
+      case listed_action::skip_oversize:
+        lg::warn(
+            "fetch.oversize",
+            {{"session", session_}, {"mailbox", mailbox_.address}, {"uid", label}, {"size", size}});
+        ++out_.skipped;
+        break;
+      case listed_action::would_fetch:
+        lg::info("fetch.would_fetch",
+                 {{"mailbox", mailbox_.address}, {"uid", label}, {"size", size}});
+        break;
+      case listed_action::leave_delivered:
+      case listed_action::leave_seen:
+      case listed_action::over_cap: break;
     }
-    if (static_cast<std::uint64_t>(rec->size) == size) return rec;
-    lg::warn("fetch.uid_reused",
-             {{"session", session_},
-              {"mailbox", mailbox_.address},
-              {"uid", uid},
-              {"recorded_size", rec->size},
-              {"listed_size", size},
-              {"effect",
-               "another message under a UID already recorded: treated as new, the "
-               "server's UIDs are not unique"}});
-    return std::nullopt;
-  }
-
-  /// Deletes a message delivered earlier when it is not kept, or kept long enough (also a
-  /// run killed before QUIT, whose DELE never took effect).
-  awaitable<void> maybe_delete(const uid_record& rec, std::uint32_t number) {
-    const bool expired =
-        config_.delete_after &&
-        now_ - rec.time >=
-            std::chrono::duration_cast<std::chrono::seconds>(*config_.delete_after).count();
-    if ((!keep_ || expired) && !options_.dry_run) co_await client_->async_dele(number);
+    co_return false;
   }
 
   /// The normal case: UIDL names every message, the state says which were handled.
@@ -267,24 +270,10 @@ class mailbox_run {
     std::vector<std::uint32_t> todo;  ///< indexes into `uids`
     for (std::size_t i = 0; i < uids.size(); ++i) {
       const std::uint64_t size = sizes.of(uids.number(i)).value_or(0);
-      const std::optional<uid_record> rec = known(uids.uid(i), size);
-      if (rec && rec->outcome == uid_outcome::delivered) {
-        co_await maybe_delete(*rec, uids.number(i));
-        continue;
-      }
-      if (rec && rec->outcome == uid_outcome::seen) continue;
-      if (rec && !options_.retry_failed) {
-        ++out_.held;  // refused for good before: said again at the end of every run
-        continue;
-      }
-      if (oversize(uids.uid(i), size)) continue;
-      if (config_.max_messages_per_run && todo.size() >= config_.max_messages_per_run) continue;
-      if (options_.dry_run) {
-        lg::info("fetch.would_fetch",
-                 {{"mailbox", mailbox_.address}, {"uid", uids.uid(i)}, {"size", size}});
-        continue;
-      }
-      todo.push_back(static_cast<std::uint32_t>(i));
+      const std::optional<uid_record> rec = state_.find(uids.uid(i));
+      const listed_decision d = plan_.consider(rec, size);
+      const bool fetch = co_await carry_out(d, uids.uid(i), uids.number(i), size, rec);
+      if (fetch) todo.push_back(static_cast<std::uint32_t>(i));
     }
     std::size_t requested = 0;
     for (std::size_t i = 0; i < todo.size(); ++i) {
@@ -296,7 +285,7 @@ class mailbox_run {
       const step done =
           co_await fetch_one(number, std::string(uids.uid(todo[i])), sizes.of(number).value_or(0));
       if (done == step::stop) co_return;
-      if (done == step::delivered && !keep_) co_await client_->async_dele(number);
+      if (done == step::delete_it) co_await client_->async_dele(number);
     }
     co_await finish();
   }
@@ -369,7 +358,7 @@ class mailbox_run {
     lg::warn("fetch.no_uidl", {{"session", session_},
                                {"mailbox", mailbox_.address},
                                {"effect", "one session per message"}});
-    std::uint32_t in_place = 0, attempts = 0;
+    std::uint32_t in_place = 0;
     size_listing sizes;
     for (;;) {
       const bool listed = co_await list(sizes, sizes.size());
@@ -377,19 +366,17 @@ class mailbox_run {
       // The first message after those left in place that is to be fetched.
       std::optional<std::uint32_t> pick;
       std::uint64_t pick_size = 0;
-      for (std::size_t i = in_place; i < sizes.size() && !pick; ++i) {
+      bool capped = false;
+      for (std::size_t i = in_place; i < sizes.size() && !pick && !capped; ++i) {
         const std::string label = "#" + std::to_string(sizes.number(i));
-        if (options_.dry_run)
-          lg::info("fetch.would_fetch",
-                   {{"mailbox", mailbox_.address}, {"uid", label}, {"size", sizes.size_at(i)}});
-        else if (oversize(label, sizes.size_at(i)))
-          ++in_place;
-        else
-          pick = sizes.number(i), pick_size = sizes.size_at(i);
+        const listed_decision d = plan_.consider(std::nullopt, sizes.size_at(i));
+        const bool fetch =
+            co_await carry_out(d, label, sizes.number(i), sizes.size_at(i), std::nullopt);
+        if (fetch) pick = sizes.number(i), pick_size = sizes.size_at(i);
+        if (d.action == listed_action::skip_oversize) ++in_place;
+        capped = d.action == listed_action::over_cap;
       }
-      if (!pick || (config_.max_messages_per_run && attempts >= config_.max_messages_per_run))
-        break;
-      ++attempts;
+      if (!pick) break;
       const step done = co_await fetch_one(*pick, "", pick_size);
       if (done == step::stop) co_return;
       if (done == step::refused) {
@@ -508,7 +495,7 @@ class mailbox_run {
         received_header(params_.endpoint.addr.host,
                         params_.endpoint.tls == conf::tls_mode::none ? "POP3" : "POP3S", uid,
                         recipient_, options_.hostname, now_),
-        byte_limit()};
+        plan_.byte_limit()};
     const pop3_client::body_sink feed = [&pipe](const std::string& bytes) -> awaitable<bool> {
       co_return co_await pipe.feed(bytes);
     };
@@ -527,47 +514,52 @@ class mailbox_run {
     } else {
       d = co_await target_impl_->commit();
     }
+    co_return co_await settle(uid, label, size, pipe, d);
+  }
+
+  /// What the target said, as the plan says: recorded, deleted, or the run stops.
+  awaitable<step> settle(const std::string& uid, const std::string& label, std::uint64_t size,
+                         const message_pipe& pipe, const delivery_result& d) {
+    using status = delivery_result::status;
+    const target_said said = d.result == status::delivered   ? target_said::delivered
+                             : d.result == status::temporary ? target_said::temporary
+                                                             : target_said::permanent;
+    const delivery_step next = plan_.after_delivery(said, !uid.empty());
+    const pec_info pec = classify_message(pipe.prefix);
+    const char* outcome = said == target_said::delivered   ? "delivered"
+                          : said == target_said::temporary ? "deferred"
+                                                           : "refused";
+    if (said != target_said::delivered) {
+      lg::warn(said == target_said::temporary ? "fetch.deferred" : "fetch.refused",
+               {{"session", session_},
+                {"mailbox", mailbox_.address},
+                {"uid", label},
+                {said == target_said::temporary ? "reason" : "reply", d.detail}});
+      audit(label, size, outcome, d.detail, pipe, pec);
+    }
+    if (said == target_said::permanent) ++out_.failed_messages;
     std::string error;
-    if (d.result == delivery_result::status::temporary) {
-      // Left on the server for the next run; later messages would meet the same problem.
-      lg::warn("fetch.deferred", {{"session", session_},
-                                  {"mailbox", mailbox_.address},
-                                  {"uid", label},
-                                  {"reason", d.detail}});
-      audit(label, size, "deferred", d.detail, pipe, classify_message(pipe.prefix));
+    if (next.record &&
+        !state_.record(uid, *next.record, now_, static_cast<std::int64_t>(size), error)) {
+      if (said == target_said::delivered)
+        lg::error("fetch.state_failed", {{"session", session_},
+                                         {"mailbox", mailbox_.address},
+                                         {"uid", label},
+                                         {"error", error}});
+      // No DELE for it; QUIT, so that the deletions of recorded messages take effect.
+      const delivery_step stop = fetch_plan::after_record_failure();
+      failed(error, true);
+      if (stop.stop) co_await client_->async_quit();
+      co_return step::stop;
+    }
+    if (next.stop) {
       co_await client_->async_quit();
       failed("delivery deferred: " + d.detail, true);
       co_return step::stop;
     }
-    if (d.result == delivery_result::status::permanent) {
-      // Kept on the server and not tried again until --retry-failed.
-      lg::warn("fetch.refused", {{"session", session_},
-                                 {"mailbox", mailbox_.address},
-                                 {"uid", label},
-                                 {"reply", d.detail}});
-      audit(label, size, "refused", d.detail, pipe, classify_message(pipe.prefix));
-      ++out_.failed_messages;
-      if (!uid.empty() &&
-          !state_.record(uid, uid_outcome::failed, now_, static_cast<std::int64_t>(size), error)) {
-        failed(error, true);
-        co_return step::stop;
-      }
-      co_return step::refused;
-    }
-    if (!uid.empty() &&
-        !state_.record(uid, uid_outcome::delivered, now_, static_cast<std::int64_t>(size), error)) {
-      // Delivered but not recorded: no DELE for it (the next run delivers it again, the one
-      // documented duplicate). QUIT so the deletions of recorded messages take effect.
-      lg::error(
-          "fetch.state_failed",
-          {{"session", session_}, {"mailbox", mailbox_.address}, {"uid", label}, {"error", error}});
-      co_await client_->async_quit();
-      failed(error, true);
-      co_return step::stop;
-    }
+    if (said == target_said::permanent) co_return step::refused;
     ++out_.delivered;
-    pec_info pec = classify_message(pipe.prefix);
-    audit(label, size, "delivered", d.detail, pipe, pec);
+    audit(label, size, outcome, d.detail, pipe, pec);
     lg::info("fetch.delivered", {{"session", session_},
                                  {"mailbox", mailbox_.address},
                                  {"uid", label},
@@ -576,7 +568,7 @@ class mailbox_run {
                                  {"ref", pec.referenced_message_id},
                                  {"target", target_->to_string()},
                                  {"reply", d.detail}});
-    co_return step::delivered;
+    co_return next.dele ? step::delete_it : step::keep_it;
   }
 
   const conf::fetch_config& config_;
@@ -587,6 +579,7 @@ class mailbox_run {
   const bool keep_;
   const std::string recipient_;
   const std::int64_t now_ = now_seconds();
+  fetch_plan plan_{plan_for(config_, options_, keep_, now_)};
   std::optional<conf::delivery_target> target_;
   pop3_params params_;
   asio::any_io_executor executor_;
