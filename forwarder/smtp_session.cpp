@@ -8,6 +8,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include "cli/log.hpp"
+#include "forwarder/session_machine.hpp"
 #include "forwarder/smtp/dot_codec.hpp"
 #include "forwarder/smtp/sasl.hpp"
 #include "tunnel/net/line_channel.hpp"
@@ -20,10 +21,6 @@ namespace lg = postern::log;
 using asio::awaitable;
 
 namespace {
-
-/// RFC 5321 §4.5.3.1.4 allows 512 octets; ESMTP parameters and SMTPUTF8 addresses need more.
-constexpr std::size_t max_command_line = 2048;
-constexpr int max_errors = 10;
 
 /// The body of DATA as the client sends it, transparency undone. Two bounds hold: `data`
 /// between two reads, and for the whole phase `data` plus the time the bytes so far take at
@@ -77,8 +74,13 @@ asio::thread_pool& crypt_worker() {
   return pool;
 }
 
+/// Moves bytes between a client and a session_machine, and carries out what it asks: the
+/// relay's answers, the password check off the loop, the TLS handshake.
 class session {
  public:
+  using action = session_machine::action;
+  using kind = action::kind;
+
   session(std::shared_ptr<forwarder_runtime> rt, const asio::any_io_executor& ex, int fd,
           session_peer peer, std::shared_ptr<client_limits> limits)
       : rt_(std::move(rt)),
@@ -87,17 +89,20 @@ class session {
         peer_(std::move(peer)),
         limits_(std::move(limits)),
         channel_(ex, fd),
-        relay_(std::make_unique<relay_transaction>(*rt_, id_, peer_.address)) {}
+        relay_(std::make_unique<relay_transaction>(*rt_, id_, peer_.address)),
+        machine_(settings_for(*rt_, peer_)) {}
 
   awaitable<void> run() {
-    if (!peer_.allowed && !rt_->users) {
-      // The accept loop refuses such clients; this is the safety net: never an open relay.
-      reason_ = "not allowed";
-      say(554, "5.7.1", config_.hostname + " does not relay for " + peer_.address);
-    } else {
-      say(220, "", config_.hostname + " ESMTP postern-forwarder");
-      co_await command_loop();
+    action a = machine_.greet();
+    while (a.what != kind::close) {
+      const auto before = machine_.current();
+      co_await step(a);
+      if (machine_.current() != before && lg::logger::instance().enabled(lg::level::trace))
+        lg::event(
+            lg::level::trace, "smtp.client.state",
+            {{"session", id_}, {"from", to_string(before)}, {"to", to_string(machine_.current())}});
     }
+    send(a);
     co_await channel_.flush(config_.timeouts.command);
     co_await relay_->reset();
     channel_.close();
@@ -105,301 +110,157 @@ class session {
   }
 
  private:
-  void say(int code, std::string_view enhanced, const std::string& text) {
-    queue(smtp::make_reply(code, enhanced, text));
+  static session_machine::settings settings_for(const forwarder_runtime& rt,
+                                                const session_peer& peer) {
+    session_machine::settings s;
+    s.hostname = rt.config.hostname;
+    s.max_message_size = rt.config.max_message_size;
+    s.tls_available = rt.server_tls != nullptr;
+    s.auth_available = rt.users.has_value();
+    s.peer_allowed = peer.allowed;
+    s.peer_local = peer.local;
+    s.peer_address = peer.address;
+    s.peer_ip = peer.ip;
+    return s;
   }
-  void queue(const smtp::reply& r) {
-    trace("<", r.one_line());
-    channel_.queue(r.wire());
+
+  void send(const action& a) {
+    for (const smtp::reply& r : a.replies) {
+      trace("<", r.one_line());
+      channel_.queue(r.wire());
+    }
   }
   void trace(const char* dir, std::string_view line) {
     if (rt_->trace && lg::logger::instance().enabled(lg::level::trace))
       lg::event(lg::level::trace, "smtp.client",
                 {{"session", id_}, {"dir", dir}, {"line", lg::redact_protocol_line(line)}});
   }
-
-  awaitable<void> command_loop() {
-    std::string line;
-    for (;;) {
-      // Replies go out in one write once the client's pipelined commands are all handled.
-      if (channel_.buffered().empty()) {
-        net::io_status flushed = co_await channel_.flush(config_.timeouts.command);
-        if (flushed != net::io_status::ok) {
-          reason_ = "write failed";
-          co_return;
-        }
-      }
-      net::io_status s =
-          co_await channel_.read_line(line, max_command_line, config_.timeouts.command);
-      if (s == net::io_status::timeout) {
-        reason_ = "timeout";
-        say(421, "4.4.2", config_.hostname + " timeout waiting for a command, closing");
-        co_return;
-      }
-      if (s == net::io_status::closed || s == net::io_status::failed) {
-        reason_ = "client closed without QUIT";
-        co_return;
-      }
-      if (s == net::io_status::too_long) {
-        say(500, "5.5.2", "line too long (limit " + std::to_string(max_command_line) + ")");
-      } else {
-        trace(">", line);
-        const bool go_on = co_await dispatch(line);
-        if (!go_on) co_return;
-      }
-      if (errors_ >= max_errors) {
-        reason_ = "too many errors";
-        say(421, "4.7.0", config_.hostname + " too many errors, closing");
-        co_return;
-      }
-    }
-  }
-
-  /// Handles one command; false ends the session.
-  awaitable<bool> dispatch(const std::string& line) {
-    auto cmd = smtp::parse_command(line);
-    if (!cmd) {
-      ++errors_;
-      say(500, "5.5.2", "syntax error");
-      co_return true;
-    }
-    const std::string& verb = cmd->verb;
-    if (verb == "EHLO" || verb == "HELO") {
-      co_await relay_->reset();
-      helo_ = cmd->arg;
-      if (helo_.empty()) {
-        ++errors_;
-        say(501, "5.5.4", verb + " needs a domain or address literal");
-      } else if (verb == "HELO") {
-        say(250, "", config_.hostname);
-      } else {
-        queue(ehlo_reply());
-      }
-    } else if (verb == "AUTH") {
-      co_return co_await authenticate(cmd->arg);
-    } else if (verb == "STARTTLS") {
-      co_return co_await start_tls();
-    } else if (verb == "MAIL" || verb == "RCPT") {
-      co_await envelope_command(*cmd);
-    } else if (verb == "DATA") {
-      co_return co_await data();
-    } else if (verb == "RSET") {
-      co_await relay_->reset();
-      say(250, "2.0.0", "reset");
-    } else if (verb == "NOOP") {
-      say(250, "2.0.0", "ok");
-    } else if (verb == "QUIT") {
-      reason_ = "quit";
-      say(221, "2.0.0", config_.hostname + " closing");
-      co_return false;
-    } else if (verb == "VRFY") {
-      say(252, "2.1.5", "cannot verify; send the message and the upstream will decide");
-    } else if (verb == "HELP") {
-      say(214, "2.0.0", "commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT STARTTLS");
-    } else {
-      ++errors_;
-      say(502, "5.5.1", verb + " not implemented");
-    }
-    co_return true;
-  }
-
-  smtp::reply ehlo_reply() const {
-    std::string text = config_.hostname + " greets " + helo_;
-    text += "\nPIPELINING\nSIZE " + std::to_string(config_.max_message_size);
-    text += "\n8BITMIME\nSMTPUTF8\nENHANCEDSTATUSCODES";
-    if (rt_->server_tls && !tls_) text += "\nSTARTTLS";
-    if (auth_offered()) text += "\nAUTH PLAIN LOGIN";
-    return smtp::make_reply(250, "", text);
-  }
-
-  /// AUTH is offered only where the password cannot be sniffed: over TLS, or on this host.
-  bool auth_offered() const { return rt_->users && (tls_ || peer_.local); }
-
-  /// Reads one SASL continuation line (credentials: never traced).
-  awaitable<std::optional<std::string>> sasl_line(const std::string& challenge) {
-    say(334, "", challenge);
+  awaitable<bool> flush() {
     net::io_status flushed = co_await channel_.flush(config_.timeouts.command);
-    sasl_broken_ = flushed != net::io_status::ok;
-    if (sasl_broken_) co_return std::nullopt;
-    std::string line;
-    net::io_status got =
-        co_await channel_.read_line(line, max_command_line, config_.timeouts.command);
-    sasl_broken_ = got != net::io_status::ok;
-    if (sasl_broken_) co_return std::nullopt;
-    trace(">", "<redacted>");
-    if (line == "*") {
-      // The client gave up (RFC 4954 §4).
-      say(501, "5.7.0", "authentication cancelled");
-      co_return std::nullopt;
-    }
-    co_return line;
+    co_return flushed == net::io_status::ok;
   }
 
-  awaitable<bool> authenticate(const std::string& arg) {
-    if (!auth_offered() || user_ || relay_->has_sender()) {
-      ++errors_;
-      if (!rt_->users)
-        say(502, "5.5.1", "AUTH not available");
-      else if (!auth_offered())
-        say(538, "5.7.11", "encryption required: STARTTLS first");
-      else
-        say(503, "5.5.1",
-            user_ ? "already authenticated" : "AUTH not allowed during a transaction");
-      co_return true;
+  /// Carries out `a` and replaces it with what the machine says next.
+  awaitable<void> step(action& a) {
+    send(a);
+    if (a.reset_relay) co_await relay_->reset();
+    switch (a.what) {
+      case kind::read_command: co_await read_command(a); break;
+      case kind::read_sasl: co_await read_sasl(a); break;
+      case kind::check_lock: {
+        auto wait = limits_->auth_locked(peer_.ip, client_limits::clock::now());
+        if (wait)
+          lg::warn("auth.locked",
+                   {{"session", id_}, {"peer", peer_.address}, {"for_s", wait->count()}});
+        a = machine_.on_lock(wait ? static_cast<long>(wait->count()) : 0);
+        break;
+      }
+      case kind::verify: co_await verify(a); break;
+      case kind::start_tls: co_await start_tls(a); break;
+      case kind::relay_mail:
+      case kind::relay_rcpt: {
+        smtp::mail_path path = std::move(*a.path);
+        smtp::reply answer;
+        if (a.what == kind::relay_mail)
+          answer = co_await relay_->mail(std::move(path));
+        else
+          answer = co_await relay_->rcpt(std::move(path));
+        a = machine_.on_relayed(answer, relay_->has_sender(), relay_->recipients());
+        break;
+      }
+      case kind::relay_data: co_await data(a); break;
+      case kind::close: break;
     }
-    if (auto wait = limits_->auth_locked(peer_.ip, client_limits::clock::now())) {
-      lg::warn("auth.locked",
-               {{"session", id_}, {"peer", peer_.address}, {"for_s", wait->count()}});
-      reason_ = "AUTH locked for this address";
-      say(421, "4.7.0",
-          config_.hostname + " too many failed logins from " + peer_.ip + "; try again in " +
-              std::to_string(wait->count()) + "s");
-      co_return false;
+  }
+
+  awaitable<void> read_command(action& a) {
+    // Replies go out in one write once the client's pipelined commands are all handled.
+    if (channel_.buffered().empty()) {
+      const bool flushed = co_await flush();
+      if (!flushed) {
+        a = machine_.on_write_failed();
+        co_return;
+      }
     }
-    auto space = arg.find(' ');
-    std::string mechanism = arg.substr(0, space);
-    for (auto& c : mechanism) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    std::string initial = space == std::string::npos ? "" : arg.substr(space + 1);
-    std::optional<plain_credentials> creds;
-    if (mechanism == "PLAIN") {
-      std::optional<std::string> response = initial;
-      if (initial.empty()) response = co_await sasl_line("");
-      if (!response) co_return !sasl_broken_;
-      auto decoded = smtp::base64_decode(*response);
-      if (decoded) creds = parse_plain_response(*decoded);
-      if (decoded) OPENSSL_cleanse(decoded->data(), decoded->size());
-    } else if (mechanism == "LOGIN") {
-      // Clients may send the user name with the command ("AUTH LOGIN dXNlcg==").
-      std::optional<std::string> user = initial;
-      if (initial.empty()) user = co_await sasl_line("VXNlcm5hbWU6");  // "Username:"
-      if (!user) co_return !sasl_broken_;
-      auto password = co_await sasl_line("UGFzc3dvcmQ6");  // "Password:"
-      if (!password) co_return !sasl_broken_;
-      auto u = smtp::base64_decode(*user), p = smtp::base64_decode(*password);
-      if (u && p) creds = plain_credentials{*u, *p};
-      if (p) OPENSSL_cleanse(p->data(), p->size());
-    } else {
-      ++errors_;
-      say(504, "5.5.4", "unsupported mechanism; use PLAIN or LOGIN");
-      co_return true;
+    std::string line;
+    net::io_status s = co_await channel_.read_line(line, session_machine::max_command_line,
+                                                   config_.timeouts.command);
+    if (s == net::io_status::timeout)
+      a = machine_.on_timeout();
+    else if (s == net::io_status::closed || s == net::io_status::failed)
+      a = machine_.on_closed();
+    else if (s == net::io_status::too_long)
+      a = machine_.on_line_too_long();
+    else {
+      trace(">", line);
+      a = machine_.on_line(line, !channel_.buffered().empty());
     }
+  }
+
+  /// One SASL continuation line (credentials: never traced, wiped once used).
+  awaitable<void> read_sasl(action& a) {
+    const bool flushed = co_await flush();
+    std::string line;
+    net::io_status got = net::io_status::failed;
+    if (flushed)
+      got = co_await channel_.read_line(line, session_machine::max_command_line,
+                                        config_.timeouts.command);
+    if (got != net::io_status::ok) {
+      a = machine_.on_sasl_line(std::nullopt);
+      co_return;
+    }
+    trace(">", "<redacted>");
+    a = machine_.on_sasl_line(line);
+    OPENSSL_cleanse(line.data(), line.size());
+  }
+
+  awaitable<void> verify(action& a) {
     bool ok = false;
-    if (creds) {
+    if (a.credentials) {
       const client_users& users = *rt_->users;
+      const plain_credentials& creds = *a.credentials;
       ok = co_await asio::co_spawn(
           crypt_worker(),
-          [&]() -> awaitable<bool> { co_return users.verify(creds->user, creds->password); },
+          [&]() -> awaitable<bool> { co_return users.verify(creds.user, creds.password); },
           asio::use_awaitable);
-      OPENSSL_cleanse(creds->password.data(), creds->password.size());
+      OPENSSL_cleanse(a.credentials->password.data(), a.credentials->password.size());
     }
+    const std::string user = a.credentials ? a.credentials->user : std::string("(malformed)");
+    bool locked = false;
     if (!ok) {
-      ++auth_failures_;
       limits_->auth_failed(peer_.ip, client_limits::clock::now());
-      lg::warn("auth.failed", {{"session", id_},
-                               {"peer", peer_.address},
-                               {"user", creds ? creds->user : std::string("(malformed)")}});
+      lg::warn("auth.failed", {{"session", id_}, {"peer", peer_.address}, {"user", user}});
       // Each wrong guess costs the guesser time; the wait holds nothing but this session.
       asio::steady_timer delay(co_await asio::this_coro::executor,
                                client_limits::auth_failure_delay);
       co_await delay.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
-      if (auth_failures_ >= 3 || limits_->auth_locked(peer_.ip, client_limits::clock::now())) {
-        reason_ = "too many failed logins";
-        say(421, "4.7.0", config_.hostname + " too many failed logins, closing");
-        co_return false;
-      }
-      say(535, "5.7.8", "authentication failed");
-      co_return true;
+      locked = limits_->auth_locked(peer_.ip, client_limits::clock::now()).has_value();
+    } else {
+      lg::info("auth.ok", {{"session", id_}, {"peer", peer_.address}, {"user", user}});
     }
-    user_ = creds->user;
-    lg::info("auth.ok", {{"session", id_}, {"peer", peer_.address}, {"user", *user_}});
-    say(235, "2.7.0", "authenticated");
-    co_return true;
+    a = machine_.on_verified(ok, locked);
   }
 
-  awaitable<bool> start_tls() {
-    if (!rt_->server_tls || tls_) {
-      ++errors_;
-      say(tls_ ? 503 : 502, "5.5.1", tls_ ? "TLS already active" : "STARTTLS not available");
-      co_return true;
+  awaitable<void> start_tls(action& a) {
+    const bool flushed = co_await flush();
+    if (!flushed) {
+      a = machine_.on_write_failed();
+      co_return;
     }
-    if (!channel_.buffered().empty()) {
-      // Commands pipelined after STARTTLS would be read as if sent over TLS (CVE-2011-0411).
-      reason_ = "data after STARTTLS";
-      say(554, "5.5.1", "no commands may follow STARTTLS before the handshake");
-      co_return false;
-    }
-    say(220, "2.0.0", "ready to start TLS");
-    // GCC 12 miscompiles `if (co_await ...)` in some coroutines (an invalid resume point,
-    // SIGILL): every co_await here is a statement of its own.
-    net::io_status flushed = co_await channel_.flush(config_.timeouts.command);
-    if (flushed != net::io_status::ok) co_return false;
     channel_.attach_tls(rt_->server_tls->new_server());
     net::io_status shaken = co_await channel_.handshake(config_.timeouts.handshake);
-    if (shaken != net::io_status::ok) {
-      reason_ = "TLS handshake failed: " + channel_.error();
-      co_return false;
-    }
-    tls_ = true;
-    helo_.clear();
-    user_.reset();  // RFC 3207 §4.2: forget everything learnt before TLS
-    co_await relay_->reset();
-    co_return true;
+    a = machine_.on_tls(shaken == net::io_status::ok, channel_.error());
   }
 
-  awaitable<void> envelope_command(const smtp::command& cmd) {
-    const bool mail = cmd.verb == "MAIL";
-    if (helo_.empty()) {
-      ++errors_;
-      say(503, "5.5.1", "say EHLO first");
+  awaitable<void> data(action& a) {
+    const bool flushed = co_await flush();
+    if (!flushed) {
+      a = machine_.on_write_failed();
       co_return;
     }
-    if (!mail && !relay_->has_sender()) {
-      ++errors_;
-      say(503, "5.5.1", "MAIL first");
-      co_return;
-    }
-    if (mail && !peer_.allowed && !user_) {
-      ++errors_;
-      say(530, "5.7.0",
-          auth_offered() ? "authentication required"
-                         : "authentication required: STARTTLS, then AUTH");
-      co_return;
-    }
-    std::string error;
-    auto path = smtp::parse_mail_path(cmd.arg, mail ? "FROM" : "TO", &error);
-    if (!path) {
-      ++errors_;
-      say(501, "5.5.4", error);
-      co_return;
-    }
-    smtp::reply answer;
-    if (mail)
-      answer = co_await relay_->mail(*path);
-    else
-      answer = co_await relay_->rcpt(*path);
-    queue(answer);
-  }
-
-  awaitable<bool> data() {
-    if (!relay_->has_sender() || relay_->recipients() == 0) {
-      ++errors_;
-      say(relay_->has_sender() ? 554 : 503, "5.5.1",
-          relay_->has_sender() ? "no valid recipients" : "MAIL first");
-      co_return true;
-    }
-    say(354, "", "end data with <CR><LF>.<CR><LF>");
-    net::io_status flushed = co_await channel_.flush(config_.timeouts.command);
-    if (flushed != net::io_status::ok) co_return false;
     data_source source(channel_, config_.timeouts.data, config_.min_data_rate);
     std::optional<smtp::reply> answer = co_await relay_->data(source);
-    co_await relay_->reset();
-    if (!answer) {
-      reason_ = source.error();
-      co_return false;
-    }
-    ++(answer->positive() ? relayed_ : refused_);
-    queue(*answer);
-    co_return true;
+    a = machine_.on_data_done(answer, source.error());
   }
 
   void log_summary() {
@@ -407,15 +268,15 @@ class session {
         std::chrono::steady_clock::now() - started_);
     lg::info("session.end", {{"session", id_},
                              {"peer", peer_.address},
-                             {"helo", helo_},
+                             {"helo", machine_.helo()},
                              {"tls", channel_.tls_version()},
-                             {"user", user_.value_or("")},
-                             {"relayed", relayed_},
-                             {"refused", refused_},
+                             {"user", machine_.user().value_or("")},
+                             {"relayed", machine_.relayed()},
+                             {"refused", machine_.refused()},
                              {"bytes_in", channel_.bytes_in},
                              {"bytes_out", channel_.bytes_out},
                              {"ms", ms.count()},
-                             {"reason", reason_}});
+                             {"reason", machine_.reason()}});
   }
 
   std::shared_ptr<forwarder_runtime> rt_;
@@ -425,15 +286,7 @@ class session {
   std::shared_ptr<client_limits> limits_;
   net::line_channel channel_;
   std::unique_ptr<relay_transaction> relay_;
-  std::string helo_;
-  std::string reason_;
-  bool tls_ = false;
-  std::optional<std::string> user_;  ///< who authenticated, if anyone
-  int auth_failures_ = 0;
-  bool sasl_broken_ = false;  ///< the connection failed during an AUTH exchange
-  int errors_ = 0;
-  std::uint64_t relayed_ = 0;
-  std::uint64_t refused_ = 0;
+  session_machine machine_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
