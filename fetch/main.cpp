@@ -22,10 +22,10 @@
 #include <asio/use_awaitable.hpp>
 
 #include "cli/config_report.hpp"
-#include "cli/core_dumps.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/log.hpp"
 #include "cli/options.hpp"
+#include "cli/program.hpp"
 #include "cli/service_manager.hpp"
 #include "cli/supervise.hpp"
 #include "conf/fetch_config.hpp"
@@ -333,13 +333,12 @@ class fetch_daemon {
 }  // namespace
 
 int main(int argc, char** argv) {
-  cli::forbid_core_dumps();
+  cli::start_program();
   // Listings and states of large mailboxes are the big allocations here, and short-lived:
   // with a fixed threshold they are mapped and unmapped whole, so memory goes back to the
   // system when a mailbox is done instead of staying with the process (glibc's threshold
   // otherwise grows to 32 MiB and keeps freed blocks resident).
   ::mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
-  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{
       "postern-fetch: retrieve POP3 mailboxes of the registry into the local mail "
       "system; a message is deleted (if ever) only after it was delivered and recorded.",
@@ -383,20 +382,12 @@ int main(int argc, char** argv) {
     }
     options.first_run = *choice;
   }
-  auto grace = conf::parse_duration(grace_text, &error);
-  if (!grace) {
-    std::cerr << "postern-fetch: --grace: " << error << "\n";
-    return exit_code::usage;
-  }
-  conf::diagnostics diags;
-  auto config = conf::load_fetch_config(common.config, diags);
-  if (!config || common.check) cli::print_diagnostics(diags, std::cerr);
+  auto grace = cli::parse_grace(grace_text, "postern-fetch");
+  if (!grace) return exit_code::usage;
+  const cli::program_config<conf::fetch_config> program{conf::load_fetch_config, {}};
+  if (common.check) return cli::check_configuration(program, common.config);
+  auto config = cli::load_configuration(program, common.config);
   if (!config) return exit_code::config;
-  if (common.check) {
-    std::cout << "configuration OK\n";
-    return exit_code::ok;
-  }
-  cli::log_diagnostics(diags);
   cli::log_insecure(conf::insecure_settings(*config));
   char host[HOST_NAME_MAX + 1] = {};
   ::gethostname(host, sizeof host - 1);

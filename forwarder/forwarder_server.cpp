@@ -1,5 +1,7 @@
 #include "forwarder_server.hpp"
 
+#include "postern/version.hpp"
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -20,17 +22,6 @@ namespace postern::forwarder {
 namespace lg = postern::log;
 using asio::awaitable;
 using asio::experimental::as_tuple;
-
-struct forwarder_server::listener {
-  explicit listener(asio::io_context& ctx) : acceptor(ctx) {}
-  conf::address address;
-  net::generic_acceptor acceptor;
-  bool closed = false;
-  void close() {
-    closed = true;
-    net::close_listen_socket(acceptor, address);
-  }
-};
 
 namespace {
 
@@ -107,44 +98,33 @@ std::shared_ptr<forwarder_runtime> build_runtime(asio::io_context& ctx,
   return rt;
 }
 
-forwarder_server::forwarder_server(asio::io_context& ctx) : ctx_(ctx) {}
+forwarder_server::forwarder_server(bool trace) : trace_(trace) {}
 
-forwarder_server::~forwarder_server() {
-  for (auto& l : listeners_) l->close();
+bool forwarder_server::apply(const conf::forwarder_config& config,
+                             std::vector<std::string>& errors) {
+  auto rt = build_runtime(ctx_, config, trace_, errors);
+  return rt && apply(rt, errors);
 }
+
+void forwarder_server::log_start(const conf::forwarder_config& config, const std::string& file) {
+  lg::info("start", {{"version", POSTERN_VERSION},
+                     {"config", file},
+                     {"mailboxes", config.registry.mailboxes.size()},
+                     {"match", conf::to_string(config.match)}});
+}
+
+forwarder_server::~forwarder_server() { listeners_.close_all(); }
 
 bool forwarder_server::apply(std::shared_ptr<forwarder_runtime> rt,
                              std::vector<std::string>& errors) {
-  std::vector<std::shared_ptr<listener>> next, opened;
-  for (const auto& address : rt->config.listen) {
-    std::shared_ptr<listener> l;
-    for (const auto& old : listeners_)
-      if (old->address == address) l = old;
-    if (!l) {
-      l = std::make_shared<listener>(ctx_);
-      l->address = address;
-      std::string error;
-      if (!net::open_listen_socket(l->acceptor, address, "listen", error)) {
-        errors.push_back(error);
-        continue;
-      }
-      opened.push_back(l);
-    }
-    next.push_back(l);
-  }
-  if (!errors.empty()) {
-    for (auto& l : opened) l->close();
-    return false;
-  }
-  for (auto& old : listeners_)
-    if (std::find(next.begin(), next.end(), old) == next.end()) old->close();
+  std::vector<net::listen_spec> specs;
+  for (const auto& address : rt->config.listen)
+    specs.push_back({address, "listen", "", [this](int fd) { admit(fd); }});
+  if (!listeners_.reconcile(std::move(specs), errors)) return false;
   if (runtime_) runtime_->pool->close_all();
   runtime_ = std::move(rt);
-  listeners_ = std::move(next);
-  for (auto& l : opened) {
-    lg::info("listen", {{"address", l->address.to_string()}});
-    start_accepting(l);
-  }
+  for (const auto& address : runtime_->config.listen)
+    lg::info("listen", {{"address", address.to_string()}});
   return true;
 }
 
@@ -172,78 +152,49 @@ void forwarder_server::log_refusal(const session_peer& peer, const std::string& 
   last_refusal_log_ = now;
 }
 
-awaitable<void> forwarder_server::accept_loop(std::shared_ptr<listener> l) {
-  while (!l->closed) {
-    auto [ec, socket] = co_await l->acceptor.async_accept(as_tuple(asio::use_awaitable));
-    if (l->closed) co_return;
-    if (ec) {
-      lg::warn("accept.failed", {{"address", l->address.to_string()}, {"error", ec.message()}});
-      // Out of descriptors and the like: pause rather than spin.
-      asio::steady_timer pause(ctx_, std::chrono::milliseconds(100));
-      co_await pause.async_wait(as_tuple(asio::use_awaitable));
-      continue;
+void forwarder_server::admit(int fd) {
+  const auto& config = runtime_->config;
+  session_peer peer = describe_peer(fd, config.allow);
+  std::string refusal;
+  if (!peer.allowed && !runtime_->users) {
+    // Never an open relay: a client outside `allow` gets this and nothing else.
+    log_refusal(peer, "client address not in allow");
+    refusal =
+        smtp::make_reply(554, "5.7.1", config.hostname + " does not relay for " + peer.address)
+            .wire();
+  } else {
+    auto [verdict, ticket] = client_limits::admit(
+        limits_, peer.ip, peer.allowed, {config.max_sessions, config.max_sessions_per_address});
+    if (ticket) {
+      asio::co_spawn(ctx_,
+                     run_smtp_session(runtime_, fd, std::move(peer), limits_, std::move(ticket)),
+                     cli::supervised{"session.crashed", "", {}});
+      return;
     }
-    // Replies are batched per read, so small writes are already coalesced: Nagle would only
-    // hold a reply back waiting for an ACK.
-    int one = 1;
-    ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int fd = socket.release();
-    net::set_cloexec(fd);
-    const auto& config = runtime_->config;
-    session_peer peer = describe_peer(fd, config.allow);
-    std::string refusal;
-    if (!peer.allowed && !runtime_->users) {
-      // Never an open relay: a client outside `allow` gets this and nothing else.
-      log_refusal(peer, "client address not in allow");
-      refusal =
-          smtp::make_reply(554, "5.7.1", config.hostname + " does not relay for " + peer.address)
-              .wire();
-    } else {
-      auto [verdict, ticket] = client_limits::admit(
-          limits_, peer.ip, peer.allowed, {config.max_sessions, config.max_sessions_per_address});
-      if (ticket) {
-        asio::co_spawn(ctx_,
-                       run_smtp_session(runtime_, fd, std::move(peer), limits_, std::move(ticket)),
-                       cli::supervised{"session.crashed", "", {}});
-        continue;
-      }
-      log_refusal(peer, client_limits::to_string(verdict));
-      refusal = smtp::make_reply(421, "4.7.0",
-                                 config.hostname + " too many sessions (" +
-                                     client_limits::to_string(verdict) + "), try again later")
-                    .wire();
-    }
-    asio::co_spawn(ctx_, refuse_connection(fd, std::move(refusal)),
-                   cli::supervised{"session.crashed", "", {}});
+    log_refusal(peer, client_limits::to_string(verdict));
+    refusal = smtp::make_reply(421, "4.7.0",
+                               config.hostname + " too many sessions (" +
+                                   client_limits::to_string(verdict) + "), try again later")
+                  .wire();
   }
-}
-
-void forwarder_server::start_accepting(std::shared_ptr<listener> l) {
-  // A listener must not die silently: the error is logged and it listens again.
-  asio::co_spawn(ctx_, accept_loop(l),
-                 cli::supervised{"accept.crashed", "", [this, l](const std::string&) {
-                                   if (!l->closed && !stopping_) start_accepting(l);
-                                 }});
+  asio::co_spawn(ctx_, refuse_connection(fd, std::move(refusal)),
+                 cli::supervised{"session.crashed", "", {}});
 }
 
 void forwarder_server::shutdown(conf::duration grace) {
   if (stopping_) return;
   stopping_ = true;
-  for (auto& l : listeners_) l->close();
+  listeners_.close_all();
   asio::co_spawn(
       ctx_, drain(grace),
       cli::supervised{"shutdown.crashed", "", [this](const std::string&) { ctx_.stop(); }});
 }
 
 awaitable<void> forwarder_server::drain(conf::duration grace) {
-  auto deadline = std::chrono::steady_clock::now() + grace;
-  asio::steady_timer tick(ctx_);
   // Every session counts, whichever configuration it started with.
-  while (limits_->sessions() > 0 && std::chrono::steady_clock::now() < deadline) {
-    tick.expires_after(std::chrono::milliseconds(50));
-    co_await tick.async_wait(as_tuple(asio::use_awaitable));
-  }
-  if (limits_->sessions() > 0) lg::warn("shutdown.forced", {{"sessions", limits_->sessions()}});
+  const std::size_t left =
+      co_await net::async_drain([this] { return std::size_t(limits_->sessions()); }, grace);
+  if (left > 0) lg::warn("shutdown.forced", {{"sessions", left}});
   if (runtime_) runtime_->pool->close_all();
   ctx_.stop();
 }

@@ -2,17 +2,13 @@
 // sender's mailbox (the Postfix sender-dependent relay + SASL maps + stunnel replacement).
 #include <unistd.h>
 
-#include <csignal>
 #include <cstring>
 #include <iostream>
 
-#include "cli/config_report.hpp"
-#include "cli/core_dumps.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/log.hpp"
 #include "cli/options.hpp"
-#include "cli/service_manager.hpp"
-#include "cli/service_signals.hpp"
+#include "cli/program.hpp"
 #include "conf/forwarder_config.hpp"
 #include "forwarder/forwarder_server.hpp"
 #include "forwarder/sendmail.hpp"
@@ -25,66 +21,13 @@ namespace lg = postern::log;
 
 const std::string default_config = POSTERN_SYSCONFDIR "/forwarder.toml";
 
-std::optional<conf::forwarder_config> load(const std::string& file) {
-  conf::diagnostics diags;
-  auto config = conf::load_forwarder_config(file, diags);
-  cli::log_diagnostics(diags);
-  return config;
-}
-
-/// --check: every error of forwarder.toml and the registry, TLS files included.
-int check(const std::string& file) {
-  conf::diagnostics diags;
-  auto config = conf::load_forwarder_config(file, diags);
-  cli::print_diagnostics(diags, std::cerr);
-  if (!config) return exit_code::config;
-  asio::io_context ctx;
-  std::vector<std::string> errors;
-  forwarder::build_runtime(ctx, *config, false, errors);
-  for (const auto& e : errors) std::cerr << file << ": " << e << "\n";
-  if (!errors.empty()) return exit_code::config;
-  cli::log_insecure(conf::insecure_settings(*config));
-  std::cout << "configuration OK\n";
-  return exit_code::ok;
-}
-
-bool reload(asio::io_context& ctx, forwarder::forwarder_server& server, const std::string& file,
-            bool trace) {
-  auto config = load(file);
-  if (!config) return false;
-  std::vector<std::string> errors;
-  auto rt = forwarder::build_runtime(ctx, *config, trace, errors);
-  if (rt) server.apply(rt, errors);
-  for (const auto& e : errors) lg::error("config.error", {{"error", e}});
-  if (!errors.empty()) return false;
-  cli::log_insecure(conf::insecure_settings(*config));
-  return true;
-}
-
-int serve(const std::string& file, conf::duration grace, bool trace) {
-  auto config = load(file);
-  if (!config) return exit_code::config;
-  asio::io_context ctx(1);
-  forwarder::forwarder_server server(ctx);
-  std::vector<std::string> errors;
-  auto rt = forwarder::build_runtime(ctx, *config, trace, errors);
-  if (rt) server.apply(rt, errors);
-  if (!errors.empty()) {
-    for (const auto& e : errors) lg::error("config.error", {{"error", e}});
-    return exit_code::config;
-  }
-  cli::log_insecure(conf::insecure_settings(*config));
-  cli::service_signals signals(
-      ctx, file, [&] { return reload(ctx, server, file, trace); }, [&] { server.shutdown(grace); });
-  lg::info("start", {{"version", POSTERN_VERSION},
-                     {"config", file},
-                     {"mailboxes", config->registry.mailboxes.size()},
-                     {"match", conf::to_string(config->match)}});
-  cli::notify_ready("serving");
-  ctx.run();
-  lg::info("stop", {});
-  return exit_code::ok;
-}
+const cli::program_config<conf::forwarder_config> program{
+    conf::load_forwarder_config,
+    // TLS contexts, the users file and the upstream pool, built as serving would build them.
+    [](const conf::forwarder_config& config, std::vector<std::string>& errors) {
+      asio::io_context ctx;
+      forwarder::build_runtime(ctx, config, false, errors);
+    }};
 
 /// --sendmail, or invoked under the name "sendmail": sendmail's own command line.
 int sendmail_main(int argc, char** argv, int first) {
@@ -108,8 +51,7 @@ int sendmail_main(int argc, char** argv, int first) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  cli::forbid_core_dumps();
-  std::signal(SIGPIPE, SIG_IGN);
+  cli::start_program();
   const char* name = std::strrchr(argv[0], '/');
   if (std::strcmp(name ? name + 1 : argv[0], "sendmail") == 0) return sendmail_main(argc, argv, 1);
   for (int i = 1; i < argc; ++i)
@@ -140,12 +82,11 @@ int main(int argc, char** argv) {
                "Read one message on stdin, sendmail style (must come first)");
   if (auto stop = cli::parse_command_line(app, argc, argv)) return *stop;
   cli::apply_logging(common);
-  if (common.check) return check(common.config);
-  std::string error;
-  auto grace = conf::parse_duration(grace_text, &error);
-  if (!grace) {
-    std::cerr << "postern-forwarder: --grace: " << error << "\n";
-    return exit_code::usage;
-  }
-  return serve(common.config, *grace, common.trace);
+  if (common.check) return cli::check_configuration(program, common.config);
+  auto grace = cli::parse_grace(grace_text, "postern-forwarder");
+  if (!grace) return exit_code::usage;
+  const bool trace = common.trace;
+  return cli::serve(program, common.config, *grace, [trace](const conf::forwarder_config&) {
+    return std::make_unique<forwarder::forwarder_server>(trace);
+  });
 }

@@ -1,14 +1,9 @@
 // postern-tunnel: plain <-> TLS port forwarder (the stunnel replacement).
-#include <csignal>
 #include <iostream>
 
-#include "cli/config_report.hpp"
-#include "cli/core_dumps.hpp"
 #include "cli/exit_codes.hpp"
-#include "cli/log.hpp"
 #include "cli/options.hpp"
-#include "cli/service_manager.hpp"
-#include "cli/service_signals.hpp"
+#include "cli/program.hpp"
 #include "conf/tunnel_config.hpp"
 #include "postern/version.hpp"
 #include "tunnel/stdio_tunnel.hpp"
@@ -19,72 +14,17 @@ namespace {
 using namespace postern;
 namespace lg = postern::log;
 
-std::optional<conf::tunnel_config> load(const std::string& file) {
-  conf::diagnostics diags;
-  auto config = conf::load_tunnel_config(file, diags);
-  cli::log_diagnostics(diags);
-  return config;
-}
-
-/// --check: every configuration error, TLS files included, then "configuration OK".
-int check(const std::string& file) {
-  conf::diagnostics diags;
-  auto config = conf::load_tunnel_config(file, diags);
-  cli::print_diagnostics(diags, std::cerr);
-  if (!config) return exit_code::config;
-  std::vector<std::string> errors;
-  tunnel::build_services(*config, errors);
-  for (const auto& e : errors) std::cerr << file << ": " << e << "\n";
-  if (!errors.empty()) return exit_code::config;
-  cli::log_insecure(conf::insecure_settings(*config));
-  std::cout << "configuration OK\n";
-  return exit_code::ok;
-}
-
-/// Loads and applies `file`; false (with every error logged) keeps the running config.
-bool reload(tunnel::tunnel_server& server, const std::string& file) {
-  auto config = load(file);
-  if (!config) return false;
-  if (config->threads != 0 && config->threads != server.worker_count())
-    lg::warn("reload.partial", {{"setting", "threads"}, {"effect", "takes effect at restart"}});
-  std::vector<std::string> errors;
-  if (!server.apply(*config, errors)) {
-    for (const auto& e : errors) lg::error("config.error", {{"error", e}});
-    return false;
-  }
-  cli::log_insecure(conf::insecure_settings(*config));
-  return true;
-}
-
-int serve(const std::string& file, conf::duration grace) {
-  auto config = load(file);
-  if (!config) return exit_code::config;
-  tunnel::tunnel_server server(config->threads);
-  std::vector<std::string> errors;
-  if (!server.apply(*config, errors)) {
-    for (const auto& e : errors) lg::error("config.error", {{"error", e}});
-    return exit_code::config;
-  }
-  cli::log_insecure(conf::insecure_settings(*config));
-  cli::service_signals signals(
-      server.main_context(), file, [&] { return reload(server, file); },
-      [&] { server.shutdown(grace); });
-  lg::info("start", {{"version", POSTERN_VERSION},
-                     {"config", file},
-                     {"services", config->services.size()},
-                     {"threads", server.worker_count()}});
-  cli::notify_ready("serving");
-  server.run();
-  lg::info("stop", {});
-  return exit_code::ok;
-}
+const cli::program_config<conf::tunnel_config> program{
+    conf::load_tunnel_config,
+    // TLS files and contexts, loaded as serving would load them.
+    [](const conf::tunnel_config& config, std::vector<std::string>& errors) {
+      tunnel::build_services(config, errors);
+    }};
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  cli::forbid_core_dumps();
-  // Writes to a peer that has gone must fail with EPIPE, not kill the process.
-  std::signal(SIGPIPE, SIG_IGN);
+  cli::start_program();
   CLI::App app{
       "postern-tunnel: forward plaintext connections over TLS (client mode) or TLS "
       "connections to plaintext services (server mode), with certificate verification on by "
@@ -150,12 +90,10 @@ int main(int argc, char** argv) {
     std::cerr << "postern-tunnel: --connect is an option of --stdio mode\n";
     return exit_code::usage;
   }
-  if (common.check) return check(common.config);
-  std::string error;
-  auto grace = conf::parse_duration(grace_text, &error);
-  if (!grace) {
-    std::cerr << "postern-tunnel: --grace: " << error << "\n";
-    return exit_code::usage;
-  }
-  return serve(common.config, *grace);
+  if (common.check) return cli::check_configuration(program, common.config);
+  auto grace = cli::parse_grace(grace_text, "postern-tunnel");
+  if (!grace) return exit_code::usage;
+  return cli::serve(program, common.config, *grace, [](const conf::tunnel_config& config) {
+    return std::make_unique<tunnel::tunnel_server>(config.threads);
+  });
 }

@@ -1,5 +1,7 @@
 #include "tunnel_server.hpp"
 
+#include "postern/version.hpp"
+
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,7 +20,6 @@
 #include "cli/service_manager.hpp"
 #include "cli/supervise.hpp"
 #include "tunnel/net/child_process.hpp"
-#include "tunnel/net/listen_socket.hpp"
 
 namespace postern::tunnel {
 
@@ -27,19 +28,11 @@ using asio::use_awaitable;
 using asio::experimental::as_tuple;
 namespace lg = postern::log;
 
-struct listener {
-  explicit listener(asio::io_context& ctx) : acceptor(ctx) {}
-  conf::address address;
-  asio::basic_socket_acceptor<asio::generic::stream_protocol> acceptor;
+/// One service's door: its runtime, and its refusals not yet logged.
+struct tunnel_server::gate {
   std::shared_ptr<service_runtime> service;
-  bool closed = false;
-  std::uint64_t refused = 0;  ///< refusals not yet logged
+  std::uint64_t refused = 0;
   std::chrono::steady_clock::time_point last_refusal_log{};
-
-  void close() {
-    closed = true;
-    net::close_listen_socket(acceptor, address);
-  }
 };
 
 std::vector<std::shared_ptr<service_runtime>> build_services(const conf::tunnel_config& config,
@@ -78,100 +71,57 @@ asio::io_context& tunnel_server::next_worker() {
   return w;
 }
 
-bool tunnel_server::open_listener(listener& l, std::string& error) {
-  return net::open_listen_socket(l.acceptor, l.address, "accept", error);
-}
-
 bool tunnel_server::apply(const conf::tunnel_config& config, std::vector<std::string>& errors) {
+  if (applied_ && config.threads != 0 && config.threads != worker_count())
+    lg::warn("reload.partial", {{"setting", "threads"}, {"effect", "takes effect at restart"}});
   auto services = build_services(config, errors);
   if (!errors.empty()) return false;
-  std::vector<std::shared_ptr<listener>> next, opened;
+  std::vector<net::listen_spec> specs;
   for (const auto& svc : services) {
-    std::shared_ptr<listener> l;
-    for (const auto& old : listeners_)
-      if (old->address == svc->config.accept) l = old;
-    if (!l) {
-      l = std::make_shared<listener>(main_);
-      l->address = svc->config.accept;
-      std::string error;
-      if (!open_listener(*l, error)) {
-        errors.push_back("service " + svc->config.name + ": " + error);
-        continue;
-      }
-      opened.push_back(l);
-    }
-    next.push_back(l);
+    auto g = std::make_shared<gate>();
+    g->service = svc;
+    specs.push_back({svc->config.accept, "accept", "service " + svc->config.name,
+                     [this, g](int fd) { admit(*g, fd); }});
   }
-  if (!errors.empty()) {
-    for (auto& l : opened) l->close();
+  std::vector<std::string> listen_errors;
+  if (!listeners_.reconcile(std::move(specs), listen_errors)) {
+    for (auto& e : listen_errors) errors.push_back(std::move(e));
     return false;
   }
-  // Commit: from here on nothing can fail.
-  for (auto& old : listeners_)
-    if (std::find(next.begin(), next.end(), old) == next.end()) old->close();
-  for (std::size_t i = 0; i < next.size(); ++i) next[i]->service = services[i];
-  for (auto& l : opened) start_accepting(l);
-  listeners_ = std::move(next);
-  for (const auto& l : listeners_)
-    lg::info("listen", {{"service", l->service->config.name},
-                        {"accept", l->address.to_string()},
-                        {"mode", conf::to_string(l->service->config.mode)}});
+  applied_ = true;
+  for (const auto& svc : services)
+    lg::info("listen", {{"service", svc->config.name},
+                        {"accept", svc->config.accept.to_string()},
+                        {"mode", conf::to_string(svc->config.mode)}});
   return true;
 }
 
-void tunnel_server::start_accepting(std::shared_ptr<listener> l) {
-  // A listener must not die silently: the error is logged and it listens again.
-  co_spawn(main_, accept_loop(l),
-           cli::supervised{"accept.crashed", "", [this, l](const std::string&) {
-                             if (!l->closed && !stopping_) start_accepting(l);
-                           }});
-}
-
-awaitable<void> tunnel_server::accept_loop(std::shared_ptr<listener> l) {
-  asio::steady_timer backoff(main_);
-  auto delay = std::chrono::milliseconds(50);
-  while (!l->closed) {
-    auto& worker = next_worker();
-    auto [ec, socket] = co_await l->acceptor.async_accept(worker, as_tuple(use_awaitable));
-    if (l->closed) break;
-    if (ec) {
-      // Out of descriptors or memory: wait instead of spinning, keep serving.
-      lg::error("accept.failed", {{"accept", l->address.to_string()}, {"error", ec.message()}});
-      backoff.expires_after(delay);
-      co_await backoff.async_wait(as_tuple(use_awaitable));
-      delay = std::min(delay * 2, std::chrono::milliseconds(2000));
-      continue;
+void tunnel_server::admit(gate& g, int fd) {
+  if (!g.service->try_acquire()) {
+    ::close(fd);
+    // One line per refused connection, but at most one per second under a flood.
+    ++g.refused;
+    auto now = std::chrono::steady_clock::now();
+    if (now - g.last_refusal_log >= std::chrono::seconds(1)) {
+      lg::warn("conn.refused", {{"service", g.service->config.name},
+                                {"reason", "max_connections reached"},
+                                {"max_connections", g.service->config.max_connections},
+                                {"refused", g.refused}});
+      g.refused = 0;
+      g.last_refusal_log = now;
     }
-    delay = std::chrono::milliseconds(50);
-    auto service = l->service;
-    if (!service->try_acquire()) {
-      // One line per refused connection, but at most one per second under a flood.
-      ++l->refused;
-      auto now = std::chrono::steady_clock::now();
-      if (now - l->last_refusal_log >= std::chrono::seconds(1)) {
-        lg::warn("conn.refused", {{"service", service->config.name},
-                                  {"reason", "max_connections reached"},
-                                  {"max_connections", service->config.max_connections},
-                                  {"refused", l->refused}});
-        l->refused = 0;
-        l->last_refusal_log = now;
-      }
-      continue;  // the socket closes as it goes out of scope
-    }
-    if (l->address.kind != conf::address_kind::unix_path)
-      socket.set_option(asio::ip::tcp::no_delay(true), ec);
-    int fd = socket.release();
-    net::set_cloexec(fd);
-    asio::post(worker, [&worker, service, fd] {
-      std::make_shared<connection>(worker.get_executor(), service, fd)->start();
-    });
+    return;
   }
+  auto& worker = next_worker();
+  asio::post(worker, [&worker, service = g.service, fd] {
+    std::make_shared<connection>(worker.get_executor(), service, fd)->start();
+  });
 }
 
 void tunnel_server::shutdown(conf::duration grace) {
   if (stopping_) return;
   stopping_ = true;
-  for (auto& l : listeners_) l->close();
+  listeners_.close_all();
   lg::info("shutdown",
            {{"connections", live_connections().load()}, {"grace", conf::format_duration(grace)}});
   co_spawn(main_, drain(grace), cli::supervised{"shutdown.crashed", "", [this](const std::string&) {
@@ -181,13 +131,9 @@ void tunnel_server::shutdown(conf::duration grace) {
 }
 
 awaitable<void> tunnel_server::drain(conf::duration grace) {
-  asio::steady_timer tick(main_);
-  auto deadline = std::chrono::steady_clock::now() + grace;
-  while (live_connections().load() > 0 && std::chrono::steady_clock::now() < deadline) {
-    tick.expires_after(std::chrono::milliseconds(50));
-    co_await tick.async_wait(as_tuple(use_awaitable));
-  }
-  if (auto left = live_connections().load(); left > 0)
+  const std::size_t left =
+      co_await net::async_drain([] { return std::size_t(live_connections().load()); }, grace);
+  if (left > 0)
     lg::warn("shutdown.cut", {{"connections", left}, {"reason", "grace period expired"}});
   for (auto& w : workers_) w->stop();
   main_.stop();
@@ -204,6 +150,13 @@ void tunnel_server::run() {
   for (auto& w : workers_) w->stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
+}
+
+void tunnel_server::log_start(const conf::tunnel_config& config, const std::string& file) {
+  lg::info("start", {{"version", POSTERN_VERSION},
+                     {"config", file},
+                     {"services", config.services.size()},
+                     {"threads", worker_count()}});
 }
 
 }  // namespace postern::tunnel
