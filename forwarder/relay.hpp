@@ -73,6 +73,22 @@ class relay_transaction {
   asio::awaitable<smtp::reply> open_upstream(const route& r, bool admitted = false);
   asio::awaitable<smtp::reply> upstream_mail();
   asio::awaitable<smtp::reply> upstream_rcpt(const smtp::mail_path& to);
+  /// The message on its way: headers (after PEC edits), recipients, the Bcc split's spool.
+  struct outgoing {
+    smtp::header_block headers;
+    std::vector<std::string> recipients;
+    std::vector<std::string> bcc;  ///< PEC recipients reached by separate submissions
+    std::optional<net::spool_file> spool;
+  };
+  /// With `match` by header: the mailbox the From: header names, its session, MAIL and RCPTs.
+  asio::awaitable<smtp::reply> route_by_header(const smtp::header_block& headers);
+  /// PEC rules and edits, the Bcc split, the SIZE limit, DATA upstream; a refusal or code 0.
+  asio::awaitable<smtp::reply> prepare(outgoing& out);
+  /// A message whose end servers disagree about is refused (not completed upstream).
+  static std::optional<smtp::reply> unsendable(const message_source& source);
+  /// The final dot (or none, after a failure), the audit line, the Bcc copies.
+  asio::awaitable<smtp::reply> end_message(outgoing& out,
+                                           const std::optional<smtp::reply>& failure);
   asio::awaitable<std::optional<smtp::reply>> stream(message_source& source, std::string head,
                                                      message_source::status st);
   struct body_progress {

@@ -95,67 +95,80 @@ awaitable<void> relay_transaction::send_body(const std::string& bytes, body_prog
   if (!w.ok()) p.failure = upstream_failure(w);
 }
 
-awaitable<std::optional<smtp::reply>> relay_transaction::stream(message_source& source,
-                                                                std::string head, status st) {
-  const std::size_t fields_len = fields_length(head);
-  smtp::header_block headers =
-      smtp::header_block::parse(std::string_view(head).substr(0, fields_len));
-  if (auto id = headers.find("Message-ID")) message_id_ = id->value();
-
-  // Routing by the From: header, when configured.
-  if (config_.match != conf::sender_match::envelope) {
-    route by_header = route_header(config_, headers, route_);
-    if (!by_header.mailbox) co_return co_await refuse(source, st, by_header.refusal);
-    if (!upstream_) {
-      smtp::reply failure = co_await open_upstream(by_header);
-      if (failure.code) co_return co_await refuse(source, st, failure);
-      smtp::reply answer = co_await upstream_mail();
-      if (!answer.positive()) co_return co_await refuse(source, st, answer);
-      for (const auto& to : accepted_) {
-        answer = co_await upstream_rcpt(to);
-        if (!answer.positive()) {
-          answer.lines.insert(answer.lines.begin(), "recipient <" + to.address + ">:");
-          co_return co_await refuse(source, st, answer);
-        }
-      }
+awaitable<smtp::reply> relay_transaction::route_by_header(const smtp::header_block& headers) {
+  route by_header = route_header(config_, headers, route_);
+  if (!by_header.mailbox) co_return by_header.refusal;
+  if (upstream_) co_return smtp::reply{};
+  smtp::reply failure = co_await open_upstream(by_header);
+  if (failure.code) co_return failure;
+  smtp::reply answer = co_await upstream_mail();
+  if (!answer.positive()) co_return answer;
+  for (const auto& to : accepted_) {
+    answer = co_await upstream_rcpt(to);
+    if (!answer.positive()) {
+      answer.lines.insert(answer.lines.begin(), "recipient <" + to.address + ">:");
+      co_return answer;
     }
   }
-  std::vector<std::string> recipients;
-  for (const auto& r : accepted_) recipients.push_back(r.address);
-  std::vector<std::string> bcc;  // PEC recipients reached by separate submissions
-  std::optional<net::spool_file> spool;
+  co_return smtp::reply{};
+}
+
+awaitable<smtp::reply> relay_transaction::prepare(outgoing& out) {
+  for (const auto& r : accepted_) out.recipients.push_back(r.address);
   if (pec_) {
-    submission_plan plan = plan_pec_submission(*route_.mailbox, from_->address, recipients, headers,
-                                               config_.bcc, refused_);
-    if (plan.refusal.code) co_return co_await refuse(source, st, plan.refusal);
-    edits_ = apply_pec_edits(headers, config_.receipt_type, config_.hostname);
-    if (auto id = headers.find("Message-ID")) message_id_ = id->value();
+    submission_plan plan = plan_pec_submission(*route_.mailbox, from_->address, out.recipients,
+                                               out.headers, config_.bcc, refused_);
+    if (plan.refusal.code) co_return plan.refusal;
+    edits_ = apply_pec_edits(out.headers, config_.receipt_type, config_.hostname);
+    if (auto id = out.headers.find("Message-ID")) message_id_ = id->value();
     if (!plan.bcc.empty()) {
-      bcc = plan.bcc;
-      recipients = plan.recipients;
-      spool.emplace();
-      if (!spool->ok())
-        co_return co_await refuse(source, st, smtp::make_reply(451, "4.3.0", spool->error()));
-      smtp::reply narrowed = co_await narrow_to_main(recipients);
-      if (narrowed.code) co_return co_await refuse(source, st, narrowed);
+      out.bcc = plan.bcc;
+      out.recipients = plan.recipients;
+      out.spool.emplace();
+      if (!out.spool->ok()) co_return smtp::make_reply(451, "4.3.0", out.spool->error());
+      smtp::reply narrowed = co_await narrow_to_main(out.recipients);
+      if (narrowed.code) co_return narrowed;
     }
   }
   if (auto size = from_->param("SIZE")) {
     smtp::reply r = check_size_limit(
-        *route_.mailbox, std::strtoull(size->value.c_str(), nullptr, 10), recipients.size());
-    if (r.code) co_return co_await refuse(source, st, r);
+        *route_.mailbox, std::strtoull(size->value.c_str(), nullptr, 10), out.recipients.size());
+    if (r.code) co_return r;
   }
-
   smtp::client_result r = co_await upstream_->async_data();
-  if (!r.ok()) {
-    if (!r.server.code) co_return co_await refuse(source, st, upstream_failure(r));
-    co_return co_await refuse(source, st, r.server);
+  if (!r.ok()) co_return r.server.code ? r.server : upstream_failure(r);
+  co_return smtp::reply{};
+}
+
+std::optional<smtp::reply> relay_transaction::unsendable(const message_source& source) {
+  if (source.ambiguous())
+    return smtp::make_reply(550, "5.6.0",
+                            "a line starting with '.' follows a bare LF (servers disagree where "
+                            "such a message ends); send CRLF line endings");
+  if (source.bare_cr())
+    return smtp::make_reply(550, "5.6.0",
+                            "the message holds a bare CR (a CR not followed by LF; servers "
+                            "disagree where such a message ends); send CRLF line endings");
+  return std::nullopt;
+}
+
+awaitable<std::optional<smtp::reply>> relay_transaction::stream(message_source& source,
+                                                                std::string head, status st) {
+  const std::size_t fields_len = fields_length(head);
+  outgoing out;
+  out.headers = smtp::header_block::parse(std::string_view(head).substr(0, fields_len));
+  if (auto id = out.headers.find("Message-ID")) message_id_ = id->value();
+  if (config_.match != conf::sender_match::envelope) {  // routing by the From: header
+    smtp::reply refusal = co_await route_by_header(out.headers);
+    if (refusal.code) co_return co_await refuse(source, st, refusal);
   }
+  smtp::reply refusal = co_await prepare(out);
+  if (refusal.code) co_return co_await refuse(source, st, refusal);
 
   body_progress progress;
-  progress.recipients = recipients.size();
-  co_await send_body(headers.serialize(), progress);
-  progress.spool = spool ? &*spool : nullptr;
+  progress.recipients = out.recipients.size();
+  co_await send_body(out.headers.serialize(), progress);
+  progress.spool = out.spool ? &*out.spool : nullptr;
   co_await send_body(head.substr(fields_len), progress);
   head = std::string();
   std::string chunk;
@@ -164,7 +177,6 @@ awaitable<std::optional<smtp::reply>> relay_transaction::stream(message_source& 
     st = co_await source.read(chunk);
     if (!chunk.empty()) co_await send_body(chunk, progress);
   }
-  std::optional<smtp::reply>& failure = progress.failure;
   if (st == status::failed) {
     lg::info("msg.abandoned", {{"session", session_},
                                {"reason", source.error()},
@@ -173,22 +185,20 @@ awaitable<std::optional<smtp::reply>> relay_transaction::stream(message_source& 
     finish_upstream(false);
     co_return std::nullopt;
   }
-  if (!failure && source.ambiguous())
-    failure = smtp::make_reply(550, "5.6.0",
-                               "a line starting with '.' follows a bare LF (servers disagree where "
-                               "such a message ends); send CRLF line endings");
-  if (!failure && source.bare_cr())
-    failure = smtp::make_reply(550, "5.6.0",
-                               "the message holds a bare CR (a CR not followed by LF; servers "
-                               "disagree where such a message ends); send CRLF line endings");
+  if (!progress.failure) progress.failure = unsendable(source);
   sha256_ = progress.sha.hex_final();
+  co_return co_await end_message(out, progress.failure);
+}
+
+awaitable<smtp::reply> relay_transaction::end_message(outgoing& out,
+                                                      const std::optional<smtp::reply>& failure) {
   if (failure) {
     // The upstream never sees an end of data, so it delivers nothing.
     finish_upstream(false);
     audit(failure->transient() ? "deferred" : "rejected", *failure);
-    co_return failure;
+    co_return *failure;
   }
-  r = co_await upstream_->async_end_data();
+  smtp::client_result r = co_await upstream_->async_end_data();
   if (!r.server.code) {
     // Lost after the final dot: the upstream may or may not have taken it. A 4yz makes the
     // client retry, so the worst case is a duplicate, never a loss (RFC 1047).
@@ -200,9 +210,9 @@ awaitable<std::optional<smtp::reply>> relay_transaction::stream(message_source& 
   audit(r.server.positive()    ? "relayed"
         : r.server.transient() ? "deferred"
                                : "rejected",
-        r.server, &recipients);
-  if (!bcc.empty() && r.server.positive()) {
-    smtp::reply combined = co_await send_copies(headers, r.server, bcc, *spool);
+        r.server, &out.recipients);
+  if (!out.bcc.empty() && r.server.positive()) {
+    smtp::reply combined = co_await send_copies(out.headers, r.server, out.bcc, *out.spool);
     finish_upstream(upstream_ && upstream_->reusable());
     co_return combined;
   }

@@ -92,6 +92,7 @@ smtp::client_params upstream_pool::params_for(const conf::mailbox& m, mailbox_st
   p.final_reply_timeout = config_.timeouts.final_reply;
   p.session = session;
   p.trace = trace_;
+  p.connect = connect_;
   return p;
 }
 

@@ -42,6 +42,8 @@ class upstream_pool {
   void release(const conf::mailbox& m, std::unique_ptr<smtp::client> client);
   /// Closes every idle session; later releases close theirs too.
   void close_all();
+  /// Makes the connections to the providers (tests: scripted streams); unset: real ones.
+  void set_connector(net::channel_source connect) { connect_ = std::move(connect); }
 
  private:
   struct idle_session {
@@ -67,6 +69,7 @@ class upstream_pool {
   const conf::forwarder_config& config_;
   bool trace_;
   bool closed_ = false;
+  net::channel_source connect_;
   std::map<std::string, mailbox_state> states_;  ///< by lower-case address
   asio::steady_timer reaper_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

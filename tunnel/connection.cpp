@@ -1,5 +1,7 @@
 #include "connection.hpp"
 
+#include "tunnel/net/connect.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -229,7 +231,9 @@ void connection::finish() {
 awaitable<void> connection::watchdog(std::shared_ptr<connection> self) {
   (void)self;  // keeps the connection alive while the watchdog runs
   while (!finished_) {
-    clock::time_point deadline = timed_out_ ? far_future() : phase_deadline_;
+    // Connecting bounds itself (each target within connect_timeout, net::async_connect_any).
+    clock::time_point deadline =
+        timed_out_ || phase_ == phase::connect ? far_future() : phase_deadline_;
     if (!timed_out_ && (phase_ == phase::relay || phase_ == phase::linger)) {
       deadline = last_activity_ + config_.timeouts.idle;
       if (phase_ == phase::linger)
@@ -245,15 +249,6 @@ awaitable<void> connection::watchdog(std::shared_ptr<connection> self) {
 }
 
 void connection::on_deadline() {
-  if (phase_ == phase::connect) {
-    // One attempt ran out of time: abandon it; connect_target tries the next target.
-    attempt_timed_out_ = true;
-    std::error_code ignored;
-    if (connecting_) connecting_->close(ignored);
-    if (resolving_) resolving_->cancel();
-    phase_deadline_ = far_future();
-    return;
-  }
   std::string reason = std::string("no progress within ") + to_string(phase_) + "_timeout";
   if (phase_ == phase::linger) reason = "other direction still open after close_linger";
   if (phase_ == phase::relay) reason = "no data in either direction within idle_timeout";
@@ -262,6 +257,24 @@ void connection::on_deadline() {
   stopping_ = true;
   client_.cancel();
   if (server_) server_->cancel();
+}
+
+awaitable<outcome> connection::connect_target() {
+  const auto& targets = config_.connect;
+  std::size_t first = 0;
+  if (config_.failover == conf::failover_policy::round_robin)
+    first = service_->next_target.fetch_add(1, std::memory_order_relaxed) % targets.size();
+  begin_phase(phase::connect, config_.timeouts.connect);
+  net::connect_any_result c =
+      co_await net::async_connect_any(executor_, targets, first, config_.timeouts.connect);
+  if (c.fd < 0) {
+    fail(outcome::connect_failed, "no target reachable: " + c.error);
+    co_return aborted();
+  }
+  target_ = targets[c.index].to_string();
+  target_host_ = targets[c.index].host;  // "" for unix sockets, which need verify_host
+  server_.emplace(executor_, c.fd);
+  co_return outcome::closed;
 }
 
 awaitable<outcome> connection::setup() {

@@ -80,13 +80,14 @@ class connection : public std::enable_shared_from_this<connection> {
 
   asio::awaitable<void> run(std::shared_ptr<connection> self);
   asio::awaitable<outcome> setup();
-  asio::awaitable<bool> connect_one(const conf::address& target);
   asio::awaitable<outcome> read_proxy_header();
   asio::awaitable<outcome> connect_target();
   asio::awaitable<outcome> starttls_preamble();
   asio::awaitable<outcome> tls_handshake(net::stream_end& end);
   asio::awaitable<bool> write_all(net::stream_end& end, const std::string& data);
   asio::awaitable<bool> flush_all(net::stream_end& end);
+  /// Writes one batch read by pump(); false when the connection is over.
+  asio::awaitable<bool> write_through(net::stream_end& to, const char* data, std::size_t n);
   asio::awaitable<bool> wait_until(net::stream_end& end, net::io_want want);
   asio::awaitable<void> pump(net::stream_end& from, net::stream_end& to, std::uint64_t& counter,
                              std::shared_ptr<connection> self);
@@ -115,10 +116,6 @@ class connection : public std::enable_shared_from_this<connection> {
   std::string peer_;                ///< client_address_ as text, for logs
   std::string target_;              ///< the target reached, for logs ("host:port")
   std::string target_host_;         ///< its host name, for verification and SNI
-  std::string connect_errors_;      ///< every failed attempt, for the failure reason
-  asio::generic::stream_protocol::socket* connecting_ = nullptr;
-  asio::ip::tcp::resolver* resolving_ = nullptr;
-  bool attempt_timed_out_ = false;
   bool finished_ = false;
   bool refused_real_client_ = false;  ///< the handshake refused a real TLS client
   std::string starttls_greeting_;

@@ -29,10 +29,35 @@ char* scratch_buffer() {
 
 }  // namespace
 
+awaitable<bool> connection::write_through(net::stream_end& to, const char* data, std::size_t n) {
+  std::unique_ptr<char[]> held;  // unsent bytes while `to` is not writable
+  std::size_t off = 0;
+  while (off < n && !stopping_) {
+    net::io_result w = to.write(data + off, n - off);
+    off += w.n;
+    if (w.n > 0) continue;
+    if (w.want == net::io_want::none) {
+      fail(w.reset ? outcome::reset : outcome::error, w.error);
+      stopping_ = true;  // the abort below ends both directions
+      co_return false;
+    }
+    if (!held) {
+      // The shared scratch buffer is another connection's once this one suspends.
+      held.reset(new char[n - off]);
+      std::memcpy(held.get(), data + off, n - off);
+      data = held.get();
+      n -= off;
+      off = 0;
+    }
+    if (!co_await wait_until(to, w.want)) co_return false;
+    last_activity_ = clock::now();
+  }
+  co_return !stopping_;
+}
+
 awaitable<void> connection::pump(net::stream_end& from, net::stream_end& to, std::uint64_t& counter,
                                  std::shared_ptr<connection> self) {
-  std::unique_ptr<char[]> held;  // unsent bytes while `to` is not writable
-  net::io_result pending;        // an end seen while draining, handled next round
+  net::io_result pending;  // an end seen while draining, handled next round
   bool orderly_end = false;
   std::size_t since_yield = 0;
   while (!stopping_) {
@@ -68,28 +93,7 @@ awaitable<void> connection::pump(net::stream_end& from, net::stream_end& to, std
     counter += n;
     since_yield += n;
     last_activity_ = clock::now();
-    const char* data = scratch;
-    std::size_t off = 0;
-    while (off < n && !stopping_) {
-      net::io_result w = to.write(data + off, n - off);
-      off += w.n;
-      if (w.n > 0) continue;
-      if (w.want == net::io_want::none) {
-        fail(w.reset ? outcome::reset : outcome::error, w.error);
-        stopping_ = true;  // the abort below ends both directions
-        break;
-      }
-      if (!held) {
-        held.reset(new char[n - off]);
-        std::memcpy(held.get(), data + off, n - off);
-        data = held.get();
-        n -= off;
-        off = 0;
-      }
-      if (!co_await wait_until(to, w.want)) break;
-      last_activity_ = clock::now();
-    }
-    held.reset();
+    if (!co_await write_through(to, scratch, n)) break;
     if (!stopping_ && !co_await flush_all(to)) {
       stopping_ = true;
       break;

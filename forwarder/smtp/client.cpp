@@ -142,6 +142,12 @@ awaitable<client_result> client::drive() {
 }
 
 awaitable<client_result> client::async_open() {
+  if (params_.connect) {
+    std::string error;
+    std::unique_ptr<net::line_channel> channel = co_await params_.connect(error);
+    if (!channel) co_return client_result{failure_kind::connection, {}, "connect: " + error};
+    co_return co_await async_open(std::move(channel));
+  }
   net::connect_result c =
       co_await net::async_connect_to(executor_, params_.endpoint.addr, params_.connect_timeout);
   if (c.fd < 0)

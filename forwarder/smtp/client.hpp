@@ -31,6 +31,9 @@ struct client_params {
   std::string login;                      ///< "" = no AUTH
   /// Reads the password when it is needed (and only then); nullopt + error on failure.
   net::password_source password;
+  /// How the connection is made; unset: to the endpoint, within connect_timeout. Tests hand
+  /// in scripted streams through it.
+  net::channel_source connect;
   conf::duration connect_timeout{std::chrono::seconds(30)};
   conf::duration handshake_timeout{std::chrono::seconds(30)};
   conf::duration reply_timeout{std::chrono::minutes(2)};

@@ -76,4 +76,24 @@ asio::awaitable<connect_result> async_connect_to(asio::any_io_executor ex,
   co_return result;
 }
 
+asio::awaitable<connect_any_result> async_connect_any(asio::any_io_executor ex,
+                                                      const std::vector<conf::address>& targets,
+                                                      std::size_t first,
+                                                      conf::duration per_target) {
+  connect_any_result out;
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    const std::size_t index = (first + i) % targets.size();
+    connect_result c = co_await async_connect_to(ex, targets[index], per_target);
+    if (c.fd >= 0) {
+      out.fd = c.fd;
+      out.index = index;
+      out.error.clear();
+      co_return out;
+    }
+    out.error += (out.error.empty() ? "" : "; ") + c.error;
+    out.timed_out = c.timed_out;
+  }
+  co_return out;
+}
+
 }  // namespace postern::net

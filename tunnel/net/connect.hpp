@@ -1,7 +1,11 @@
 #pragma once
-/// Connecting to an upstream address (host:port or unix:/path) within a deadline.
+/// Connecting to an upstream address (host:port or unix:/path) within a deadline, and to the
+/// first reachable of several (failover). The one connect of postern: the tunnel, the SMTP
+/// client and the POP3 client all use it.
 
+#include <cstddef>
 #include <string>
+#include <vector>
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
@@ -22,5 +26,15 @@ struct connect_result {
 asio::awaitable<connect_result> async_connect_to(asio::any_io_executor ex,
                                                  const conf::address& target,
                                                  conf::duration timeout);
+
+struct connect_any_result : connect_result {
+  std::size_t index = 0;  ///< of the target reached, when fd >= 0
+};
+
+/// Tries the targets in order from `first` (wrapping around), each bounded by `per_target`,
+/// until one connects; `error` names every failed attempt.
+asio::awaitable<connect_any_result> async_connect_any(asio::any_io_executor ex,
+                                                      const std::vector<conf::address>& targets,
+                                                      std::size_t first, conf::duration per_target);
 
 }  // namespace postern::net

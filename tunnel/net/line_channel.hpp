@@ -3,6 +3,7 @@
 /// with a line bound, batched writes, and a deadline on every wait. Both the forwarder's
 /// server sessions and its upstream client use it.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -18,6 +19,11 @@
 namespace postern::net {
 
 enum class io_status { ok, closed, timeout, failed, too_long };
+
+class line_channel;
+/// Makes a connected channel; null + error on failure.
+using channel_source =
+    std::function<asio::awaitable<std::unique_ptr<line_channel>>(std::string& error)>;
 const char* to_string(io_status s);
 
 class line_channel {
