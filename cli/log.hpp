@@ -74,6 +74,13 @@ inline void info(std::string_view name, std::initializer_list<field> f) {
 inline void debug(std::string_view name, std::initializer_list<field> f) {
   event(level::debug, name, f);
 }
+/// A protocol machine's move from one named state to another (trace level), when it moved.
+inline void transition(std::string_view name, std::string_view session, const char* from,
+                       const char* to) {
+  if (std::string_view(from) != to && logger::instance().enabled(level::trace))
+    logger::instance().write(level::trace, name,
+                             {{"session", session}, {"from", from}, {"to", to}});
+}
 
 /// Appends `v` as a quoted JSON string (also used for quoted values in text lines). Bytes
 /// that are not UTF-8 (a client's 8-bit garbage) become U+FFFD, so every line stays valid

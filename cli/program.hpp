@@ -83,19 +83,25 @@ std::optional<Config> load_configuration(const program_config<Config>& program,
   return config;
 }
 
+/// Applies a loaded configuration: every error logged (false: nothing changed), then its
+/// insecure settings, as at every start and reload.
+template <class Config>
+bool apply_configuration(const Config& config, served<Config>& server) {
+  std::vector<std::string> errors;
+  if (!server.apply(config, errors)) {
+    for (const auto& e : errors) log::error("config.error", {{"error", e}});
+    return false;
+  }
+  log_insecure(conf::insecure_settings(config));
+  return true;
+}
+
 /// Loads `file` and applies it to `server`; false (every error logged) keeps what runs.
 template <class Config>
 bool load_and_apply(const program_config<Config>& program, const std::string& file,
                     served<Config>& server) {
   std::optional<Config> config = load_configuration(program, file);
-  if (!config) return false;
-  std::vector<std::string> errors;
-  if (!server.apply(*config, errors)) {
-    for (const auto& e : errors) log::error("config.error", {{"error", e}});
-    return false;
-  }
-  log_insecure(conf::insecure_settings(*config));
-  return true;
+  return config && apply_configuration(*config, server);
 }
 
 /// Serves `file` until SIGTERM/SIGINT and the drain end; SIGHUP reloads (a reload that fails
@@ -109,12 +115,7 @@ int serve(const program_config<Config>& program, const std::string& file, conf::
   if (!config) return exit_code::config;
   auto owned = make(*config);
   served<Config>& server = *owned;
-  std::vector<std::string> errors;
-  if (!server.apply(*config, errors)) {
-    for (const auto& e : errors) log::error("config.error", {{"error", e}});
-    return exit_code::config;
-  }
-  log_insecure(conf::insecure_settings(*config));
+  if (!apply_configuration(*config, server)) return exit_code::config;
   service_signals signals(
       server.main_context(), file, [&] { return load_and_apply(program, file, server); },
       [&] { server.shutdown(grace); });

@@ -30,8 +30,12 @@ pop3_result not_connected() { return {failure_kind::connection, {}, "not connect
 pop3_client::pop3_client(asio::any_io_executor ex, pop3_params params)
     : executor_(std::move(ex)), params_(std::move(params)), machine_(machine_settings(params_)) {}
 
+bool pop3_client::tracing() const {
+  return params_.trace && lg::logger::instance().enabled(lg::level::trace);
+}
+
 void pop3_client::trace(const char* dir, std::string_view line) {
-  if (params_.trace && lg::logger::instance().enabled(lg::level::trace))
+  if (tracing())
     lg::event(lg::level::trace, "pop3",
               {{"session", params_.session}, {"dir", dir}, {"line", line}});
 }
@@ -121,7 +125,7 @@ awaitable<std::optional<pop3_result>> pop3_client::step(pop3_machine::action& a)
     case kind::send:
     case kind::read_status: {
       if (a.what == kind::send) {
-        trace(">", a.sensitive ? "<redacted>" : lg::redact_protocol_line(a.bytes));
+        if (tracing()) trace(">", a.sensitive ? "<redacted>" : lg::redact_protocol_line(a.bytes));
         channel_->queue(a.bytes);
       }
       if (a.what == kind::send || a.flush_first) {
@@ -181,11 +185,7 @@ awaitable<pop3_result> pop3_client::drive() {
     const auto before = machine_.current();
     std::optional<pop3_result> done = co_await step(next_);
     if (done) co_return std::move(*done);
-    if (machine_.current() != before && lg::logger::instance().enabled(lg::level::trace))
-      lg::event(lg::level::trace, "pop3.state",
-                {{"session", params_.session},
-                 {"from", to_string(before)},
-                 {"to", to_string(machine_.current())}});
+    lg::transition("pop3.state", params_.session, to_string(before), to_string(machine_.current()));
   }
 }
 

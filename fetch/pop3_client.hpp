@@ -95,6 +95,7 @@ class pop3_client {
   asio::awaitable<pop3_result> start_tls();
   pop3_result io_failure(net::io_status s, const std::string& what);
   [[nodiscard]] bool usable() const { return channel_ && !machine_.broken(); }
+  [[nodiscard]] bool tracing() const;
   void trace(const char* dir, std::string_view line);
 
   asio::any_io_executor executor_;

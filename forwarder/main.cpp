@@ -17,7 +17,6 @@
 namespace {
 
 using namespace postern;
-namespace lg = postern::log;
 
 const std::string default_config = POSTERN_SYSCONFDIR "/forwarder.toml";
 

@@ -97,10 +97,7 @@ class session {
     while (a.what != kind::close) {
       const auto before = machine_.current();
       co_await step(a);
-      if (machine_.current() != before && lg::logger::instance().enabled(lg::level::trace))
-        lg::event(
-            lg::level::trace, "smtp.client.state",
-            {{"session", id_}, {"from", to_string(before)}, {"to", to_string(machine_.current())}});
+      lg::transition("smtp.client.state", id_, to_string(before), to_string(machine_.current()));
     }
     send(a);
     co_await channel_.flush(config_.timeouts.command);
@@ -126,12 +123,13 @@ class session {
 
   void send(const action& a) {
     for (const smtp::reply& r : a.replies) {
-      trace("<", r.one_line());
+      if (tracing()) trace("<", r.one_line());
       channel_.queue(r.wire());
     }
   }
+  bool tracing() const { return rt_->trace && lg::logger::instance().enabled(lg::level::trace); }
   void trace(const char* dir, std::string_view line) {
-    if (rt_->trace && lg::logger::instance().enabled(lg::level::trace))
+    if (tracing())
       lg::event(lg::level::trace, "smtp.client",
                 {{"session", id_}, {"dir", dir}, {"line", lg::redact_protocol_line(line)}});
   }

@@ -12,7 +12,6 @@
 namespace {
 
 using namespace postern;
-namespace lg = postern::log;
 
 const cli::program_config<conf::tunnel_config> program{
     conf::load_tunnel_config,

@@ -31,18 +31,14 @@ client_result not_connected(const char* what) { return {failure_kind::connection
 client::client(asio::any_io_executor ex, client_params params)
     : executor_(std::move(ex)), params_(std::move(params)), machine_(machine_settings(params_)) {}
 
-void client::trace(const char* direction, std::string_view line) {
-  if (params_.trace && lg::logger::instance().enabled(lg::level::trace))
-    lg::event(lg::level::trace, "smtp.upstream",
-              {{"session", params_.session}, {"dir", direction}, {"line", line}});
+bool client::tracing() const {
+  return params_.trace && lg::logger::instance().enabled(lg::level::trace);
 }
 
-void client::trace_state(client_machine::state before) {
-  if (machine_.current() != before && lg::logger::instance().enabled(lg::level::trace))
-    lg::event(lg::level::trace, "smtp.upstream.state",
-              {{"session", params_.session},
-               {"from", to_string(before)},
-               {"to", to_string(machine_.current())}});
+void client::trace(const char* direction, std::string_view line) {
+  if (tracing())
+    lg::event(lg::level::trace, "smtp.upstream",
+              {{"session", params_.session}, {"dir", direction}, {"line", line}});
 }
 
 conf::duration client::timeout(reply_wait wait) const {
@@ -109,7 +105,7 @@ awaitable<client_result> client::drive() {
     const auto before = machine_.current();
     switch (a.what) {
       case kind::send: {
-        trace(">", a.sensitive ? "<redacted>" : lg::redact_protocol_line(a.bytes));
+        if (tracing()) trace(">", a.sensitive ? "<redacted>" : lg::redact_protocol_line(a.bytes));
         channel_->queue(a.bytes);
         client_result sent = co_await flush("sending a command");
         if (!sent.ok()) {
@@ -137,7 +133,8 @@ awaitable<client_result> client::drive() {
         if (a.close) channel_->close();
         co_return std::move(a.result);
     }
-    trace_state(before);
+    lg::transition("smtp.upstream.state", params_.session, to_string(before),
+                   to_string(machine_.current()));
   }
 }
 

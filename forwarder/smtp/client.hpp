@@ -98,8 +98,8 @@ class client {
   asio::awaitable<client_result> flush(const char* what);
   client_result io_failure(net::io_status s, const std::string& what);
   [[nodiscard]] conf::duration timeout(reply_wait wait) const;
+  [[nodiscard]] bool tracing() const;
   void trace(const char* direction, std::string_view line);
-  void trace_state(client_machine::state before);
   [[nodiscard]] bool usable() const { return channel_ && !machine_.broken(); }
 
   asio::any_io_executor executor_;

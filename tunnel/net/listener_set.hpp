@@ -41,7 +41,6 @@ class listener_set {
   bool reconcile(std::vector<listen_spec> specs, std::vector<std::string>& errors);
   /// Stops accepting everywhere (shutdown); the sockets are closed.
   void close_all();
-  [[nodiscard]] std::size_t size() const { return listeners_.size(); }
 
   /// The longest pause between two failed accepts.
   static constexpr std::chrono::milliseconds max_backoff{2000};
