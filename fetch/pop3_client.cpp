@@ -46,14 +46,12 @@ pop3_result pop3_client::io_failure(io_status s, const std::string& what) {
   return {k, {}, what + ": " + channel_->error()};
 }
 
-awaitable<pop3_result> pop3_client::read_status(std::optional<pop3_status>& status) {
-  std::string line;
+awaitable<pop3_result> pop3_client::read_status_line(std::string& line) {
   io_status s = co_await channel_->read_line(line, max_line, params_.reply_timeout);
   if (s == io_status::too_long)
     co_return pop3_result{failure_kind::protocol, {}, "status line too long"};
   if (s != io_status::ok) co_return io_failure(s, "waiting for the server");
   trace("<", line);
-  status = parse_status(line);
   co_return pop3_result{};
 }
 
@@ -135,10 +133,14 @@ awaitable<std::optional<pop3_result>> pop3_client::step(pop3_machine::action& a)
           co_return std::nullopt;
         }
       }
-      std::optional<pop3_status> status;
-      pop3_result r = co_await read_status(status);
-      a = r.ok() ? machine_.on_status(status, !channel_->buffered().empty())
-                 : machine_.on_io_failure(std::move(r));
+      std::string line;
+      pop3_result r = co_await read_status_line(line);
+      if (!r.ok())
+        a = machine_.on_io_failure(std::move(r));
+      else if (a.line)
+        a = machine_.on_line(line, !channel_->buffered().empty());
+      else
+        a = machine_.on_status(parse_status(line));
       co_return std::nullopt;
     }
     case kind::queue:

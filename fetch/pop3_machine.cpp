@@ -15,7 +15,7 @@ const char* to_string(pop3_machine::state s) {
     case st::tls_first: return "tls_first";
     case st::greeting: return "greeting";
     case st::capa: return "capa";
-    case st::stls: return "stls";
+    case st::preamble: return "preamble";
     case st::tls: return "tls";
     case st::capa_again: return "capa_again";
     case st::password: return "password";
@@ -85,8 +85,59 @@ pop3_machine::action pop3_machine::open() {
     a.what = kind::start_tls;
     return a;
   }
+  if (settings_.stls) {
+    dialogue_.emplace(conf::app_protocol::pop3, std::string());
+    state_ = state::preamble;
+    action a = read_status();
+    a.line = true;
+    return a;
+  }
   state_ = state::greeting;
   return read_status();
+}
+
+pop3_machine::action pop3_machine::on_line(std::string_view line, bool more_input) {
+  if (state_ != state::preamble || !dialogue_)
+    return fail(failure_kind::protocol, "a dialogue line where none was expected");
+  return dialogue_step(dialogue_->on_line(line, more_input));
+}
+
+pop3_machine::action pop3_machine::dialogue_step(net::starttls_dialogue::step step) {
+  using dl = net::starttls_dialogue;
+  switch (step.what) {
+    case dl::action::send: {
+      action a = send(state::preamble, {});
+      a.bytes = std::move(step.data);  // already a CRLF-terminated command
+      a.line = true;
+      return a;
+    }
+    case dl::action::read_more: {
+      action a = read_status();
+      a.line = true;
+      return a;
+    }
+    case dl::action::start_tls: {
+      dialogue_.reset();
+      state_ = state::tls;
+      action a;
+      a.what = kind::start_tls;
+      return a;
+    }
+    case dl::action::fail: break;
+  }
+  dialogue_.reset();
+  std::string text = step.server_line;
+  if (auto sp = text.find(' '); sp != std::string::npos)
+    text.erase(0, sp + 1);
+  else
+    text.clear();
+  switch (step.why) {
+    case dl::failure::refused:
+      return finish({failure_kind::rejected_permanent, text, std::move(step.data)}, state::idle);
+    case dl::failure::starttls_refused:
+      return fail(failure_kind::tls, settings_.server + ": " + step.explain());
+    default: return fail(failure_kind::protocol, step.explain());
+  }
 }
 
 pop3_machine::action pop3_machine::on_tls(const pop3_result& r) {
@@ -109,22 +160,7 @@ pop3_machine::action pop3_machine::after_capa(const pop3_status& s) {
 
 pop3_machine::action pop3_machine::on_capa(const std::vector<std::string>& lines) {
   caps_ = parse_capa(lines);
-  if (state_ == state::capa && settings_.stls) {
-    if (!caps_.stls)
-      return fail(failure_kind::tls,
-                  settings_.server + " does not offer STLS; refusing to log in in cleartext");
-    return send(state::stls, "STLS");
-  }
   return login();
-}
-
-pop3_machine::action pop3_machine::after_stls(const pop3_status& s, bool more_input) {
-  if (!s.ok) return fail(failure_kind::tls, "STLS refused: " + s.text);
-  if (more_input) return fail(failure_kind::protocol, "data injected before TLS (RFC 2595 §4)");
-  state_ = state::tls;
-  action a;
-  a.what = kind::start_tls;
-  return a;
 }
 
 pop3_machine::action pop3_machine::login() {
@@ -200,14 +236,14 @@ pop3_machine::action pop3_machine::dele(std::uint32_t number) {
 
 pop3_machine::action pop3_machine::quit() { return send(state::quit, "QUIT"); }
 
-pop3_machine::action pop3_machine::on_status(const std::optional<pop3_status>& s, bool more_input) {
+pop3_machine::action pop3_machine::on_status(const std::optional<pop3_status>& s) {
   if (!s) return fail(failure_kind::protocol, "not a POP3 server: unexpected reply");
   const bool ours_is_next =
       pending_.empty() || (state_ == state::retr && waiting_for_ && pending_.front().retr &&
                            pending_.front().number == *waiting_for_);
   if (!ours_is_next) return pending_status(*s);
   if (!pending_.empty()) pending_.pop_front();  // retr(): the RETR asked for ahead
-  return own_status(*s, more_input);
+  return own_status(*s);
 }
 
 pop3_machine::action pop3_machine::pending_status(const pop3_status& s) {
@@ -228,7 +264,7 @@ pop3_machine::action pop3_machine::pending_status(const pop3_status& s) {
   return a;
 }
 
-pop3_machine::action pop3_machine::own_status(const pop3_status& s, bool more_input) {
+pop3_machine::action pop3_machine::own_status(const pop3_status& s) {
   const pop3_result refused{failure_kind::rejected_permanent, s.text, {}};
   switch (state_) {
     case state::greeting:
@@ -236,7 +272,6 @@ pop3_machine::action pop3_machine::own_status(const pop3_status& s, bool more_in
       return send(state::capa, "CAPA");
     case state::capa:
     case state::capa_again: return after_capa(s);
-    case state::stls: return after_stls(s, more_input);
     case state::auth:
     case state::user:
     case state::pass: return login_status(s);

@@ -14,6 +14,7 @@
 #include "conf/secret.hpp"
 #include "fetch/pop3_protocol.hpp"
 #include "forwarder/smtp/client_machine.hpp"
+#include "tunnel/net/starttls_dialogue.hpp"
 
 namespace postern::fetch {
 
@@ -33,7 +34,7 @@ class pop3_machine {
     tls_first,  ///< implicit TLS before the greeting
     greeting,
     capa,        ///< CAPA sent (its -ERR means an old server: no capabilities)
-    stls,        ///< STLS sent
+    preamble,    ///< the STLS dialogue (greeting, STLS) in net::starttls_dialogue
     tls,         ///< handshake after STLS
     capa_again,  ///< CAPA after STLS: capabilities may differ once TLS is up (RFC 2595 §4)
     password,    ///< waiting for our own password
@@ -51,6 +52,7 @@ class pop3_machine {
   struct action {
     enum class kind {
       send,         ///< queue `bytes`, send everything queued, then read a status line
+                    ///< (with `line`: one line of the STLS dialogue, for on_line)
       queue,        ///< queue `bytes` to go with the next command; the operation is done
       read_status,  ///< read one status line (the answer to something sent before)
       read_lines,   ///< read a multi-line answer to its "." (CAPA: on_capa, else on_lines_done)
@@ -62,6 +64,7 @@ class pop3_machine {
     kind what = kind::done;
     std::string bytes;
     bool sensitive = false;    ///< `bytes` hold a credential
+    bool line = false;         ///< send/read_status: the line goes to on_line
     bool flush_first = false;  ///< read_status: send what is queued before reading
     bool capa = false;         ///< read_lines: the CAPA answer
     std::uint32_t number = 0;  ///< read_body: which message
@@ -93,7 +96,10 @@ class pop3_machine {
   action quit();
 
   /// A status line; nullopt when the line was neither +OK nor -ERR.
-  action on_status(const std::optional<pop3_status>& s, bool more_input);
+  action on_status(const std::optional<pop3_status>& s);
+  /// A line of the STLS dialogue; `more_input`: bytes followed it in the same read (after the
+  /// go-ahead, an injection: RFC 2595 §4).
+  action on_line(std::string_view line, bool more_input);
   action on_capa(const std::vector<std::string>& lines);
   action on_lines_done();
   action on_body_done();
@@ -119,14 +125,15 @@ class pop3_machine {
   action fail(failure_kind kind, std::string detail);
   action next_answer();
   action pending_status(const pop3_status& s);
-  action own_status(const pop3_status& s, bool more_input);
+  action own_status(const pop3_status& s);
   action after_capa(const pop3_status& s);
-  action after_stls(const pop3_status& s, bool more_input);
+  action dialogue_step(net::starttls_dialogue::step step);
   action login();
   action login_status(const pop3_status& s);
 
   settings settings_;
   state state_ = state::idle;
+  std::optional<net::starttls_dialogue> dialogue_;
   pop3_capabilities caps_;
   std::deque<pending> pending_;  ///< pipelined commands whose answer is not read, oldest first
   std::optional<std::uint32_t> waiting_for_;  ///< retr(): the pending RETR being read

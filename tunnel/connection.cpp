@@ -369,7 +369,7 @@ awaitable<outcome> connection::starttls_preamble() {
     }
     if (step.what == net::starttls_dialogue::action::start_tls) break;
     if (step.what == net::starttls_dialogue::action::fail) {
-      fail(outcome::protocol_error, "STARTTLS: " + step.data);
+      fail(outcome::protocol_error, "STARTTLS: " + step.explain());
       co_return aborted();
     }
     net::io_result r = server_->read(buf, sizeof buf);

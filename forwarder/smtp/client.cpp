@@ -57,27 +57,35 @@ client_result client::io_failure(io_status s, const std::string& what) {
 
 awaitable<std::optional<reply>> client::read_reply(reply_wait wait, client_result& failure) {
   reply_parser parser;
-  std::string line;
   // One deadline for the whole reply: a server that dribbles a multi-line reply is cut too.
-  const auto deadline = net::line_channel::clock::now() + timeout(wait);
+  reply_deadline_.reset();
   for (;;) {
-    io_status s = co_await channel_->read_line_until(line, max_reply_line, deadline);
-    if (s == io_status::too_long) {
-      failure = {failure_kind::protocol, {}, "reply line too long"};
-      co_return std::nullopt;
-    }
-    if (s != io_status::ok) {
-      failure = io_failure(s, "waiting for a reply");
-      co_return std::nullopt;
-    }
-    trace("<", line);
-    auto st = parser.feed(line);
+    std::optional<std::string> line = co_await read_line(wait, failure);
+    if (!line) co_return std::nullopt;
+    auto st = parser.feed(*line);
     if (st == reply_parser::status::malformed) {
       failure = {failure_kind::protocol, {}, parser.error() + ": not an SMTP server?"};
       co_return std::nullopt;
     }
     if (st == reply_parser::status::done) co_return parser.take();
   }
+}
+
+awaitable<std::optional<std::string>> client::read_line(reply_wait wait, client_result& failure) {
+  // The lines of one reply share its deadline: it is armed by the first line after a command.
+  if (!reply_deadline_) reply_deadline_ = net::line_channel::clock::now() + timeout(wait);
+  std::string line;
+  io_status s = co_await channel_->read_line_until(line, max_reply_line, *reply_deadline_);
+  if (s == io_status::too_long) {
+    failure = {failure_kind::protocol, {}, "reply line too long"};
+    co_return std::nullopt;
+  }
+  if (s != io_status::ok) {
+    failure = io_failure(s, "waiting for a reply");
+    co_return std::nullopt;
+  }
+  trace("<", line);
+  co_return line;
 }
 
 awaitable<client_result> client::flush(const char* what) {
@@ -107,6 +115,7 @@ awaitable<client_result> client::drive() {
       case kind::send: {
         if (tracing()) trace(">", a.sensitive ? "<redacted>" : lg::redact_protocol_line(a.bytes));
         channel_->queue(a.bytes);
+        reply_deadline_.reset();
         client_result sent = co_await flush("sending a command");
         if (!sent.ok()) {
           a = machine_.on_io_failure(std::move(sent));
@@ -116,9 +125,14 @@ awaitable<client_result> client::drive() {
       }
       case kind::read: {
         client_result failure;
+        if (a.line) {
+          std::optional<std::string> line = co_await read_line(a.wait, failure);
+          a = line ? machine_.on_line(*line, !channel_->buffered().empty())
+                   : machine_.on_io_failure(std::move(failure));
+          break;
+        }
         std::optional<reply> r = co_await read_reply(a.wait, failure);
-        a = r ? machine_.on_reply(*r, !channel_->buffered().empty())
-              : machine_.on_io_failure(std::move(failure));
+        a = r ? machine_.on_reply(*r) : machine_.on_io_failure(std::move(failure));
         break;
       }
       case kind::start_tls: a = machine_.on_tls(co_await start_tls()); break;
@@ -155,6 +169,7 @@ awaitable<client_result> client::async_open() {
 
 awaitable<client_result> client::async_open(std::unique_ptr<net::line_channel> channel) {
   channel_ = std::move(channel);
+  reply_deadline_.reset();
   client_result r = co_await run(machine_.open());
   if (!r.ok()) co_return r;
   const std::string event = params_.role + ".connected";

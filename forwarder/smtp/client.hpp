@@ -94,6 +94,8 @@ class client {
   }
   asio::awaitable<client_result> drive();
   asio::awaitable<std::optional<reply>> read_reply(reply_wait wait, client_result& failure);
+  /// One line, under the deadline of the reply it belongs to (armed by its first line).
+  asio::awaitable<std::optional<std::string>> read_line(reply_wait wait, client_result& failure);
   asio::awaitable<client_result> start_tls();
   asio::awaitable<client_result> flush(const char* what);
   client_result io_failure(net::io_status s, const std::string& what);
@@ -109,6 +111,7 @@ class client {
   client_machine::action next_;  ///< the action drive() carries out next
   dot_encoder encoder_;
   std::string verify_;
+  std::optional<net::line_channel::clock::time_point> reply_deadline_;
 };
 
 }  // namespace postern::smtp

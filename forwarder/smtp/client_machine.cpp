@@ -26,7 +26,7 @@ const char* to_string(client_machine::state s) {
     case st::tls_first: return "tls_first";
     case st::greeting: return "greeting";
     case st::ehlo: return "ehlo";
-    case st::starttls: return "starttls";
+    case st::preamble: return "preamble";
     case st::tls: return "tls";
     case st::ehlo_again: return "ehlo_again";
     case st::password: return "password";
@@ -97,10 +97,61 @@ client_machine::action client_machine::open() {
     a.what = kind::start_tls;
     return a;
   }
-  state_ = state::greeting;
   action a;
   a.what = kind::read;
+  if (settings_.starttls) {
+    dialogue_.emplace(settings_.lmtp ? conf::app_protocol::lmtp : conf::app_protocol::smtp,
+                      settings_.helo_name);
+    state_ = state::preamble;
+    a.line = true;
+    return a;
+  }
+  state_ = state::greeting;
   return a;
+}
+
+client_machine::action client_machine::on_line(std::string_view line, bool more_input) {
+  if (state_ != state::preamble || !dialogue_)
+    return fail(failure_kind::protocol, "a dialogue line where none was expected");
+  return dialogue_step(dialogue_->on_line(line, more_input));
+}
+
+client_machine::action client_machine::dialogue_step(net::starttls_dialogue::step step) {
+  using dl = net::starttls_dialogue;
+  switch (step.what) {
+    case dl::action::send: {
+      action a = send(state::preamble, {});
+      a.bytes = std::move(step.data);  // already a CRLF-terminated command
+      a.line = true;
+      return a;
+    }
+    case dl::action::read_more: {
+      action a;
+      a.what = kind::read;
+      a.line = true;
+      return a;
+    }
+    case dl::action::start_tls: {
+      dialogue_.reset();
+      state_ = state::tls;
+      action a;
+      a.what = kind::start_tls;
+      return a;
+    }
+    case dl::action::fail: break;
+  }
+  dialogue_.reset();
+  reply r;
+  r.code = step.code;
+  if (step.server_line.size() > 4) r.lines.push_back(step.server_line.substr(4));
+  switch (step.why) {
+    case dl::failure::refused: return finish({classify(r), r, std::move(step.data)}, state::idle);
+    case dl::failure::starttls_refused:
+      return finish({failure_kind::tls, r, std::move(step.data)}, state::idle);
+    case dl::failure::not_offered:
+      return fail(failure_kind::tls, settings_.server + ": " + step.data);
+    default: return fail(failure_kind::protocol, step.explain());
+  }
 }
 
 client_machine::action client_machine::on_tls(const client_result& r) {
@@ -123,24 +174,8 @@ client_machine::action client_machine::after_greeting(const reply& r) {
 client_machine::action client_machine::after_ehlo(const reply& r) {
   if (!r.positive()) return finish({classify(r), r, "EHLO refused"}, state::idle);
   caps_ = parse_ehlo(r);
-  if (state_ == state::ehlo && settings_.starttls) {
-    if (!caps_.starttls)
-      return fail(failure_kind::tls, settings_.server +
-                                         " does not offer STARTTLS; refusing to continue in "
-                                         "cleartext");
-    return send(state::starttls, "STARTTLS");
-  }
   if (!settings_.login.empty()) return start_auth();
   return logged_in();
-}
-
-client_machine::action client_machine::after_starttls(const reply& r, bool more_input) {
-  if (!r.positive()) return finish({failure_kind::tls, r, "STARTTLS refused"}, state::idle);
-  if (more_input) return fail(failure_kind::protocol, "data injected before TLS (RFC 3207 §6)");
-  state_ = state::tls;
-  action a;
-  a.what = kind::start_tls;
-  return a;
 }
 
 client_machine::action client_machine::start_auth() {
@@ -270,12 +305,11 @@ client_machine::action client_machine::quit() {
   return send(state::quit, "QUIT", false, reply_wait::quit);
 }
 
-client_machine::action client_machine::on_reply(const reply& r, bool more_input) {
+client_machine::action client_machine::on_reply(const reply& r) {
   switch (state_) {
     case state::greeting: return after_greeting(r);
     case state::ehlo:
     case state::ehlo_again: return after_ehlo(r);
-    case state::starttls: return after_starttls(r, more_input);
     case state::auth: return auth_step(r);
     case state::auth_cancel: return fail(failure_kind::protocol, "unexpected AUTH challenge");
     case state::mail:

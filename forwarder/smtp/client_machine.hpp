@@ -12,6 +12,7 @@
 #include "conf/secret.hpp"
 #include "forwarder/smtp/reply.hpp"
 #include "forwarder/smtp/sasl.hpp"
+#include "tunnel/net/starttls_dialogue.hpp"
 
 namespace postern::smtp {
 
@@ -48,7 +49,7 @@ class client_machine {
     tls_first,  ///< implicit TLS before the greeting
     greeting,
     ehlo,
-    starttls,     ///< STARTTLS sent
+    preamble,     ///< the STARTTLS dialogue (greeting, EHLO, STARTTLS) in net::starttls_dialogue
     tls,          ///< handshake after STARTTLS
     ehlo_again,   ///< EHLO after STARTTLS (RFC 3207 §4.2: forget what was said before)
     password,     ///< waiting for our own password
@@ -77,6 +78,7 @@ class client_machine {
     };
     kind what = kind::done;
     std::string bytes;
+    bool line = false;       ///< send/read: read one line and call on_line, not a whole reply
     bool sensitive = false;  ///< `bytes` hold a credential: trace lines redact them
     reply_wait wait = reply_wait::command;
     client_result result;
@@ -106,9 +108,12 @@ class client_machine {
   action reset();  ///< RSET
   action quit();   ///< QUIT (whatever the answer, the session then ends)
 
-  /// A complete reply; `more_input`: bytes followed it in the same read (the server spoke
-  /// out of turn, which after STARTTLS's 220 is an injection attack, RFC 3207 §6).
-  action on_reply(const reply& r, bool more_input);
+  /// A complete reply.
+  action on_reply(const reply& r);
+  /// A line of the STARTTLS dialogue, without its line end; `more_input`: bytes followed it in
+  /// the same read (the server spoke out of turn, which after STARTTLS's 220 is an injection
+  /// attack, RFC 3207 §6).
+  action on_line(std::string_view line, bool more_input);
   action on_tls(const client_result& r);
   action on_password(std::optional<conf::secret> password, const std::string& error);
   /// Reading or writing failed: the session is over, `r` says how.
@@ -127,7 +132,7 @@ class client_machine {
   action fail(failure_kind kind, std::string detail);
   action after_greeting(const reply& r);
   action after_ehlo(const reply& r);
-  action after_starttls(const reply& r, bool more_input);
+  action dialogue_step(net::starttls_dialogue::step step);
   action start_auth();
   action auth_step(const reply& r);
   action auth_outcome(const reply& r);
@@ -137,6 +142,7 @@ class client_machine {
 
   settings settings_;
   state state_ = state::idle;
+  std::optional<net::starttls_dialogue> dialogue_;
   ehlo_capabilities caps_;
   std::optional<auth_mechanism> mechanism_;
   std::string auth_used_;

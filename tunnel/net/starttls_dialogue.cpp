@@ -45,13 +45,39 @@ const char* to_string(starttls_dialogue::action a) {
   return "?";
 }
 
-starttls_dialogue::starttls_dialogue(conf::app_protocol protocol, std::string ehlo_name)
-    : protocol_(protocol), ehlo_name_(std::move(ehlo_name)) {}
+const char* to_string(starttls_dialogue::failure f) {
+  using fl = starttls_dialogue::failure;
+  switch (f) {
+    case fl::none: return "none";
+    case fl::refused: return "refused";
+    case fl::not_offered: return "not_offered";
+    case fl::starttls_refused: return "starttls_refused";
+    case fl::malformed: return "malformed";
+    case fl::injected: return "injected";
+    case fl::oversized: return "oversized";
+  }
+  return "?";
+}
 
-starttls_dialogue::step starttls_dialogue::fail(std::string why, std::string_view line) {
+std::string starttls_dialogue::step::explain() const {
+  if (server_line.empty()) return data;
+  return data + ": server said \"" + server_line.substr(0, 200) + "\"";
+}
+
+starttls_dialogue::starttls_dialogue(conf::app_protocol protocol, std::string hello_name)
+    : protocol_(protocol), hello_name_(std::move(hello_name)) {}
+
+starttls_dialogue::step starttls_dialogue::send(state next, std::string command) {
+  state_ = next;
+  transcript_ += "C: " + command + "\n";
+  return {action::send, std::move(command) + "\r\n"};
+}
+
+starttls_dialogue::step starttls_dialogue::fail(failure why, std::string reason,
+                                                std::string_view line, int code) {
   state_ = state::failed;
-  if (!line.empty()) why += ": server said \"" + std::string(line.substr(0, 200)) + "\"";
-  return {action::fail, std::move(why)};
+  step s{action::fail, std::move(reason), why, std::string(line), code};
+  return s;
 }
 
 starttls_dialogue::step starttls_dialogue::on_input(std::string_view bytes) {
@@ -60,23 +86,34 @@ starttls_dialogue::step starttls_dialogue::on_input(std::string_view bytes) {
   for (;;) {
     auto end = buffer_.find('\n');
     if (end == std::string::npos) {
-      if (buffer_.size() > max_line) return fail("server sent a line longer than 4096 bytes");
+      if (buffer_.size() > max_line)
+        return fail(failure::oversized, "server sent a line longer than 4096 bytes");
       return {action::read_more, {}};
     }
     std::string line = buffer_.substr(0, end);
     buffer_.erase(0, end + 1);
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (++lines_ > max_lines) return fail("server sent more than 200 lines before STARTTLS");
-    transcript_ += "S: " + line + "\n";
-    step next = handle_line(line);
-    if (next.what == action::start_tls && !buffer_.empty())
-      // Bytes after the STARTTLS reply would be read as if they came over TLS: the
-      // classic STARTTLS injection (CVE-2011-0411). Refuse.
-      return fail("server sent data after its STARTTLS reply (possible injection)");
-    if (next.what == action::send)
-      transcript_ += "C: " + next.data.substr(0, next.data.size() - 2) + "\n";
+    step next = on_line(line, !buffer_.empty());
     if (next.what != action::read_more) return next;
   }
+}
+
+starttls_dialogue::step starttls_dialogue::on_line(std::string_view line, bool more_input) {
+  if (state_ == state::failed) return {action::fail, "dialogue already failed"};
+  if (state_ == state::done)
+    return fail(failure::malformed, "a line after the dialogue ended", line);
+  if (line.size() > max_line)
+    return fail(failure::oversized, "server sent a line longer than 4096 bytes");
+  if (++lines_ > max_lines)
+    return fail(failure::oversized, "server sent more than 200 lines before STARTTLS");
+  transcript_ += "S: " + std::string(line) + "\n";
+  step next = handle_line(line);
+  if (next.what == action::start_tls && more_input)
+    // Bytes after the STARTTLS reply would be read as if they came over TLS: the
+    // classic STARTTLS injection (CVE-2011-0411). Refuse.
+    return fail(failure::injected,
+                "server sent data after its STARTTLS reply (possible injection, CVE-2011-0411)");
+  return next;
 }
 
 starttls_dialogue::step starttls_dialogue::handle_line(std::string_view line) {
@@ -87,57 +124,68 @@ starttls_dialogue::step starttls_dialogue::handle_line(std::string_view line) {
     case conf::app_protocol::imap: return handle_imap(line);
     case conf::app_protocol::none: break;
   }
-  return fail("no STARTTLS dialogue for this protocol");
+  return fail(failure::malformed, "no STARTTLS dialogue for this protocol");
 }
 
 starttls_dialogue::step starttls_dialogue::handle_smtp(std::string_view line) {
   int code = 0;
   bool last = false;
   std::string_view text;
-  if (!smtp_reply(line, code, last, text)) return fail("malformed SMTP reply", line);
+  if (!smtp_reply(line, code, last, text))
+    return fail(failure::malformed, "malformed SMTP reply", line);
+  const bool lmtp = protocol_ == conf::app_protocol::lmtp;
   switch (state_) {
     case state::greeting:
       greeting_ += std::string(line) + "\r\n";
       if (!last) return {action::read_more, {}};
-      if (code != 220) return fail("SMTP server refused the session", line);
-      state_ = state::capabilities;
-      return {action::send, "EHLO " + ehlo_name_ + "\r\n"};
+      if (code != 220) return fail(failure::refused, "SMTP server refused the session", line, code);
+      return send(state::capabilities, (lmtp ? "LHLO " : "EHLO ") + hello_name_);
     case state::capabilities:
-      if (code != 250) return fail("SMTP server refused EHLO", line);
+      if (code != 250)
+        return fail(failure::refused,
+                    lmtp ? "LMTP server refused LHLO" : "SMTP server refused EHLO", line, code);
       if (iequals_prefix(text, "STARTTLS") && (text.size() == 8 || text[8] == ' '))
         starttls_offered_ = true;
       if (!last) return {action::read_more, {}};
-      if (!starttls_offered_) return fail("SMTP server does not offer STARTTLS");
-      state_ = state::starttls_reply;
-      return {action::send, "STARTTLS\r\n"};
+      if (!starttls_offered_)
+        return fail(failure::not_offered,
+                    "SMTP server does not offer STARTTLS; refusing to continue in cleartext");
+      return send(state::starttls_reply, "STARTTLS");
     case state::starttls_reply:
       if (!last) return {action::read_more, {}};
-      if (code != 220) return fail("SMTP server refused STARTTLS", line);
+      if (code != 220)
+        return fail(failure::starttls_refused, "SMTP server refused STARTTLS", line, code);
       state_ = state::done;
       return {action::start_tls, {}};
-    default: return fail("unexpected SMTP reply", line);
+    default: return fail(failure::malformed, "unexpected SMTP reply", line);
   }
 }
 
 starttls_dialogue::step starttls_dialogue::handle_pop3(std::string_view line) {
   switch (state_) {
     case state::greeting:
-      if (!iequals_prefix(line, "+OK")) return fail("POP3 server refused the session", line);
+      if (!iequals_prefix(line, "+OK"))
+        return fail(iequals_prefix(line, "-ERR") ? failure::refused : failure::malformed,
+                    "POP3 server refused the session", line);
       greeting_ = std::string(line) + "\r\n";
-      state_ = state::starttls_reply;
-      return {action::send, "STLS\r\n"};
+      return send(state::starttls_reply, "STLS");
     case state::starttls_reply:
-      if (!iequals_prefix(line, "+OK")) return fail("POP3 server refused STLS", line);
+      if (!iequals_prefix(line, "+OK"))
+        return fail(iequals_prefix(line, "-ERR") ? failure::starttls_refused : failure::malformed,
+                    "POP3 server refused STLS (it may not offer it); refusing to continue in "
+                    "cleartext",
+                    line);
       state_ = state::done;
       return {action::start_tls, {}};
-    default: return fail("unexpected POP3 reply", line);
+    default: return fail(failure::malformed, "unexpected POP3 reply", line);
   }
 }
 
 starttls_dialogue::step starttls_dialogue::handle_imap(std::string_view line) {
   switch (state_) {
     case state::greeting: {
-      if (!iequals_prefix(line, "* OK")) return fail("IMAP server refused the session", line);
+      if (!iequals_prefix(line, "* OK"))
+        return fail(failure::refused, "IMAP server refused the session", line);
       std::string rest(line.substr(4));
       if (!rest.empty() && rest[0] == ' ') rest.erase(0, 1);
       // Drop "[CAPABILITY ...]": it describes the session before TLS, not after.
@@ -147,8 +195,7 @@ starttls_dialogue::step starttls_dialogue::handle_imap(std::string_view line) {
         if (!rest.empty() && rest[0] == ' ') rest.erase(0, 1);
       }
       greeting_ = "* OK " + rest + "\r\n";
-      state_ = state::starttls_reply;
-      return {action::send, "pt1 STARTTLS\r\n"};
+      return send(state::starttls_reply, "pt1 STARTTLS");
     }
     case state::starttls_reply:
       if (line.starts_with("* ")) return {action::read_more, {}};  // untagged: keep reading
@@ -156,8 +203,8 @@ starttls_dialogue::step starttls_dialogue::handle_imap(std::string_view line) {
         state_ = state::done;
         return {action::start_tls, {}};
       }
-      return fail("IMAP server refused STARTTLS", line);
-    default: return fail("unexpected IMAP reply", line);
+      return fail(failure::starttls_refused, "IMAP server refused STARTTLS", line);
+    default: return fail(failure::malformed, "unexpected IMAP reply", line);
   }
 }
 

@@ -150,3 +150,22 @@ TEST_CASE("pop3 client: deletions are not confirmed when QUIT's answer never com
     CHECK(s->written().ends_with("DELE 1\r\nQUIT\r\n"));
   });
 }
+
+TEST_CASE("pop3 client: STLS answered together with injected bytes ends before TLS") {
+  run_coroutine([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto p = params();
+    auto ep = conf::parse_endpoint("pop3+starttls://127.0.0.1:110");
+    REQUIRE(ep);
+    p.endpoint = *ep;
+    pop3_client c(ex, p);
+    auto stream = std::make_unique<test::scripted_stream>(ex);
+    test::scripted_stream* s = stream.get();
+    s->then_read("+OK ready\r\n").then_read("+OK begin TLS\r\n+OK injected\r\n");
+    auto r = co_await c.async_open(std::make_unique<net::line_channel>(ex, std::move(stream)));
+    CHECK(r.kind == failure_kind::protocol);
+    CHECK(r.detail ==
+          "server sent data after its STARTTLS reply (possible injection, CVE-2011-0411)");
+    CHECK(s->written() == "STLS\r\n");
+    CHECK(s->closed());
+  });
+}

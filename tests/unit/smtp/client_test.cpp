@@ -183,7 +183,8 @@ TEST_CASE("smtp client: bytes injected after STARTTLS's 220 end the session befo
     smtp::client c(ex, p);
     auto r = co_await c.async_open(std::move(channel));
     CHECK(r.kind == failure_kind::protocol);
-    CHECK(r.detail == "data injected before TLS (RFC 3207 §6)");
+    CHECK(r.detail ==
+          "server sent data after its STARTTLS reply (possible injection, CVE-2011-0411)");
     CHECK(s->written() == "EHLO client.example\r\nSTARTTLS\r\n");
     CHECK(s->closed());
   });
