@@ -56,11 +56,6 @@ void socket_addresses(int fd, proxy_addresses& client, proxy_addresses& local) {
   }
 }
 
-/// A deadline that never comes (time_point::max() overflows inside timer arithmetic).
-std::chrono::steady_clock::time_point far_future() {
-  return std::chrono::steady_clock::now() + std::chrono::hours(24 * 365);
-}
-
 std::int64_t duration_ms(std::chrono::steady_clock::duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
@@ -117,7 +112,7 @@ connection::connection(const asio::any_io_executor& ex, std::shared_ptr<service_
       config_(service_->config),
       session_(lg::new_session_id()),
       client_(ex, client_fd, client_out_fd),
-      timer_(ex),
+      deadline_(ex, [this] { on_deadline(); }),
       phase_deadline_(clock::now() + config_.timeouts.handshake),
       stdio_(client_out_fd >= 0) {
   live_connections().fetch_add(1, std::memory_order_relaxed);
@@ -148,11 +143,27 @@ outcome connection::aborted() {
 void connection::begin_phase(phase p, conf::duration budget) {
   phase_ = p;
   phase_deadline_ = clock::now() + budget;
-  timer_.cancel();  // the watchdog re-arms on the new deadline
+  watch();
+}
+
+void connection::watch() {
+  // Connecting bounds itself (each target within connect_timeout, net::async_connect_any);
+  // after a deadline has passed, the connection is ending and nothing more is watched.
+  if (timed_out_ || finished_ || phase_ == phase::connect) {
+    deadline_.disarm();
+    return;
+  }
+  clock::time_point at = phase_deadline_;
+  if (phase_ == phase::relay || phase_ == phase::linger) {
+    at = last_activity_ + config_.timeouts.idle;
+    if (phase_ == phase::linger)
+      at = std::min(at, first_direction_done_ + config_.timeouts.close_linger);
+  }
+  deadline_.arm(at);
 }
 
 awaitable<bool> connection::wait_until(net::stream_end& end, net::io_want want) {
-  // The watchdog enforces the phase deadline by cancelling the wait.
+  // The phase deadline (watch) ends the wait by cancelling it.
   if (stopping_) co_return false;
   bool ready = co_await end.wait(want);
   co_return ready && !stopping_;
@@ -202,7 +213,7 @@ cli::supervised connection::supervisor(const char* part, bool direction) {
 void connection::start() {
   auto self = shared_from_this();
   lg::debug("conn.start", {{"session", session_}, {"service", config_.name}, {"peer", peer_}});
-  co_spawn(executor_, watchdog(self), supervisor("watchdog", false));
+  watch();
   co_spawn(executor_, run(self), supervisor("setup", false));
 }
 
@@ -224,36 +235,22 @@ void connection::finish() {
   client_.close();
   if (server_) server_->close();
   finished_ = true;
-  timer_.cancel();
+  deadline_.disarm();
   log_summary();
 }
 
-awaitable<void> connection::watchdog(std::shared_ptr<connection> self) {
-  (void)self;  // keeps the connection alive while the watchdog runs
-  while (!finished_) {
-    // Connecting bounds itself (each target within connect_timeout, net::async_connect_any).
-    clock::time_point deadline =
-        timed_out_ || phase_ == phase::connect ? far_future() : phase_deadline_;
-    if (!timed_out_ && (phase_ == phase::relay || phase_ == phase::linger)) {
-      deadline = last_activity_ + config_.timeouts.idle;
-      if (phase_ == phase::linger)
-        deadline = std::min(deadline, first_direction_done_ + config_.timeouts.close_linger);
-    }
-    if (clock::now() >= deadline) {
-      on_deadline();
-      continue;
-    }
-    timer_.expires_at(deadline);
-    co_await timer_.async_wait(as_tuple(use_awaitable));
-  }
-}
-
 void connection::on_deadline() {
+  // In the relay the deadline slides with activity, which does not re-arm it (that would
+  // cost a timer operation per read): look again, and sleep on if there was some.
+  if (phase_ == phase::relay || phase_ == phase::linger) {
+    watch();
+    if (deadline_.armed() && deadline_.at() > clock::now()) return;
+  }
   std::string reason = std::string("no progress within ") + to_string(phase_) + "_timeout";
   if (phase_ == phase::linger) reason = "other direction still open after close_linger";
   if (phase_ == phase::relay) reason = "no data in either direction within idle_timeout";
   fail(outcome::timeout, std::move(reason));
-  timed_out_ = true;  // the watchdog waits for finish() from here on
+  timed_out_ = true;  // nothing more is watched: finish() comes next
   stopping_ = true;
   client_.cancel();
   if (server_) server_->cancel();

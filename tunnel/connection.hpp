@@ -12,11 +12,11 @@
 #include <asio/awaitable.hpp>
 #include <asio/generic/stream_protocol.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/steady_timer.hpp>
 
 #include "cli/supervise.hpp"
 #include "conf/tunnel_config.hpp"
 #include "proxy_protocol.hpp"
+#include "tunnel/net/deadline.hpp"
 #include "tunnel/net/stream_end.hpp"
 #include "tunnel/net/tls_context.hpp"
 
@@ -91,7 +91,8 @@ class connection : public std::enable_shared_from_this<connection> {
   asio::awaitable<bool> wait_until(net::stream_end& end, net::io_want want);
   asio::awaitable<void> pump(net::stream_end& from, net::stream_end& to, std::uint64_t& counter,
                              std::shared_ptr<connection> self);
-  asio::awaitable<void> watchdog(std::shared_ptr<connection> self);
+  /// Arms the deadline of the phase (in the relay: the idle and linger bounds).
+  void watch();
   void on_deadline();
   /// The completion handler of a part of this connection (a pump when `direction`).
   cli::supervised supervisor(const char* part, bool direction);
@@ -110,7 +111,7 @@ class connection : public std::enable_shared_from_this<connection> {
   std::string session_;
   net::stream_end client_;
   std::optional<net::stream_end> server_;
-  asio::steady_timer timer_;
+  net::deadline deadline_;
 
   proxy_addresses client_address_;  ///< who connected, and where to (from a PROXY header if any)
   std::string peer_;                ///< client_address_ as text, for logs

@@ -125,7 +125,7 @@ void connection::direction_finished() {
   if (--open_directions_ == 1 && !stopping_) {
     first_direction_done_ = clock::now();
     phase_ = phase::linger;
-    timer_.cancel();
+    watch();
     return;
   }
   if (open_directions_ == 0) finish();

@@ -1,4 +1,5 @@
 #include "tunnel/net/child_process.hpp"
+#include "tunnel/net/deadline.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -64,8 +65,14 @@ struct pipe_pair {
 
 /// What the deadline must reach: the child and the pipes being read.
 struct run_state {
-  explicit run_state(const asio::any_io_executor& ex) : timer(ex), out(ex), err(ex) {}
-  asio::steady_timer timer;
+  explicit run_state(const asio::any_io_executor& ex)
+      : out(ex), err(ex), timer(ex, [this] {
+          if (!try_reap()) {
+            expired = true;
+            ::kill(pid, SIGKILL);
+          }
+          close_pipes();  // a grandchild may still hold them open
+        }) {}
   asio::posix::stream_descriptor out, err;
   pid_t pid = -1;
   bool expired = false;  ///< the deadline passed while the child still ran
@@ -73,6 +80,7 @@ struct run_state {
   int wstatus = 0;
 
   int open_streams = 2;
+  deadline timer;  ///< last: it goes first, before what its expiry touches
 
   bool try_reap() {
     if (!reaped && ::waitpid(pid, &wstatus, WNOHANG) == pid) reaped = true;
@@ -101,7 +109,7 @@ awaitable<void> drain(run_state& st, asio::posix::stream_descriptor& d, std::str
 /// pidfd, which older kernels lack): at most 20 ms late. Once it has exited, whatever it
 /// left running may keep our pipes open: their reading stops shortly after.
 awaitable<void> watch_exit(run_state& st, child_result& r) {
-  asio::steady_timer tick(st.timer.get_executor());
+  asio::steady_timer tick(st.out.get_executor());
   auto interval = std::chrono::milliseconds(1);
   int after_kill = 0;
   while (!st.try_reap() && after_kill < 200) {
@@ -177,20 +185,11 @@ awaitable<child_result> async_run_child(asio::any_io_executor ex, const child_sp
     st->err.assign(err.read, ignored);
     err.read = -1;
   }
-  st->timer.expires_after(spec.timeout);
-  st->timer.async_wait([weak = std::weak_ptr<run_state>(st)](std::error_code ec) {
-    auto s = weak.lock();
-    if (ec || !s) return;
-    if (!s->try_reap()) {
-      s->expired = true;
-      ::kill(s->pid, SIGKILL);
-    }
-    s->close_pipes();  // a grandchild may still hold them open
-  });
+  st->timer.arm_after(spec.timeout);
   co_await (drain(*st, st->out, r.out, spec.max_output) &&
             drain(*st, st->err, r.err, spec.max_output) && watch_exit(*st, r));
   r.timed_out = st->expired;
-  st->timer.cancel();
+  st->timer.disarm();
   co_return r;
 }
 

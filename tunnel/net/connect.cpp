@@ -6,10 +6,10 @@
 #include <asio/generic/stream_protocol.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "tunnel/net/child_process.hpp"
+#include "tunnel/net/deadline.hpp"
 
 namespace postern::net {
 
@@ -19,13 +19,18 @@ using generic = asio::generic::stream_protocol;
 
 namespace {
 
-/// What the deadline timer must cancel: the resolver, then each socket in turn.
+/// What the deadline must cancel: the resolver, then each socket in turn.
 struct attempt {
-  explicit attempt(const asio::any_io_executor& ex) : resolver(ex), timer(ex) {}
+  explicit attempt(const asio::any_io_executor& ex)
+      : resolver(ex), timer(ex, [this] {
+          std::error_code ignored;
+          resolver.cancel();
+          if (socket) socket->close(ignored);
+        }) {}
   asio::ip::tcp::resolver resolver;
-  asio::steady_timer timer;
   generic::socket* socket = nullptr;
-  bool expired = false;
+  deadline timer;
+  [[nodiscard]] bool expired() const { return timer.expired(); }
 };
 
 }  // namespace
@@ -34,15 +39,8 @@ asio::awaitable<connect_result> async_connect_to(asio::any_io_executor ex,
                                                  const conf::address& target,
                                                  conf::duration timeout) {
   connect_result result;
-  auto state = std::make_shared<attempt>(ex);
-  state->timer.expires_after(timeout);
-  state->timer.async_wait([weak = std::weak_ptr<attempt>(state)](std::error_code ec) {
-    auto s = weak.lock();
-    if (ec || !s) return;
-    s->expired = true;
-    s->resolver.cancel();
-    if (s->socket) s->socket->close(ec);
-  });
+  auto state = std::make_unique<attempt>(ex);
+  state->timer.arm_after(timeout);
   std::vector<generic::endpoint> endpoints;
   if (target.kind == conf::address_kind::unix_path) {
     endpoints.emplace_back(asio::local::stream_protocol::endpoint(target.path));
@@ -50,16 +48,16 @@ asio::awaitable<connect_result> async_connect_to(asio::any_io_executor ex,
     auto [ec, found] = co_await state->resolver.async_resolve(
         target.host, std::to_string(target.port), as_tuple(use_awaitable));
     if (ec)
-      result.error = target.to_string() + ": " + (state->expired ? "timed out" : ec.message());
+      result.error = target.to_string() + ": " + (state->expired() ? "timed out" : ec.message());
     for (const auto& r : found) endpoints.emplace_back(r.endpoint());
   }
   for (const auto& ep : endpoints) {
-    if (state->expired) break;
+    if (state->expired()) break;
     generic::socket socket(ex);
     state->socket = &socket;
     auto [ec] = co_await socket.async_connect(ep, as_tuple(use_awaitable));
     state->socket = nullptr;
-    if (!ec && !state->expired) {
+    if (!ec && !state->expired()) {
       if (target.kind == conf::address_kind::tcp)
         socket.set_option(asio::ip::tcp::no_delay(true), ec);
       result.fd = socket.release();
@@ -68,11 +66,11 @@ asio::awaitable<connect_result> async_connect_to(asio::any_io_executor ex,
       break;
     }
     result.error += (result.error.empty() ? "" : "; ") + target.to_string() + ": " +
-                    (state->expired ? std::string("timed out") : ec.message());
+                    (state->expired() ? std::string("timed out") : ec.message());
   }
   if (endpoints.empty() && result.error.empty()) result.error = target.to_string() + ": no address";
-  result.timed_out = state->expired && result.fd < 0;
-  state->timer.cancel();
+  result.timed_out = state->expired() && result.fd < 0;
+  state->timer.disarm();
   co_return result;
 }
 

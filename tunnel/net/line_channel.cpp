@@ -27,7 +27,9 @@ line_channel::line_channel(const asio::any_io_executor& ex, int fd, int fd_out)
     : line_channel(ex, std::make_unique<stream_end>(ex, fd, fd_out)) {}
 
 line_channel::line_channel(const asio::any_io_executor& ex, std::unique_ptr<byte_stream> stream)
-    : stream_(std::move(stream)), tls_(stream_->tls_end()), timer_(ex) {}
+    : stream_(std::move(stream)),
+      tls_(stream_->tls_end()),
+      deadline_(ex, [this] { stream_->cancel(); }) {}
 
 bool line_channel::attach_tls(tls_ptr<SSL> ssl) {
   if (!tls_ || !ssl) {
@@ -41,31 +43,12 @@ bool line_channel::attach_tls(tls_ptr<SSL> ssl) {
 std::string line_channel::tls_version() const { return tls_ ? tls_->tls_version() : ""; }
 std::string line_channel::tls_cipher() const { return tls_ ? tls_->tls_cipher() : ""; }
 
-line_channel::~line_channel() { *alive_ = false; }
-
-void line_channel::arm(clock::time_point deadline) {
-  timed_out_ = false;
-  timer_.expires_at(deadline);
-  // The handler may run after this channel is gone (it was already queued when the wait
-  // finished); the shared flag and the generation keep it from touching a stale wait.
-  timer_.async_wait(
-      [this, alive = std::weak_ptr<bool>(alive_), gen = ++generation_](std::error_code ec) {
-        auto still = alive.lock();
-        if (ec || !still || !*still || gen != generation_) return;
-        timed_out_ = true;
-        stream_->cancel();
-      });
-}
-
-void line_channel::disarm() {
-  ++generation_;
-  timer_.cancel();
-}
+line_channel::~line_channel() = default;
 
 awaitable<io_status> line_channel::wait(io_want want) {
   bool ready = co_await stream_->wait(want);
   if (ready) co_return io_status::ok;
-  if (timed_out_) {
+  if (deadline_.expired()) {
     error_ = "timed out";
     co_return io_status::timeout;
   }
@@ -113,7 +96,7 @@ awaitable<io_status> line_channel::read_more_until(clock::time_point deadline) {
     co_return io_status::timeout;
   }
   make_room();
-  arm(deadline);
+  deadline_.arm(deadline);
   io_status status = io_status::ok;
   std::size_t got = 0;
   for (;;) {
@@ -133,7 +116,7 @@ awaitable<io_status> line_channel::read_more_until(clock::time_point deadline) {
     status = co_await wait(r.want == io_want::none ? io_want::read : r.want);
     if (status != io_status::ok) break;
   }
-  disarm();
+  deadline_.disarm();
   co_return status;
 }
 
@@ -166,7 +149,7 @@ awaitable<io_status> line_channel::read_line_until(std::string& line, std::size_
 
 awaitable<io_status> line_channel::flush(conf::duration timeout) {
   if (out_.empty() && !(tls_ && tls_->ssl())) co_return io_status::ok;
-  arm(clock::now() + timeout);
+  deadline_.arm_after(timeout);
   io_status status = io_status::ok;
   std::size_t off = 0;
   while (off < out_.size()) {
@@ -192,12 +175,12 @@ awaitable<io_status> line_channel::flush(conf::duration timeout) {
     status = co_await wait(f.want);
   }
   out_.clear();
-  disarm();
+  deadline_.disarm();
   co_return status;
 }
 
 awaitable<io_status> line_channel::handshake(conf::duration timeout) {
-  arm(clock::now() + timeout);
+  deadline_.arm_after(timeout);
   io_status status = io_status::ok;
   for (;;) {
     if (!tls_) {
@@ -217,7 +200,7 @@ awaitable<io_status> line_channel::handshake(conf::duration timeout) {
     if (status != io_status::ok) break;
   }
   if (status == io_status::ok && tls_->is_server()) tls_->send_session_tickets();
-  disarm();
+  deadline_.disarm();
   co_return status;
 }
 
@@ -251,7 +234,7 @@ bool line_channel::peer_gone() {
 }
 
 void line_channel::close() {
-  disarm();
+  deadline_.disarm();
   stream_->close();
 }
 

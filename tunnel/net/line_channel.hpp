@@ -9,10 +9,10 @@
 #include <string_view>
 
 #include <asio/awaitable.hpp>
-#include <asio/steady_timer.hpp>
 
 #include "conf/endpoint.hpp"
 #include "conf/units.hpp"
+#include "tunnel/net/deadline.hpp"
 #include "tunnel/net/stream_end.hpp"
 #include "tunnel/net/tls_context.hpp"
 
@@ -90,17 +90,12 @@ class line_channel {
 
  private:
   asio::awaitable<io_status> wait(net::io_want want);
-  void arm(clock::time_point deadline);
-  void disarm();
   io_status failure(const net::io_result& r);
   void make_room();
 
   std::unique_ptr<byte_stream> stream_;
-  stream_end* tls_;  ///< stream_ when it can carry TLS, else null
-  asio::steady_timer timer_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  unsigned generation_ = 0;
-  bool timed_out_ = false;
+  stream_end* tls_;    ///< stream_ when it can carry TLS, else null
+  deadline deadline_;  ///< bounds every wait: when it passes, the stream's waits are cancelled
   // Read buffer: [in_pos_, in_end_) is unconsumed. Not a std::string, whose resize would
   // zero the room for every read.
   std::unique_ptr<char[]> in_;
