@@ -166,9 +166,10 @@ void forwarder_server::admit(int fd) {
     auto [verdict, ticket] = client_limits::admit(
         limits_, peer.ip, peer.allowed, {config.max_sessions, config.max_sessions_per_address});
     if (ticket) {
-      asio::co_spawn(ctx_,
-                     run_smtp_session(runtime_, fd, std::move(peer), limits_, std::move(ticket)),
-                     cli::supervised{"session.crashed", "", {}});
+      asio::co_spawn(
+          ctx_,
+          run_smtp_session(runtime_, fd, std::move(peer), limits_, std::move(ticket), sessions_),
+          cli::supervised{"session.crashed", "", {}});
       return;
     }
     log_refusal(peer, client_limits::to_string(verdict));
@@ -192,9 +193,11 @@ void forwarder_server::shutdown(conf::duration grace) {
 
 awaitable<void> forwarder_server::drain(conf::duration grace) {
   // Every session counts, whichever configuration it started with.
-  const std::size_t left =
-      co_await net::async_drain([this] { return std::size_t(limits_->sessions()); }, grace);
-  if (left > 0) lg::warn("shutdown.forced", {{"sessions", left}});
+  const net::drain_result r = co_await net::async_drain(sessions_, grace, net::cut_wait);
+  if (r.cut > 0)
+    lg::warn("shutdown.cut", {{"sessions", r.cut}, {"reason", "grace period expired"}});
+  if (r.left > 0)
+    lg::warn("shutdown.forced", {{"sessions", r.left}, {"reason", "still running after the cut"}});
   if (runtime_) runtime_->pool->close_all();
   ctx_.stop();
 }

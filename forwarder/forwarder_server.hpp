@@ -46,6 +46,8 @@ class forwarder_server final : public cli::served<conf::forwarder_config> {
 
   void log_refusal(const session_peer& peer, const std::string& reason);
 
+  /// Every session of every runtime; declared before the loop, whose end destroys them.
+  net::session_registry sessions_;
   asio::io_context ctx_{1};
   bool trace_;
   std::shared_ptr<forwarder_runtime> runtime_;

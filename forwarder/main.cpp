@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
   cli::common_options common;
   cli::add_common_options(app, common, default_config);
   std::string grace_text = "30s";
-  app.add_option("--grace", grace_text, "On SIGTERM/SIGINT, how long sessions may take to finish")
+  app.add_option("--grace", grace_text,
+                 "On SIGTERM/SIGINT, how long sessions may take to finish; then they are cut")
       ->capture_default_str();
   bool sendmail_flag = false;  // handled before parsing; declared here for --help
   app.add_flag("--sendmail", sendmail_flag,

@@ -65,6 +65,11 @@ void relay_transaction::finish_upstream(bool reusable) {
   upstream_.reset();
 }
 
+void relay_transaction::abandon() {
+  abandoned_ = true;
+  if (upstream_) upstream_->abort();
+}
+
 awaitable<smtp::reply> relay_transaction::open_upstream(const route& r, bool admitted) {
   route_ = r;
   pec_ = r.mailbox->pec && !r.smarthost;
@@ -76,6 +81,7 @@ awaitable<smtp::reply> relay_transaction::open_upstream(const route& r, bool adm
   auto lease = co_await rt_.pool->async_acquire(*r.mailbox, session_);
   if (!lease.client) co_return upstream_failure(lease.failure);
   upstream_ = std::move(lease.client);
+  if (abandoned_) upstream_->abort();  // the session was cut while this one was opened
   upstream_reused_ = lease.reused;
   upstream_tls_ = upstream_->tls_version();
   co_return smtp::reply{};

@@ -63,6 +63,9 @@ class relay_transaction {
   asio::awaitable<std::optional<smtp::reply>> data(message_source& source);
   /// Ends the transaction (RSET, or after DATA); the upstream session goes back to the pool.
   asio::awaitable<void> reset();
+  /// Drops the upstream session at once (shutdown): what waits on it fails, an unfinished
+  /// DATA is discarded by the server (no final dot), and nothing goes back to the pool.
+  void abandon();
 
   [[nodiscard]] bool has_sender() const { return from_.has_value(); }
   [[nodiscard]] std::size_t recipients() const { return accepted_.size(); }
@@ -130,6 +133,7 @@ class relay_transaction {
   route route_;
   bool pec_ = false;
   std::unique_ptr<smtp::client> upstream_;
+  bool abandoned_ = false;
   bool upstream_reused_ = false;
   std::string upstream_tls_;  ///< TLS version of the upstream session, for the summary
   // Of the DATA in progress, for the summary and the audit line.

@@ -82,7 +82,7 @@ class session {
   using kind = action::kind;
 
   session(std::shared_ptr<forwarder_runtime> rt, const asio::any_io_executor& ex, int fd,
-          session_peer peer, std::shared_ptr<client_limits> limits)
+          session_peer peer, std::shared_ptr<client_limits> limits, net::session_registry& sessions)
       : rt_(std::move(rt)),
         config_(rt_->config),
         id_(lg::new_session_id()),
@@ -90,7 +90,9 @@ class session {
         limits_(std::move(limits)),
         channel_(ex, fd),
         relay_(std::make_unique<relay_transaction>(*rt_, id_, peer_.address)),
-        machine_(settings_for(*rt_, peer_)) {}
+        machine_(settings_for(*rt_, peer_)),
+        // The forwarder runs on one loop, and the drain cuts from it: no post needed.
+        membership_(sessions.join([this](const std::string& reason) { cut(reason); })) {}
 
   awaitable<void> run() {
     action a = machine_.greet();
@@ -99,11 +101,22 @@ class session {
       co_await step(a);
       lg::transition("smtp.client.state", id_, to_string(before), to_string(machine_.current()));
     }
+    if (!cut_reason_.empty())  // RFC 5321 §3.8: a server that must stop says 421
+      a.replies = {smtp::make_reply(421, "4.3.2", config_.hostname + " shutting down")};
     send(a);
     co_await channel_.flush(config_.timeouts.command);
     co_await relay_->reset();
     channel_.close();
     log_summary();
+  }
+
+  /// Ends the session now (shutdown after the grace period): the client's channel and the
+  /// upstream are cut, the session ends its usual way and logs `reason`.
+  void cut(const std::string& reason) {
+    if (!cut_reason_.empty()) return;
+    cut_reason_ = reason;
+    channel_.cut();
+    relay_->abandon();
   }
 
  private:
@@ -274,7 +287,7 @@ class session {
                              {"bytes_in", channel_.bytes_in},
                              {"bytes_out", channel_.bytes_out},
                              {"ms", ms.count()},
-                             {"reason", machine_.reason()}});
+                             {"reason", cut_reason_.empty() ? machine_.reason() : cut_reason_}});
   }
 
   std::shared_ptr<forwarder_runtime> rt_;
@@ -285,6 +298,8 @@ class session {
   net::line_channel channel_;
   std::unique_ptr<relay_transaction> relay_;
   session_machine machine_;
+  std::string cut_reason_;  ///< set by cut()
+  std::unique_ptr<net::session_registry::membership> membership_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
@@ -292,9 +307,10 @@ class session {
 
 awaitable<void> run_smtp_session(std::shared_ptr<forwarder_runtime> rt, int fd, session_peer peer,
                                  std::shared_ptr<client_limits> limits,
-                                 std::unique_ptr<client_limits::ticket> ticket) {
+                                 std::unique_ptr<client_limits::ticket> ticket,
+                                 net::session_registry& sessions) {
   auto ex = co_await asio::this_coro::executor;
-  session s(std::move(rt), ex, fd, std::move(peer), std::move(limits));
+  session s(std::move(rt), ex, fd, std::move(peer), std::move(limits), sessions);
   co_await s.run();
   (void)ticket;  // the session's place is given back when the frame goes
 }

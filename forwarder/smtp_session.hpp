@@ -10,6 +10,7 @@
 
 #include "client_limits.hpp"
 #include "relay.hpp"
+#include "tunnel/net/session_registry.hpp"
 
 namespace postern::forwarder {
 
@@ -21,9 +22,11 @@ struct session_peer {
 };
 
 /// Runs a session on an accepted socket until the client quits, times out or goes away.
-/// `ticket` holds its place in `limits`, which also counts its AUTH failures.
+/// `ticket` holds its place in `limits`, which also counts its AUTH failures; it is one of
+/// `sessions` (cut on the loop that runs it, when the shutdown's grace period ends).
 asio::awaitable<void> run_smtp_session(std::shared_ptr<forwarder_runtime> rt, int fd,
                                        session_peer peer, std::shared_ptr<client_limits> limits,
-                                       std::unique_ptr<client_limits::ticket> ticket);
+                                       std::unique_ptr<client_limits::ticket> ticket,
+                                       net::session_registry& sessions);
 
 }  // namespace postern::forwarder

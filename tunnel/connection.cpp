@@ -9,6 +9,7 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "cli/log.hpp"
@@ -88,9 +89,9 @@ int exit_code_for(outcome o) {
   }
 }
 
-std::atomic<std::uint64_t>& live_connections() {
-  static std::atomic<std::uint64_t> count{0};
-  return count;
+net::session_registry& live_connections() {
+  static net::session_registry registry;
+  return registry;
 }
 
 const char* connection::to_string(phase p) {
@@ -115,7 +116,6 @@ connection::connection(const asio::any_io_executor& ex, std::shared_ptr<service_
       deadline_(ex, [this] { on_deadline(); }),
       phase_deadline_(clock::now() + config_.timeouts.handshake),
       stdio_(client_out_fd >= 0) {
-  live_connections().fetch_add(1, std::memory_order_relaxed);
   if (!stdio_) {
     proxy_addresses local;  // where the client connected to: the PROXY header's destination
     socket_addresses(client_fd, client_address_, local);
@@ -123,10 +123,7 @@ connection::connection(const asio::any_io_executor& ex, std::shared_ptr<service_
   peer_ = stdio_ ? "stdio" : client_address_.family ? client_address_.source() : "unix";
 }
 
-connection::~connection() {
-  service_->active.fetch_sub(1, std::memory_order_relaxed);
-  live_connections().fetch_sub(1, std::memory_order_relaxed);
-}
+connection::~connection() { service_->active.fetch_sub(1, std::memory_order_relaxed); }
 
 void connection::fail(outcome o, std::string reason) {
   if (outcome_) return;
@@ -213,6 +210,12 @@ cli::supervised connection::supervisor(const char* part, bool direction) {
 void connection::start() {
   auto self = shared_from_this();
   lg::debug("conn.start", {{"session", session_}, {"service", config_.name}, {"peer", peer_}});
+  membership_ = live_connections().join(
+      [weak = std::weak_ptr<connection>(self), ex = executor_](const std::string& reason) {
+        asio::post(ex, [weak, reason] {
+          if (auto c = weak.lock()) c->cut(reason);
+        });
+      });
   watch();
   co_spawn(executor_, run(self), supervisor("setup", false));
 }
@@ -237,6 +240,16 @@ void connection::finish() {
   finished_ = true;
   deadline_.disarm();
   log_summary();
+}
+
+void connection::cut(const std::string& reason) {
+  if (finished_) return;
+  fail(outcome::stopped, reason);
+  timed_out_ = true;  // nothing more is watched: finish() comes next
+  stopping_ = true;
+  deadline_.disarm();
+  client_.cancel();
+  if (server_) server_->cancel();
 }
 
 void connection::on_deadline() {
@@ -417,7 +430,7 @@ void connection::log_summary() {
       o == outcome::tls_failed && config_.mode == conf::tunnel_mode::server && bytes_up_ == 0;
   lg::level l = lg::level::info;
   if (o == outcome::connect_failed || o == outcome::tls_failed || o == outcome::protocol_error ||
-      o == outcome::error)
+      o == outcome::error || o == outcome::stopped)
     l = lg::level::warn;
   // A real client refused in the handshake (ALPN, TLS version, certificate) is the admin's
   // business: info, with the reason. Scanners and TCP health checks that never speak TLS are

@@ -17,6 +17,7 @@
 #include "conf/tunnel_config.hpp"
 #include "proxy_protocol.hpp"
 #include "tunnel/net/deadline.hpp"
+#include "tunnel/net/session_registry.hpp"
 #include "tunnel/net/stream_end.hpp"
 #include "tunnel/net/tls_context.hpp"
 
@@ -55,8 +56,9 @@ const char* to_string(outcome o);
 /// sysexits code for --stdio: 0, 69 (unreachable), 75 (timeout), 76 (TLS/protocol), 70.
 int exit_code_for(outcome o);
 
-/// Number of connections alive in the process (all services), for graceful shutdown.
-std::atomic<std::uint64_t>& live_connections();
+/// The connections alive in the process (all services, every configuration), for graceful
+/// shutdown: counted, and cut when the grace period is over.
+net::session_registry& live_connections();
 
 class connection : public std::enable_shared_from_this<connection> {
  public:
@@ -94,6 +96,8 @@ class connection : public std::enable_shared_from_this<connection> {
   /// Arms the deadline of the phase (in the relay: the idle and linger bounds).
   void watch();
   void on_deadline();
+  /// Ends the connection now (shutdown after the grace period): outcome stopped, `reason`.
+  void cut(const std::string& reason);
   /// The completion handler of a part of this connection (a pump when `direction`).
   cli::supervised supervisor(const char* part, bool direction);
   void begin_phase(phase p, conf::duration budget);
@@ -112,6 +116,7 @@ class connection : public std::enable_shared_from_this<connection> {
   net::stream_end client_;
   std::optional<net::stream_end> server_;
   net::deadline deadline_;
+  std::unique_ptr<net::session_registry::membership> membership_;
 
   proxy_addresses client_address_;  ///< who connected, and where to (from a PROXY header if any)
   std::string peer_;                ///< client_address_ as text, for logs

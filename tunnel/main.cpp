@@ -36,8 +36,9 @@ int main(int argc, char** argv) {
   cli::common_options common;
   cli::add_common_options(app, common, POSTERN_SYSCONFDIR "/tunnel.toml");
   std::string grace_text = "30s";
-  app.add_option("--grace", grace_text,
-                 "On SIGTERM/SIGINT, how long open connections may take to finish")
+  app.add_option(
+         "--grace", grace_text,
+         "On SIGTERM/SIGINT, how long open connections may take to finish; then they are cut")
       ->capture_default_str();
 
   bool stdio = false;

@@ -123,7 +123,7 @@ void tunnel_server::shutdown(conf::duration grace) {
   stopping_ = true;
   listeners_.close_all();
   lg::info("shutdown",
-           {{"connections", live_connections().load()}, {"grace", conf::format_duration(grace)}});
+           {{"connections", live_connections().size()}, {"grace", conf::format_duration(grace)}});
   co_spawn(main_, drain(grace), cli::supervised{"shutdown.crashed", "", [this](const std::string&) {
                                                   for (auto& w : workers_) w->stop();
                                                   main_.stop();
@@ -131,10 +131,12 @@ void tunnel_server::shutdown(conf::duration grace) {
 }
 
 awaitable<void> tunnel_server::drain(conf::duration grace) {
-  const std::size_t left =
-      co_await net::async_drain([] { return std::size_t(live_connections().load()); }, grace);
-  if (left > 0)
-    lg::warn("shutdown.cut", {{"connections", left}, {"reason", "grace period expired"}});
+  const net::drain_result r = co_await net::async_drain(live_connections(), grace, net::cut_wait);
+  if (r.cut > 0)
+    lg::warn("shutdown.cut", {{"connections", r.cut}, {"reason", "grace period expired"}});
+  if (r.left > 0)
+    lg::warn("shutdown.forced",
+             {{"connections", r.left}, {"reason", "still running after the cut"}});
   for (auto& w : workers_) w->stop();
   main_.stop();
 }

@@ -209,11 +209,12 @@ class SinkServer:
             data = recv_all(conn, self.expect)
             self.received.append(data)
             reply = data if self.echo else self.reply
-            if reply:
-                conn.sendall(reply)
-            conn.shutdown(socket.SHUT_WR)
-            # Wait for the peer to close too, so nothing is cut short.
+            # Wait for the peer to close too, so nothing is cut short; a peer that has
+            # already gone (a connection cut by the test) ends it here.
             try:
+                if reply:
+                    conn.sendall(reply)
+                conn.shutdown(socket.SHUT_WR)
                 while conn.recv(65536):
                     pass
             except OSError:

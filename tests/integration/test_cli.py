@@ -57,19 +57,26 @@ def test_json_log_format(tmp_path, pki):
         proc.wait(10)
 
 
-def test_sigterm_lets_open_connections_finish(procs, tmp_path, pki):
-    sink = SinkServer(reply=b"late reply", expect=5)
+def start_server_tunnel(procs, tmp_path, pki, sink, grace):
+    """A server-mode tunnel to `sink` with this --grace, and a TLS client connection to it."""
+    import ssl
     port = free_port()
     path = tmp_path / "t.toml"
     path.write_text(f'[[service]]\nname = "s"\nmode = "server"\naccept = "127.0.0.1:{port}"\n'
                     f'connect = "127.0.0.1:{sink.port}"\ncert_file = "{pki.server.cert}"\n'
                     f'key_file = "{pki.server.key}"\n')
-    proc = procs.start("tunnel", [str(TUNNEL), "-c", str(path), "--grace", "10s"])
+    proc = procs.start("tunnel", [str(TUNNEL), "-c", str(path), "--grace", grace])
     wait_for(lambda: "event=start" in procs.log("tunnel"), what="start")
-    import ssl
     ctx = ssl.create_default_context(cafile=str(pki.ca))
-    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
-                         server_hostname="localhost") as s:
+    client = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                             server_hostname="localhost")
+    return proc, port, client
+
+
+def test_sigterm_lets_open_connections_finish(procs, tmp_path, pki):
+    sink = SinkServer(reply=b"late reply", expect=5)
+    proc, port, client = start_server_tunnel(procs, tmp_path, pki, sink, "10s")
+    with client as s:
         proc.terminate()
         wait_for(lambda: "event=shutdown" in procs.log("tunnel"), what="shutdown")
         # New connections are refused, the open one still works.
@@ -82,6 +89,27 @@ def test_sigterm_lets_open_connections_finish(procs, tmp_path, pki):
         assert recv_all(s) == b"late reply"  # to the end: the sink closes after replying
     assert proc.wait(10) == 0
     assert "outcome=closed" in procs.log("tunnel")
+
+
+def test_connections_left_after_the_grace_period_are_cut_and_log_their_end(procs, tmp_path, pki):
+    """A connection still open when --grace ends is cut: the client sees the end of the
+    stream, and the tunnel logs its conn.end (outcome stopped, the reason) before it exits."""
+    sink = SinkServer(reply=b"never", expect=10**6)  # replies only after a million bytes
+    proc, _, client = start_server_tunnel(procs, tmp_path, pki, sink, "1s")
+    with client as s:
+        s.sendall(b"some bytes")
+        proc.terminate()
+        assert recv_all(s) == b""  # cut: the stream ends, nothing was invented
+    assert proc.wait(10) == 0
+    log = procs.log("tunnel")
+    ends = [line for line in log.splitlines() if "event=conn.end" in line]
+    assert len(ends) == 1, log
+    assert "outcome=stopped" in ends[0] and "shutdown: grace period expired" in ends[0], ends
+    assert "bytes_up=10" in ends[0]
+    assert "event=shutdown.cut connections=1" in log
+    assert "shutdown.forced" not in log
+    wait_for(lambda: sink.received, what="the target to see the end of the stream")
+    assert sink.received == [b"some bytes"]  # sent on before the cut, and nothing after
 
 
 def test_systemd_socket_activation_and_readiness(procs, tmp_path, pki):

@@ -72,6 +72,39 @@ def test_sigterm_lets_a_session_finish_then_exits(procs, tmp_path, pki):
     assert len(up.messages()) == 1
 
 
+def test_sessions_left_when_the_grace_period_ends_are_cut_and_each_logs_its_end(
+        procs, tmp_path, pki):
+    """One session waits at MAIL, another is halfway through its message: after --grace both
+    are cut, the first hears 421, neither message reaches the provider (no final dot was
+    sent, no 250 given: the client keeps it), and each session still logs session.end."""
+    up = Upstream(procs, tmp_path, pki, "implicit", {A: "pa"})
+    fw = Forwarder(procs, tmp_path, mailbox_entry(A, up, "pa", pki, tmp_path),
+                   args=("-v", "--grace", "1s"))
+    idle = fw.smtp()
+    idle.ehlo()
+    assert idle.mail(A)[0] == 250
+    midway = fw.smtp()
+    midway.ehlo()
+    assert midway.mail(A)[0] == 250
+    assert midway.rcpt("x@dest.test")[0] == 250
+    assert midway.docmd("DATA")[0] == 354
+    midway.send(f"From: {A}\r\nTo: x@dest.test\r\nSubject: cut\r\n\r\nfirst half\r\n".encode())
+    fw.proc.send_signal(signal.SIGTERM)
+    assert fw.proc.wait(timeout=20) == 0
+    code, text = idle.getreply()
+    assert (code, text) == (421, b"4.3.2 relay.test shutting down")
+    log = fw.log()
+    ends = [line for line in log.splitlines() if "event=session.end" in line]
+    assert len(ends) == 2, log
+    assert all('reason="shutdown: grace period expired"' in line for line in ends), ends
+    assert "event=shutdown.cut sessions=2" in log
+    assert "shutdown.forced" not in log
+    assert up.messages() == []
+    for sock in (idle.sock, midway.sock):
+        sock.settimeout(5)
+        assert sock.recv(100) in (b"", b"421 4.3.2 relay.test shutting down\r\n")
+
+
 def test_json_logs_are_one_object_per_line(procs, tmp_path, pki):
     up = Upstream(procs, tmp_path, pki, "implicit", {A: "pa"})
     fw = Forwarder(procs, tmp_path, mailbox_entry(A, up, "pa", pki, tmp_path),

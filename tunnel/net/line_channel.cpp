@@ -46,8 +46,12 @@ std::string line_channel::tls_cipher() const { return tls_ ? tls_->tls_cipher() 
 line_channel::~line_channel() = default;
 
 awaitable<io_status> line_channel::wait(io_want want) {
-  bool ready = co_await stream_->wait(want);
-  if (ready) co_return io_status::ok;
+  bool ready = !cut_ && co_await stream_->wait(want);
+  if (ready && !cut_) co_return io_status::ok;
+  if (cut_) {
+    error_ = "cut";
+    co_return io_status::failed;
+  }
   if (deadline_.expired()) {
     error_ = "timed out";
     co_return io_status::timeout;
@@ -231,6 +235,11 @@ bool line_channel::peer_gone() {
   char byte;
   io_result r = stream_->peek(&byte, 1);
   return r.ended() || r.n > 0;
+}
+
+void line_channel::cut() {
+  cut_ = true;
+  stream_->cancel();
 }
 
 void line_channel::close() {

@@ -82,6 +82,9 @@ class line_channel {
   /// (used before reusing an idle upstream session).
   bool peer_gone();
   void close();
+  /// Ends the channel's use now (shutdown): the wait under way and every later one fail at
+  /// once ("cut"); what is queued may still be written if the socket takes it without waiting.
+  void cut();
   /// What failed last, for logs (never contains data from the stream).
   [[nodiscard]] const std::string& error() const { return error_; }
 
@@ -98,6 +101,7 @@ class line_channel {
   deadline deadline_;  ///< bounds every wait: when it passes, the stream's waits are cancelled
   // Read buffer: [in_pos_, in_end_) is unconsumed. Not a std::string, whose resize would
   // zero the room for every read.
+  bool cut_ = false;
   std::unique_ptr<char[]> in_;
   std::size_t in_cap_ = 0, in_pos_ = 0, in_end_ = 0;
   std::string out_;

@@ -108,14 +108,4 @@ awaitable<void> listener_set::accept_loop(std::shared_ptr<listener> l) {
   }
 }
 
-awaitable<std::size_t> async_drain(std::function<std::size_t()> live, conf::duration grace) {
-  asio::steady_timer tick(co_await asio::this_coro::executor);
-  const auto deadline = std::chrono::steady_clock::now() + grace;
-  while (live() > 0 && std::chrono::steady_clock::now() < deadline) {
-    tick.expires_after(std::chrono::milliseconds(50));
-    co_await tick.async_wait(as_tuple(use_awaitable));
-  }
-  co_return live();
-}
-
 }  // namespace postern::net

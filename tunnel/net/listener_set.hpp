@@ -55,7 +55,4 @@ class listener_set {
   bool closed_ = false;
 };
 
-/// Waits until `live()` is 0 or `grace` has passed, looking every 50 ms; returns what is left.
-asio::awaitable<std::size_t> async_drain(std::function<std::size_t()> live, conf::duration grace);
-
 }  // namespace postern::net
