@@ -402,20 +402,16 @@ awaitable<outcome> connection::starttls_preamble() {
 
 awaitable<outcome> connection::tls_handshake(net::stream_end& end) {
   begin_phase(phase::handshake, config_.timeouts.handshake);
-  for (;;) {
-    net::io_result r = end.handshake();
-    if (r.n == 1) break;
-    if (r.want != net::io_want::none) {
-      if (!co_await wait_until(end, r.want)) co_return aborted();
-      continue;
-    }
-    net::handshake_failure why = end.explain_failure(r);
+  const net::handshake_end h = co_await net::drive_handshake(
+      end, [this, &end](net::io_want want) { return wait_until(end, want); });
+  if (h.outcome == net::handshake_end::how::stopped) co_return aborted();
+  if (h.outcome == net::handshake_end::how::failed) {
+    net::handshake_failure why = end.explain_failure(h.last);
     fail(outcome::tls_failed, why.reason);
     refused_real_client_ = end.is_server() && why.real_client;
-    if (net::stream_end::verify_failed(r)) verdict_.verify = "failed";
+    if (net::stream_end::verify_failed(h.last)) verdict_.verify = "failed";
     co_return aborted();
   }
-  if (config_.mode == conf::tunnel_mode::server) end.send_session_tickets();
   verdict_ = service_->tls->check_peer(end.ssl());
   if (!verdict_.ok) {
     fail(outcome::tls_failed, verdict_.reason);

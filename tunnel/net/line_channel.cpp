@@ -60,6 +60,11 @@ awaitable<io_status> line_channel::wait(io_want want) {
   co_return io_status::failed;
 }
 
+awaitable<bool> line_channel::wait_ready(io_want want) {
+  last_wait_ = co_await wait(want);
+  co_return last_wait_ == io_status::ok;
+}
+
 io_status line_channel::failure(const io_result& r) {
   if (r.eof || r.reset) {
     error_ = r.reset ? "connection reset" : "connection closed";
@@ -184,26 +189,20 @@ awaitable<io_status> line_channel::flush(conf::duration timeout) {
 }
 
 awaitable<io_status> line_channel::handshake(conf::duration timeout) {
+  if (!tls_) {
+    error_ = "this stream cannot carry TLS";
+    co_return io_status::failed;
+  }
   deadline_.arm_after(timeout);
   io_status status = io_status::ok;
-  for (;;) {
-    if (!tls_) {
-      error_ = "this stream cannot carry TLS";
-      status = io_status::failed;
-      break;
-    }
-    io_result r = tls_->handshake();
-    if (r.n == 1) break;
-    if (r.want == io_want::none) {
-      status = failure(r);
-      if (status == io_status::closed) error_ = "connection closed during the TLS handshake";
-      if (error_.empty()) error_ = "TLS handshake failed";
-      break;
-    }
-    status = co_await wait(r.want);
-    if (status != io_status::ok) break;
+  const handshake_end h =
+      co_await drive_handshake(*tls_, [this](io_want want) { return wait_ready(want); });
+  if (h.outcome == handshake_end::how::stopped) status = last_wait_;
+  if (h.outcome == handshake_end::how::failed) {
+    status = failure(h.last);
+    if (status == io_status::closed) error_ = "connection closed during the TLS handshake";
+    if (error_.empty()) error_ = "TLS handshake failed";
   }
-  if (status == io_status::ok && tls_->is_server()) tls_->send_session_tickets();
   deadline_.disarm();
   co_return status;
 }

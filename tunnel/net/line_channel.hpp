@@ -93,6 +93,8 @@ class line_channel {
 
  private:
   asio::awaitable<io_status> wait(net::io_want want);
+  /// wait() for drive_handshake: true when ready, the status kept in last_wait_.
+  asio::awaitable<bool> wait_ready(net::io_want want);
   io_status failure(const net::io_result& r);
   void make_room();
 
@@ -102,6 +104,7 @@ class line_channel {
   // Read buffer: [in_pos_, in_end_) is unconsumed. Not a std::string, whose resize would
   // zero the room for every read.
   bool cut_ = false;
+  io_status last_wait_ = io_status::ok;
   std::unique_ptr<char[]> in_;
   std::size_t in_cap_ = 0, in_pos_ = 0, in_end_ = 0;
   std::string out_;

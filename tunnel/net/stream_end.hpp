@@ -80,4 +80,34 @@ class stream_end final : public byte_stream {
   bool write_shut_ = false;
 };
 
+/// How a handshake driven by drive_handshake ended.
+struct handshake_end {
+  enum class how { done, failed, stopped };
+  how outcome = how::done;
+  io_result last;  ///< failed: the step that failed (explain_failure, verify_failed)
+};
+
+/// The TLS handshake's one loop, over any way of waiting: `wait(want)` returns an awaitable
+/// bool, false when the wait was cut (a deadline, a cancel). A server end sends its session
+/// tickets once done.
+template <class Wait>
+asio::awaitable<handshake_end> drive_handshake(stream_end& end, Wait wait) {
+  handshake_end result;
+  for (;;) {
+    result.last = end.handshake();
+    if (result.last.n == 1) {
+      if (end.is_server()) end.send_session_tickets();
+      co_return result;
+    }
+    if (result.last.want == io_want::none) {
+      result.outcome = handshake_end::how::failed;
+      co_return result;
+    }
+    if (!co_await wait(result.last.want)) {
+      result.outcome = handshake_end::how::stopped;
+      co_return result;
+    }
+  }
+}
+
 }  // namespace postern::net
