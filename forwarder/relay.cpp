@@ -22,7 +22,8 @@ relay_transaction::~relay_transaction() {
   if (upstream_) upstream_->abort();
 }
 
-smtp::reply relay_transaction::upstream_failure(const smtp::client_result& r) const {
+smtp::reply relay_transaction::upstream_failure(const smtp::client_result& r,
+                                                bool after_final_dot) const {
   // Whatever went wrong with the upstream before it took the message, the client MTA must
   // keep the message queued: always a 4yz.
   std::string where = upstream_name();
@@ -42,7 +43,9 @@ smtp::reply relay_transaction::upstream_failure(const smtp::client_result& r) co
   }
   std::string text = (where.empty() ? "upstream" : where) + ": " + r.detail;
   if (r.server.code) text += (r.detail.empty() ? "" : ": ") + r.server.one_line();
-  text += "; not accepted, try again later";
+  text += after_final_dot ? "; no answer to the end of the message, which the upstream may "
+                            "have taken: try again later"
+                          : "; not accepted, try again later";
   switch (r.kind) {
     case smtp::failure_kind::auth: return smtp::make_reply(454, "4.7.0", text);
     case smtp::failure_kind::tls: return smtp::make_reply(454, "4.7.5", text);

@@ -113,7 +113,8 @@ class relay_transaction {
   asio::awaitable<std::optional<smtp::reply>> refuse(message_source& source,
                                                      message_source::status st, smtp::reply r);
   asio::awaitable<message_source::status> drain(message_source& source, message_source::status st);
-  smtp::reply upstream_failure(const smtp::client_result& r) const;
+  /// The 4yz for a failure of the upstream; `after_final_dot`: it may have taken the message.
+  smtp::reply upstream_failure(const smtp::client_result& r, bool after_final_dot = false) const;
   [[nodiscard]] std::string upstream_name() const;
   void finish_upstream(bool reusable);
   /// The audit line and summary of one submission (`recipients` when not all accepted ones).

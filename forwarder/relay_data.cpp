@@ -203,7 +203,7 @@ awaitable<smtp::reply> relay_transaction::end_message(outgoing& out,
     // Lost after the final dot: the upstream may or may not have taken it. A 4yz makes the
     // client retry, so the worst case is a duplicate, never a loss (RFC 1047).
     finish_upstream(false);
-    smtp::reply deferred = upstream_failure(r);
+    smtp::reply deferred = upstream_failure(r, true);
     audit("deferred", deferred);
     co_return deferred;
   }

@@ -7,53 +7,15 @@
 #include "../run_coroutine.hpp"
 #include "../scripted_stream.hpp"
 #include "forwarder/upstream_pool.hpp"
+#include "scripted_provider.hpp"
 
 using namespace postern;
 using namespace std::chrono_literals;
 using test::run_coroutine;
 
-namespace {
-
-conf::forwarder_config config_with_mailbox() {
-  conf::forwarder_config c;
-  c.hostname = "fw.test";
-  c.timeouts.reply = 500ms;
-  c.timeouts.upstream_idle = 1h;
-  conf::mailbox m;
-  m.address = "a@pec.test";
-  m.smtp = conf::parse_endpoint("smtp://127.0.0.1:2525");
-  REQUIRE(m.smtp);
-  m.allow_cleartext = true;
-  m.login = "a@pec.test";
-  m.inline_password = std::make_shared<conf::secret>("pw");
-  c.registry.mailboxes.push_back(m);
-  return c;
-}
-
-/// Hands out scripted connections, each with the script `make` writes; counts them.
-struct scripted_provider {
-  std::function<void(test::scripted_stream&)> make;
-  int connections = 0;
-  test::scripted_stream* last = nullptr;
-
-  net::channel_source source(const asio::any_io_executor& ex) {
-    return [this, ex](std::string&) -> asio::awaitable<std::unique_ptr<net::line_channel>> {
-      ++connections;
-      auto s = std::make_unique<test::scripted_stream>(ex);
-      make(*s);
-      last = s.get();
-      co_return std::make_unique<net::line_channel>(ex, std::move(s));
-    };
-  }
-};
-
-void greets_and_logs_in(test::scripted_stream& s) {
-  s.then_read("220 provider\r\n")
-      .then_read("250-provider\r\n250 AUTH PLAIN\r\n")
-      .then_read("235 2.7.0 ok\r\n");
-}
-
-}  // namespace
+using test::config_with_mailbox;
+using test::greets_and_logs_in;
+using test::scripted_provider;
 
 TEST_CASE("upstream pool: a refused login backs the mailbox off without a second attempt") {
   run_coroutine([](asio::any_io_executor ex) -> asio::awaitable<void> {
