@@ -104,26 +104,12 @@ pop3_machine::action pop3_machine::on_line(std::string_view line, bool more_inpu
 
 pop3_machine::action pop3_machine::dialogue_step(net::starttls_dialogue::step step) {
   using dl = net::starttls_dialogue;
-  switch (step.what) {
-    case dl::action::send: {
-      action a = send(state::preamble, {});
-      a.bytes = std::move(step.data);  // already a CRLF-terminated command
-      a.line = true;
-      return a;
-    }
-    case dl::action::read_more: {
-      action a = read_status();
-      a.line = true;
-      return a;
-    }
-    case dl::action::start_tls: {
-      dialogue_.reset();
+  if (auto a = net::client_action<action>(step, kind::send, kind::read_status, kind::start_tls)) {
+    if (a->what == kind::start_tls) {
       state_ = state::tls;
-      action a;
-      a.what = kind::start_tls;
-      return a;
+      dialogue_.reset();
     }
-    case dl::action::fail: break;
+    return *a;
   }
   dialogue_.reset();
   std::string text = step.server_line;

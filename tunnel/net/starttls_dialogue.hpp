@@ -5,6 +5,7 @@
 /// rules: the tunnel feeds it raw bytes (on_input), the SMTP and POP3 clients feed it the
 /// lines they read (on_line), and the IMAP client will do the same.
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -74,6 +75,28 @@ class starttls_dialogue {
   std::size_t lines_ = 0;
   bool starttls_offered_ = false;
 };
+
+/// A client machine's action for a dialogue step that is not a failure (nullopt for `fail`):
+/// `Action` has `what`, `bytes` and `line` (read one line for on_line); the caller names its
+/// kinds for sending (then reading a line), reading a line, and starting TLS.
+template <class Action, class Kind>
+std::optional<Action> client_action(starttls_dialogue::step& s, Kind send, Kind read, Kind tls) {
+  Action a;
+  switch (s.what) {
+    case starttls_dialogue::action::send:
+      a.what = send;
+      a.bytes = std::move(s.data);  // a CRLF-terminated command
+      a.line = true;
+      return a;
+    case starttls_dialogue::action::read_more:
+      a.what = read;
+      a.line = true;
+      return a;
+    case starttls_dialogue::action::start_tls: a.what = tls; return a;
+    case starttls_dialogue::action::fail: break;
+  }
+  return std::nullopt;
+}
 
 const char* to_string(starttls_dialogue::action a);
 const char* to_string(starttls_dialogue::failure f);
