@@ -1,6 +1,23 @@
 #include "fetch_plan.hpp"
 
+#include <chrono>
+
 namespace postern::fetch {
+
+plan_settings plan_settings::of(const conf::fetch_config& config, bool keep, std::int64_t now,
+                                bool dry_run, bool retry_failed) {
+  plan_settings p;
+  p.keep = keep;
+  if (config.delete_after)
+    p.delete_after = std::chrono::duration_cast<std::chrono::seconds>(*config.delete_after).count();
+  p.now = now;
+  p.retry_failed = retry_failed;
+  p.dry_run = dry_run;
+  p.max_message_size = config.max_message_size;
+  p.skip_oversize = config.oversize == conf::oversize_action::skip;
+  p.max_messages_per_run = config.max_messages_per_run;
+  return p;
+}
 
 const char* to_string(listed_action a) {
   switch (a) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "conf/fetch_config.hpp"
 #include "fetch/state_store.hpp"
 
 namespace postern::fetch {
@@ -21,6 +22,10 @@ struct plan_settings {
   std::uint64_t max_message_size = 0;        ///< 0 = no limit
   bool skip_oversize = true;                 ///< over the limit: skip (else deliver anyway)
   std::uint32_t max_messages_per_run = 0;    ///< 0 = all
+
+  /// The settings of a run over a mailbox under `config`.
+  static plan_settings of(const conf::fetch_config& config, bool keep, std::int64_t now,
+                          bool dry_run, bool retry_failed);
 };
 
 enum class listed_action {

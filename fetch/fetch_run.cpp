@@ -1,9 +1,6 @@
 #include "fetch_run.hpp"
 
-#include <unistd.h>
-
 #include <chrono>
-#include <map>
 #include <optional>
 
 #include <asio/this_coro.hpp>
@@ -11,8 +8,9 @@
 #include "cli/log.hpp"
 #include "delivery.hpp"
 #include "fetch_plan.hpp"
+#include "forwarder/smtp/message_header.hpp"
 #include "local_targets.hpp"
-#include "pec_receipt.hpp"
+#include "message_fetch.hpp"
 #include "pop3_client.hpp"
 #include "state_store.hpp"
 #include "tunnel/net/secret_source.hpp"
@@ -24,10 +22,6 @@ using asio::awaitable;
 
 namespace {
 
-/// Bytes of each message kept for classification: receipts are small; an envelope's
-/// daticert.xml comes before the (possibly large) original in practice.
-constexpr std::size_t classify_prefix = 2 * 1024 * 1024;
-
 /// RETR commands in flight with a pipelining server (the one being read included).
 constexpr std::size_t retr_window = 4;
 
@@ -35,86 +29,6 @@ std::int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-/// The envelope sender for local delivery: the message's Return-Path, else the mailbox.
-std::string envelope_sender(const smtp::header_block& block, const std::string& mailbox) {
-  const auto* rp = block.find("Return-Path");
-  if (!rp) return mailbox;
-  std::string value = rp->value();
-  auto open = value.find('<'), close = value.rfind('>');
-  if (open != std::string::npos && close != std::string::npos && close > open)
-    return value.substr(open + 1, close - open - 1);
-  return value;
-}
-
-/// One retrieved message on its way to the target: the header is held until complete (the
-/// envelope sender comes from it), then everything streams. A refusal by the target does not
-/// stop the retrieval, so the POP3 session stays usable for the next message; a message that
-/// grows past `limit` (whatever the server's LIST said) stops it.
-struct message_pipe {
-  delivery& target;
-  std::string recipient, mailbox, received;
-  std::uint64_t limit = 0;       ///< bytes this message may have, 0 = no limit
-  std::string head, prefix;      ///< prefix: what classification reads (the body only for PEC)
-  std::string from, message_id;  ///< of the message itself, for the audit line
-  std::uint64_t received_bytes = 0;
-  bool started = false, collect = true, too_big = false;
-  std::optional<delivery_result> refused;
-
-  awaitable<bool> start() {
-    started = true;
-    // Only receipts and envelopes have a daticert.xml worth looking for; other mail is not
-    // copied (a 1 MiB message would otherwise cost a 1 MiB copy).
-    auto end = smtp::header_end(head);
-    const auto block =
-        smtp::header_block::parse(std::string_view(head).substr(0, end ? *end : head.size()));
-    if (const auto* f = block.find("From")) from = f->value();
-    if (const auto* id = block.find("Message-ID")) message_id = id->value();
-    const pec_kind kind = classify_headers(block).kind;
-    collect = kind != pec_kind::not_pec && kind != pec_kind::anomalia;
-    const std::string sender = envelope_sender(block, mailbox);
-    delivery_result d = co_await target.begin(sender, recipient);
-    if (d.ok()) d = co_await target.write(received);
-    if (d.ok()) d = co_await target.write(head);
-    head.clear();
-    if (!d.ok()) refused = d;
-    co_return true;
-  }
-  awaitable<bool> feed(const std::string& bytes) {
-    received_bytes += bytes.size();
-    if (limit && received_bytes > limit) {
-      too_big = true;
-      co_return false;  // a server that lies in LIST, or never ends: stop reading
-    }
-    if (collect && prefix.size() < classify_prefix)
-      prefix.append(bytes, 0, classify_prefix - prefix.size());
-    if (refused) co_return true;  // read on to the end, deliver nothing
-    if (!started) {
-      head += bytes;
-      if (!smtp::header_end(head) && head.size() < max_head) co_return true;
-      co_return co_await start();
-    }
-    delivery_result d = co_await target.write(bytes);
-    if (!d.ok()) refused = d;
-    co_return true;
-  }
-  static constexpr std::size_t max_head = 1024 * 1024;
-};
-
-plan_settings plan_for(const conf::fetch_config& config, const run_options& options, bool keep,
-                       std::int64_t now) {
-  plan_settings p;
-  p.keep = keep;
-  if (config.delete_after)
-    p.delete_after = std::chrono::duration_cast<std::chrono::seconds>(*config.delete_after).count();
-  p.now = now;
-  p.retry_failed = options.retry_failed;
-  p.dry_run = options.dry_run;
-  p.max_message_size = config.max_message_size;
-  p.skip_oversize = config.oversize == conf::oversize_action::skip;
-  p.max_messages_per_run = config.max_messages_per_run;
-  return p;
 }
 
 std::string describe(const pop3_result& r) {
@@ -179,15 +93,21 @@ class mailbox_run {
   }
 
  private:
-  /// What became of a fetched message: delivered (then deleted or kept), refused for good
-  /// (left on the server), or the run stops (left on the server too).
-  enum class step { delete_it, keep_it, refused, stop };
+  using step = message_fetch::step;
 
   mailbox_outcome failed(std::string error, bool temporary) {
-    out_.result = mailbox_outcome::status::failed;
-    out_.error = std::move(error);
-    out_.temporary = temporary;
+    set_failed(out_, std::move(error), temporary);
     return out_;
+  }
+
+  /// One message's fetch (message_fetch), with the session and target of the moment.
+  awaitable<step> fetch_one(std::uint32_t number, const std::string& uid, std::uint64_t size) {
+    const message_context context{mailbox_,         options_, session_, recipient_,
+                                  params_.endpoint, *target_, now_,     *client_,
+                                  *target_impl_,    state_,   plan_,    out_};
+    message_fetch one(context);
+    const step done = co_await one.run(number, uid, size);
+    co_return done;
   }
 
   mailbox_outcome listing_failed(const pop3_result& r) {
@@ -425,152 +345,6 @@ class mailbox_run {
     if (!options_.dry_run && !state_.compact(error)) failed(error, true);
   }
 
-  /// The audit line of one message: what it was (PEC class, daticert) and what became of it.
-  void audit(const std::string& uid, std::uint64_t size, const std::string& outcome,
-             const std::string& reply, const message_pipe& pipe, const pec_info& pec) {
-    cli::audit_log* log = options_.audit;
-    if (!log || !log->enabled()) return;
-    cli::json_line line;
-    line.field("session", session_)
-        .field("mailbox", mailbox_.address)
-        .field("uid", uid)
-        .number("size", size)
-        .field("outcome", outcome)
-        .field("target", target_->to_string())
-        .field("reply", reply)
-        .field("from", pipe.from)
-        .field("message_id", pipe.message_id)
-        .field("pec", to_string(pec.kind))
-        .field("ref_message_id", pec.referenced_message_id);
-    if (pec.cert) {
-      const daticert& d = *pec.cert;
-      line.field("tipo", d.tipo)
-          .field("errore", d.errore)
-          .field("mittente", d.mittente)
-          .list("destinatari", d.destinatari)
-          .field("consegna", d.consegna)
-          .field("data", d.giorno + " " + d.ora + " " + d.zona)
-          .field("identificativo", d.identificativo)
-          .field("msgid", d.msgid)
-          .field("errore_esteso", d.errore_esteso)
-          .field("gestore", d.gestore);
-    }
-    if (!pec.problem.empty() && pec.kind != pec_kind::not_pec)
-      line.field("daticert_problem", pec.problem);
-    log->append(line.finish());
-  }
-
-  /// RETR of a message that grew past max_message_size (its LIST size was wrong): recorded
-  /// as refused, so that it is not fetched again, and the run ends here (the session is
-  /// cut mid-message).
-  step stop_oversized(const std::string& uid, const std::string& label, std::uint64_t listed,
-                      const message_pipe& pipe) {
-    lg::warn("fetch.oversize", {{"session", session_},
-                                {"mailbox", mailbox_.address},
-                                {"uid", label},
-                                {"listed_size", listed},
-                                {"received", pipe.received_bytes},
-                                {"effect",
-                                 "more than max_message_size arrived: retrieval stopped, nothing "
-                                 "delivered, the message stays on the server"}});
-    ++out_.skipped;
-    std::string error;
-    if (!uid.empty() &&
-        !state_.record(uid, uid_outcome::failed, now_, static_cast<std::int64_t>(listed), error)) {
-      failed(error, true);
-      return step::stop;
-    }
-    failed("message " + label +
-               " exceeded max_message_size while it was retrieved; the rest "
-               "of the mailbox waits for the next run",
-           true);
-    return step::stop;
-  }
-
-  /// RETR -> target -> record. `uid` is empty without UIDL (nothing is recorded then).
-  awaitable<step> fetch_one(std::uint32_t number, const std::string& uid, std::uint64_t size) {
-    const std::string label = uid.empty() ? "#" + std::to_string(number) : uid;
-    message_pipe pipe{
-        *target_impl_, recipient_, mailbox_.address,
-        received_header(params_.endpoint.addr.host,
-                        params_.endpoint.tls == conf::tls_mode::none ? "POP3" : "POP3S", uid,
-                        recipient_, options_.hostname, now_),
-        plan_.byte_limit()};
-    const pop3_client::body_sink feed = [&pipe](const std::string& bytes) -> awaitable<bool> {
-      co_return co_await pipe.feed(bytes);
-    };
-    pop3_result r = co_await client_->async_retr(number, feed);
-    if (r.ok() && !pipe.started) co_await pipe.start();  // a message with no body
-    if (!r.ok()) {
-      target_impl_->abort();
-      if (pipe.too_big) co_return stop_oversized(uid, label, size, pipe);
-      failed(describe(r), true);
-      co_return step::stop;
-    }
-    delivery_result d;
-    if (pipe.refused) {
-      d = *pipe.refused;
-      target_impl_->abort();
-    } else {
-      d = co_await target_impl_->commit();
-    }
-    co_return co_await settle(uid, label, size, pipe, d);
-  }
-
-  /// What the target said, as the plan says: recorded, deleted, or the run stops.
-  awaitable<step> settle(const std::string& uid, const std::string& label, std::uint64_t size,
-                         const message_pipe& pipe, const delivery_result& d) {
-    using status = delivery_result::status;
-    const target_said said = d.result == status::delivered   ? target_said::delivered
-                             : d.result == status::temporary ? target_said::temporary
-                                                             : target_said::permanent;
-    const delivery_step next = plan_.after_delivery(said, !uid.empty());
-    const pec_info pec = classify_message(pipe.prefix);
-    const char* outcome = said == target_said::delivered   ? "delivered"
-                          : said == target_said::temporary ? "deferred"
-                                                           : "refused";
-    if (said != target_said::delivered) {
-      lg::warn(said == target_said::temporary ? "fetch.deferred" : "fetch.refused",
-               {{"session", session_},
-                {"mailbox", mailbox_.address},
-                {"uid", label},
-                {said == target_said::temporary ? "reason" : "reply", d.detail}});
-      audit(label, size, outcome, d.detail, pipe, pec);
-    }
-    if (said == target_said::permanent) ++out_.failed_messages;
-    std::string error;
-    if (next.record &&
-        !state_.record(uid, *next.record, now_, static_cast<std::int64_t>(size), error)) {
-      if (said == target_said::delivered)
-        lg::error("fetch.state_failed", {{"session", session_},
-                                         {"mailbox", mailbox_.address},
-                                         {"uid", label},
-                                         {"error", error}});
-      // No DELE for it; QUIT, so that the deletions of recorded messages take effect.
-      const delivery_step stop = fetch_plan::after_record_failure();
-      failed(error, true);
-      if (stop.stop) co_await client_->async_quit();
-      co_return step::stop;
-    }
-    if (next.stop) {
-      co_await client_->async_quit();
-      failed("delivery deferred: " + d.detail, true);
-      co_return step::stop;
-    }
-    if (said == target_said::permanent) co_return step::refused;
-    ++out_.delivered;
-    audit(label, size, outcome, d.detail, pipe, pec);
-    lg::info("fetch.delivered", {{"session", session_},
-                                 {"mailbox", mailbox_.address},
-                                 {"uid", label},
-                                 {"size", size},
-                                 {"pec", to_string(pec.kind)},
-                                 {"ref", pec.referenced_message_id},
-                                 {"target", target_->to_string()},
-                                 {"reply", d.detail}});
-    co_return next.dele ? step::delete_it : step::keep_it;
-  }
-
   const conf::fetch_config& config_;
   const conf::mailbox& mailbox_;
   const run_options& options_;
@@ -579,7 +353,8 @@ class mailbox_run {
   const bool keep_;
   const std::string recipient_;
   const std::int64_t now_ = now_seconds();
-  fetch_plan plan_{plan_for(config_, options_, keep_, now_)};
+  fetch_plan plan_{
+      plan_settings::of(config_, keep_, now_, options_.dry_run, options_.retry_failed)};
   std::optional<conf::delivery_target> target_;
   pop3_params params_;
   asio::any_io_executor executor_;
