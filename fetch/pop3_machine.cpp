@@ -62,12 +62,21 @@ pop3_machine::action pop3_machine::finish(pop3_result r, state next) {
   return a;
 }
 
-pop3_machine::action pop3_machine::fail(failure_kind k, std::string detail) {
+pop3_machine::action pop3_machine::end_session(pop3_result r) {
   password_.reset();
   pending_.clear();
-  action a = finish({k, {}, std::move(detail)}, state::broken);
+  action a = finish(std::move(r), state::broken);
   a.close = true;
   return a;
+}
+
+pop3_machine::action pop3_machine::fail(failure_kind k, std::string detail) {
+  return end_session({k, {}, std::move(detail)});
+}
+
+pop3_machine::action pop3_machine::unless_ready(const char* what) {
+  return fail(failure_kind::protocol,
+              std::string(what) + " while the session is " + to_string(state_) + ", not ready");
 }
 
 pop3_machine::action pop3_machine::on_io_failure(pop3_result r) {
@@ -119,7 +128,7 @@ pop3_machine::action pop3_machine::dialogue_step(net::starttls_dialogue::step st
     text.clear();
   switch (step.why) {
     case dl::failure::refused:
-      return finish({failure_kind::rejected_permanent, text, std::move(step.data)}, state::idle);
+      return end_session({failure_kind::rejected_permanent, text, std::move(step.data)});
     case dl::failure::starttls_refused:
       return fail(failure_kind::tls, settings_.server + ": " + step.explain());
     default: return fail(failure_kind::protocol, step.explain());
@@ -176,15 +185,15 @@ pop3_machine::action pop3_machine::login_status(const pop3_status& s) {
   }
   password_.reset();
   if (s.ok) return finish({});
-  return finish(
+  return end_session(
       {failure_kind::auth, s.text,
-       std::string(plain_ ? "AUTH PLAIN" : "USER/PASS") + " as " + settings_.login + " refused"},
-      state::idle);
+       std::string(plain_ ? "AUTH PLAIN" : "USER/PASS") + " as " + settings_.login + " refused"});
 }
 
 // --- the transaction state --------------------------------------------------------------------
 
 pop3_machine::action pop3_machine::listing(std::string command, std::string refused) {
+  if (state_ != state::ready) return unless_ready("a listing");
   refused_ = std::move(refused);
   return send(state::command, std::move(command));
 }
@@ -202,6 +211,7 @@ pop3_machine::action pop3_machine::retr(std::uint32_t number) {
   const bool requested = std::any_of(pending_.begin(), pending_.end(), [number](const pending& p) {
     return p.retr && p.number == number;
   });
+  if (state_ != state::ready) return unless_ready("RETR");
   waiting_for_ = number;
   if (!requested) return send(state::retr, "RETR " + std::to_string(number));
   state_ = state::retr;
@@ -209,6 +219,7 @@ pop3_machine::action pop3_machine::retr(std::uint32_t number) {
 }
 
 pop3_machine::action pop3_machine::dele(std::uint32_t number) {
+  if (state_ != state::ready) return unless_ready("DELE");
   if (caps_.pipelining) {
     pending_.push_back({false, number});
     action a;
@@ -254,7 +265,7 @@ pop3_machine::action pop3_machine::own_status(const pop3_status& s) {
   const pop3_result refused{failure_kind::rejected_permanent, s.text, {}};
   switch (state_) {
     case state::greeting:
-      if (!s.ok) return finish(refused, state::idle);
+      if (!s.ok) return end_session(refused);
       return send(state::capa, "CAPA");
     case state::capa:
     case state::capa_again: return after_capa(s);

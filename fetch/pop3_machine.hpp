@@ -123,6 +123,10 @@ class pop3_machine {
   action read_status(bool flush_first = false);
   action finish(pop3_result r, state next = state::ready);
   action fail(failure_kind kind, std::string detail);
+  /// The session cannot go on (a refusal while opening it, a failure): `r`, and close.
+  action end_session(pop3_result r);
+  /// `what` asked for outside the state that allows it: a bug of the caller, refused.
+  action unless_ready(const char* what);
   action next_answer();
   action pending_status(const pop3_status& s);
   action own_status(const pop3_status& s);

@@ -2,9 +2,6 @@
 
 #include "tunnel/net/connect.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <cstring>
 
 #include <asio/co_spawn.hpp>
@@ -24,38 +21,6 @@ using asio::experimental::as_tuple;
 namespace lg = postern::log;
 
 namespace {
-
-proxy_addresses addresses_of(const sockaddr_storage& ss) {
-  proxy_addresses a;
-  char text[INET6_ADDRSTRLEN] = {0};
-  if (ss.ss_family == AF_INET) {
-    const auto& sin = reinterpret_cast<const sockaddr_in&>(ss);
-    ::inet_ntop(AF_INET, &sin.sin_addr, text, sizeof text);
-    a.family = AF_INET;
-    a.source_ip = text;
-    a.source_port = ntohs(sin.sin_port);
-  } else if (ss.ss_family == AF_INET6) {
-    const auto& sin6 = reinterpret_cast<const sockaddr_in6&>(ss);
-    ::inet_ntop(AF_INET6, &sin6.sin6_addr, text, sizeof text);
-    a.family = AF_INET6;
-    a.source_ip = text;
-    a.source_port = ntohs(sin6.sin6_port);
-  }
-  return a;
-}
-
-/// The client's address and the local address it reached, as the PROXY protocol carries them.
-void socket_addresses(int fd, proxy_addresses& client, proxy_addresses& local) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) client = addresses_of(ss);
-  len = sizeof ss;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) local = addresses_of(ss);
-  if (client.family == local.family && client.family != 0) {
-    client.destination_ip = local.source_ip;
-    client.destination_port = local.source_port;
-  }
-}
 
 std::int64_t duration_ms(std::chrono::steady_clock::duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();

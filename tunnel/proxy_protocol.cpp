@@ -1,6 +1,7 @@
 #include "proxy_protocol.hpp"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <charconv>
 #include <cstring>
@@ -10,6 +11,25 @@
 namespace postern::tunnel {
 
 namespace {
+
+proxy_addresses addresses_of(const sockaddr_storage& ss) {
+  proxy_addresses a;
+  char text[INET6_ADDRSTRLEN] = {0};
+  if (ss.ss_family == AF_INET) {
+    const auto& sin = reinterpret_cast<const sockaddr_in&>(ss);
+    ::inet_ntop(AF_INET, &sin.sin_addr, text, sizeof text);
+    a.family = AF_INET;
+    a.source_ip = text;
+    a.source_port = ntohs(sin.sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    const auto& sin6 = reinterpret_cast<const sockaddr_in6&>(ss);
+    ::inet_ntop(AF_INET6, &sin6.sin6_addr, text, sizeof text);
+    a.family = AF_INET6;
+    a.source_ip = text;
+    a.source_port = ntohs(sin6.sin6_port);
+  }
+  return a;
+}
 
 constexpr std::uint8_t v2_signature[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
                                            0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
@@ -122,6 +142,18 @@ void put16(std::string& out, std::uint16_t v) {
 }
 
 }  // namespace
+
+void socket_addresses(int fd, proxy_addresses& client, proxy_addresses& local) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) client = addresses_of(ss);
+  len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) local = addresses_of(ss);
+  if (client.family == local.family && client.family != 0) {
+    client.destination_ip = local.source_ip;
+    client.destination_port = local.source_port;
+  }
+}
 
 std::string proxy_addresses::source() const {
   if (family == 0) return {};

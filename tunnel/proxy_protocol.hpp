@@ -34,6 +34,10 @@ inline constexpr std::size_t proxy_max_header = 16 + 2048;
 proxy_parse_result parse_proxy_header(std::span<const std::uint8_t> data);
 
 /// Builds a header. Addresses of family 0 give "PROXY UNKNOWN" (v1) or a LOCAL command (v2).
+/// The client's address of the accepted socket `fd` and the local address it reached, as the
+/// PROXY protocol carries them (`client` gets both, when they are of one family).
+void socket_addresses(int fd, proxy_addresses& client, proxy_addresses& local);
+
 std::string build_proxy_v1(const proxy_addresses& a);
 std::string build_proxy_v2(const proxy_addresses& a);
 

@@ -73,12 +73,21 @@ client_machine::action client_machine::finish(client_result r, state next) {
   return a;
 }
 
-client_machine::action client_machine::fail(failure_kind k, std::string detail) {
+client_machine::action client_machine::end_session(client_result r) {
   password_.reset();
   in_transaction_ = false;
-  action a = finish({k, {}, std::move(detail)}, state::broken);
+  action a = finish(std::move(r), state::broken);
   a.close = true;
   return a;
+}
+
+client_machine::action client_machine::fail(failure_kind k, std::string detail) {
+  return end_session({k, {}, std::move(detail)});
+}
+
+client_machine::action client_machine::unless_ready(const char* what) {
+  return fail(failure_kind::protocol,
+              std::string(what) + " while the session is " + to_string(state_) + ", not ready");
 }
 
 client_machine::action client_machine::on_io_failure(client_result r) {
@@ -130,9 +139,9 @@ client_machine::action client_machine::dialogue_step(net::starttls_dialogue::ste
   r.code = step.code;
   if (step.server_line.size() > 4) r.lines.push_back(step.server_line.substr(4));
   switch (step.why) {
-    case dl::failure::refused: return finish({classify(r), r, std::move(step.data)}, state::idle);
+    case dl::failure::refused: return end_session({classify(r), r, std::move(step.data)});
     case dl::failure::starttls_refused:
-      return finish({failure_kind::tls, r, std::move(step.data)}, state::idle);
+      return end_session({failure_kind::tls, r, std::move(step.data)});
     case dl::failure::not_offered:
       return fail(failure_kind::tls, settings_.server + ": " + step.data);
     default: return fail(failure_kind::protocol, step.explain());
@@ -152,12 +161,12 @@ client_machine::action client_machine::on_tls(const client_result& r) {
 }
 
 client_machine::action client_machine::after_greeting(const reply& r) {
-  if (!r.positive()) return finish({classify(r), r, "greeting refused"}, state::idle);
+  if (!r.positive()) return end_session({classify(r), r, "greeting refused"});
   return send(state::ehlo, (settings_.lmtp ? "LHLO " : "EHLO ") + settings_.helo_name);
 }
 
 client_machine::action client_machine::after_ehlo(const reply& r) {
-  if (!r.positive()) return finish({classify(r), r, "EHLO refused"}, state::idle);
+  if (!r.positive()) return end_session({classify(r), r, "EHLO refused"});
   caps_ = parse_ehlo(r);
   if (!settings_.login.empty()) return start_auth();
   return logged_in();
@@ -222,7 +231,7 @@ client_machine::action client_machine::auth_outcome(const reply& r) {
   client_result out{classify(r), r,
                     std::string("AUTH ") + auth_used_ + " as " + settings_.login + " refused"};
   if (r.code != 454 && r.code != 421) out.kind = failure_kind::auth;
-  return finish(std::move(out), state::idle);
+  return end_session(std::move(out));
 }
 
 client_machine::action client_machine::logged_in() { return finish({}, state::ready); }
@@ -230,17 +239,23 @@ client_machine::action client_machine::logged_in() { return finish({}, state::re
 // --- transactions -----------------------------------------------------------------------------
 
 client_machine::action client_machine::mail(const std::string& path) {
+  if (state_ != state::ready) return unless_ready("MAIL");
   in_transaction_ = true;
   return send(state::mail, "MAIL FROM:" + path);
 }
 
 client_machine::action client_machine::rcpt(const std::string& path) {
+  if (state_ != state::ready && state_ != state::mail) return unless_ready("RCPT");
   return send(state::rcpt, "RCPT TO:" + path);
 }
 
-client_machine::action client_machine::data() { return send(state::data, "DATA"); }
+client_machine::action client_machine::data() {
+  if (state_ != state::ready && state_ != state::rcpt) return unless_ready("DATA");
+  return send(state::data, "DATA");
+}
 
 client_machine::action client_machine::envelope(const std::string& from, const std::string& to) {
+  if (state_ != state::ready) return unless_ready("MAIL");
   if (!caps_.pipelining) {
     envelope_to_ = to;
     return mail(from);
@@ -257,7 +272,8 @@ client_machine::action client_machine::data_reply(const reply& r) {
     out.kind = failure_kind::protocol;
     out.detail = "DATA answered " + std::to_string(r.code) + " instead of 354";
   }
-  return finish(std::move(out), out.ok() ? state::body : state::ready);
+  const state next = out.ok() ? state::body : state::ready;
+  return finish(std::move(out), next);
 }
 
 client_machine::action client_machine::pipelined_reply(const reply& r) {
@@ -277,6 +293,7 @@ client_machine::action client_machine::pipelined_reply(const reply& r) {
 }
 
 client_machine::action client_machine::end_data() {
+  if (state_ != state::body) return unless_ready("the end of the message");
   action a;
   a.what = kind::read;
   a.wait = reply_wait::final;
@@ -284,7 +301,10 @@ client_machine::action client_machine::end_data() {
   return a;
 }
 
-client_machine::action client_machine::reset() { return send(state::rset, "RSET"); }
+client_machine::action client_machine::reset() {
+  if (state_ != state::ready) return unless_ready("RSET");
+  return send(state::rset, "RSET");
+}
 
 client_machine::action client_machine::quit() {
   return send(state::quit, "QUIT", false, reply_wait::quit);

@@ -130,6 +130,10 @@ class client_machine {
               reply_wait wait = reply_wait::command);
   action finish(client_result r, state next);
   action fail(failure_kind kind, std::string detail);
+  /// The session cannot go on (a refusal while opening it, a failure): `r`, and close.
+  action end_session(client_result r);
+  /// `what` asked for outside the state that allows it: a bug of the caller, refused.
+  action unless_ready(const char* what);
   action after_greeting(const reply& r);
   action after_ehlo(const reply& r);
   action dialogue_step(net::starttls_dialogue::step step);

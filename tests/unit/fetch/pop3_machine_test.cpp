@@ -298,3 +298,24 @@ TEST_CASE("pop3 machine: a refused RETR asked for ahead; an I/O failure empties 
   CHECK(m.pending_deletions() == 0);
   CHECK(m.deletions() == 0);  // the DELE was never confirmed: the message stays on the server
 }
+
+TEST_CASE("pop3 machine: a refused greeting or login ends the session; nothing is sent after") {
+  pop3_machine m(plain());
+  m.open();
+  auto a = m.on_status(err("busy"));
+  CHECK(a.close);
+  CHECK(m.broken());
+  a = m.retr(1);
+  CHECK(a.what == kind::done);
+  CHECK(a.bytes.empty());
+  CHECK(a.result.detail == "RETR while the session is broken, not ready");
+
+  pop3_machine refused(plain());
+  to_login(refused, {});
+  refused.on_password(conf::secret("pw"), "");
+  a = refused.on_status(err("no such user"));
+  CHECK(a.close);
+  CHECK(a.result.kind == failure_kind::auth);
+  CHECK(refused.dele(1).result.kind == failure_kind::protocol);
+  CHECK(refused.listing("UIDL").bytes.empty());
+}

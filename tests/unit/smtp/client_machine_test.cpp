@@ -473,3 +473,26 @@ TEST_CASE("client machine: an I/O failure at any step breaks the session") {
   CHECK(m.broken());
   CHECK_FALSE(m.in_transaction());
 }
+
+TEST_CASE("client machine: a session refused while opening ends; nothing is sent on it after") {
+  for (bool starttls : {false, true}) {
+    auto s = plain("user");
+    s.starttls = starttls;
+    client_machine m(s);
+    auto a = m.open();
+    a = starttls ? m.on_line("421 too busy", false) : m.on_reply(r(421, "too busy"));
+    CHECK(a.what == kind::done);
+    CHECK(a.close);
+    CHECK(a.result.kind == failure_kind::rejected_temporary);
+    CHECK(m.broken());
+    a = m.envelope("<a@x>", "<b@y>");
+    CHECK(a.what == kind::done);
+    CHECK(a.bytes.empty());
+    CHECK(a.result.kind == failure_kind::protocol);
+    CHECK(a.result.detail == "MAIL while the session is broken, not ready");
+  }
+  client_machine m(plain());
+  m.open();
+  CHECK(m.end_data().result.detail ==
+        "the end of the message while the session is greeting, not ready");
+}
