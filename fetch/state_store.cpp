@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <functional>
 
 namespace postern::fetch {
 
@@ -18,6 +19,39 @@ namespace {
 /// Version 2 adds each message's size: "D <time> <size> <uid>" ("-" when unknown).
 constexpr std::string_view header_v1 = "postern-fetch-state 1";
 constexpr std::string_view header_v2 = "postern-fetch-state 2";
+
+/// The outcome of a record that forgets its UID; such records are dropped at load.
+constexpr auto forgotten = static_cast<uid_outcome>(0xff);
+
+enum class read_status { done, stopped, failed };
+
+/// Calls `each` for every complete line of `fd`, read in pieces (the file is never held
+/// whole) until it returns false; `torn` gets what follows the last line end.
+read_status for_each_line(int fd, const std::function<bool(std::string_view)>& each,
+                          std::string& torn) {
+  std::string pending;  // a line split by the end of a piece
+  char chunk[65536];
+  for (ssize_t n; (n = ::read(fd, chunk, sizeof chunk)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return read_status::failed;
+    std::string_view piece(chunk, static_cast<std::size_t>(n));
+    for (auto nl = piece.find('\n'); nl != std::string_view::npos; nl = piece.find('\n')) {
+      bool go_on;
+      if (pending.empty()) {
+        go_on = each(piece.substr(0, nl));
+      } else {
+        pending.append(piece.substr(0, nl));
+        go_on = each(pending);
+        pending.clear();
+      }
+      if (!go_on) return read_status::stopped;
+      piece.remove_prefix(nl + 1);
+    }
+    pending.append(piece);
+  }
+  torn = std::move(pending);
+  return read_status::done;
+}
 
 std::string sys_error(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
@@ -154,82 +188,29 @@ bool state_store::load(std::string& error) {
     return true;
   }
   existed_ = true;
-  // Read in pieces, each record's UID straight into the arena (in file order, so a UID's
-  // offset says which of its records came last): the text is never held whole.
-  constexpr auto forgotten = static_cast<uid_outcome>(0xff);
   std::vector<stored> all;
-  std::string pending;  // a line split by the end of a piece
-  char chunk[65536];
   int line_no = 0;
-  bool v2 = false, needs_rewrite = false, ok = true;
-  auto take_line = [&](std::string_view line) {
-    ++line_no;
-    if (line_no == 1) {
-      if (line != header_v1 && line != header_v2) {
-        error = path_ +
-                ":1: not a postern-fetch state file; move it away to start over "
-                "(every message on the server would be fetched again)";
-        return false;
-      }
-      v2 = line == header_v2;
-      needs_rewrite = !v2;
-      return true;
-    }
-    auto parsed = parse_line(line, v2);
-    if (!parsed || parsed->uid.size() > 0xffff) {
-      error = path_ + ":" + std::to_string(line_no) +
-              ": corrupt record; fix or remove the line (a removed line means that message "
-              "may be fetched again)";
+  bool v2 = false;
+  bool needs_rewrite = false;
+  const auto take = [&](std::string_view line) {
+    if (++line_no > 1) return add_record(line, line_no, v2, all, error);
+    if (line != header_v1 && line != header_v2) {
+      error = path_ +
+              ":1: not a postern-fetch state file; move it away to start over "
+              "(every message on the server would be fetched again)";
       return false;
     }
-    const uid_record r = parsed->record.value_or(uid_record{});
-    all.push_back({static_cast<std::uint32_t>(arena_.size()),
-                   static_cast<std::uint16_t>(parsed->uid.size()),
-                   parsed->record ? r.outcome : forgotten, r.time, r.size});
-    arena_ += parsed->uid;
+    v2 = line == header_v2;
+    needs_rewrite = !v2;
     return true;
   };
-  for (ssize_t n; ok && (n = ::read(fd, chunk, sizeof chunk)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      error = sys_error("cannot read state file", path_);
-      ok = false;
-      break;
-    }
-    std::string_view piece(chunk, static_cast<std::size_t>(n));
-    for (auto nl = piece.find('\n'); ok && nl != std::string_view::npos; nl = piece.find('\n')) {
-      if (pending.empty()) {
-        ok = take_line(piece.substr(0, nl));
-      } else {
-        pending.append(piece.substr(0, nl));
-        ok = take_line(pending);
-        pending.clear();
-      }
-      piece.remove_prefix(nl + 1);
-    }
-    pending.append(piece);
-  }
+  std::string torn;
+  const read_status read = for_each_line(fd, take, torn);
+  if (read == read_status::failed) error = sys_error("cannot read state file", path_);
   ::close(fd);
-  if (!ok) return false;
-  if (!pending.empty()) needs_rewrite = true;  // a record torn by a crash: it never counted
-  // By UID, then by position in the file: the last of each run of equal UIDs is the one.
-  std::sort(all.begin(), all.end(), [this](const stored& a, const stored& b) {
-    const int c = key(a).compare(key(b));
-    return c != 0 ? c < 0 : a.offset < b.offset;
-  });
-  std::size_t kept = 0;
-  for (std::size_t i = 0; i < all.size(); ++i) {
-    if (i + 1 < all.size() && key(all[i + 1]) == key(all[i])) {
-      needs_rewrite = true;  // a later word on the same UID
-      continue;
-    }
-    if (all[i].outcome == forgotten) {
-      needs_rewrite = true;
-      continue;
-    }
-    all[kept++] = all[i];
-  }
-  all.resize(kept);
+  if (read != read_status::done) return false;
+  if (!torn.empty()) needs_rewrite = true;  // a record torn by a crash: it never counted
+  if (keep_latest(all)) needs_rewrite = true;
   sorted_ = std::move(all);
   if (needs_rewrite) return compact(error);
   journal_fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
@@ -238,6 +219,45 @@ bool state_store::load(std::string& error) {
     return false;
   }
   return true;
+}
+
+bool state_store::add_record(std::string_view line, int line_no, bool v2, std::vector<stored>& all,
+                             std::string& error) {
+  auto parsed = parse_line(line, v2);
+  if (!parsed || parsed->uid.size() > 0xffff) {
+    error = path_ + ":" + std::to_string(line_no) +
+            ": corrupt record; fix or remove the line (a removed line means that message "
+            "may be fetched again)";
+    return false;
+  }
+  // Each UID goes straight into the arena, in file order: its offset says which of a UID's
+  // records came last.
+  const uid_record r = parsed->record.value_or(uid_record{});
+  all.push_back({static_cast<std::uint32_t>(arena_.size()),
+                 static_cast<std::uint16_t>(parsed->uid.size()),
+                 parsed->record ? r.outcome : forgotten, r.time, r.size});
+  arena_ += parsed->uid;
+  return true;
+}
+
+bool state_store::keep_latest(std::vector<stored>& all) const {
+  // By UID, then by position in the file: the last of each run of equal UIDs is the one.
+  std::sort(all.begin(), all.end(), [this](const stored& a, const stored& b) {
+    const int c = key(a).compare(key(b));
+    return c != 0 ? c < 0 : a.offset < b.offset;
+  });
+  bool dropped = false;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const bool superseded = i + 1 < all.size() && key(all[i + 1]) == key(all[i]);
+    if (superseded || all[i].outcome == forgotten) {
+      dropped = true;
+      continue;
+    }
+    all[kept++] = all[i];
+  }
+  all.resize(kept);
+  return dropped;
 }
 
 bool state_store::append(const std::string& line, std::string& error) {

@@ -89,6 +89,12 @@ class state_store {
   [[nodiscard]] std::string_view key(const stored& s) const {
     return std::string_view(arena_).substr(s.offset, s.length);
   }
+  /// One record line of the file into `all` (its UID into arena_); false + error if corrupt.
+  bool add_record(std::string_view line, int line_no, bool v2, std::vector<stored>& all,
+                  std::string& error);
+  /// Sorts `all` by UID and keeps each UID's last record, unless it forgets the UID; true
+  /// when something was dropped (the file then wants rewriting).
+  bool keep_latest(std::vector<stored>& all) const;
   std::string arena_;
   std::vector<stored> sorted_;  ///< by UID
   /// Changed since the last merge (nullopt: forgotten); looked up before sorted_.
