@@ -103,6 +103,71 @@ void read_delivery(table_reader& parent, mailbox& d) {
   r.finish();
 }
 
+/// The main delivery target (`deliver`), with what is wrong or risky about it.
+void read_deliver(table_reader& r, fetch_config& c) {
+  auto v = r.get_string("deliver");
+  if (!v) return;
+  std::string message;
+  c.deliver = parse_target(*v, &message);
+  if (!c.deliver)
+    r.error("deliver", message);
+  else if (auto problem = target_problem(*c.deliver); !problem.empty())
+    r.error("deliver", problem);
+  else if (c.deliver->url && !port_scheme_advice(*c.deliver->url).empty())
+    r.warning("deliver", "\"" + *v + "\": " + port_scheme_advice(*c.deliver->url));
+}
+
+void read_audit(table_reader& r, fetch_config& c, diagnostics& diags) {
+  const toml::table* audit = r.get_table("audit");
+  if (!audit) return;
+  table_reader ar(*audit, "audit", c.file, diags);
+  if (auto v = ar.get_string("file")) {
+    c.audit_file = resolve_path(c.file, *v);
+    if (auto problem = check_appendable(c.audit_file); !problem.empty()) ar.error("file", problem);
+  }
+  ar.finish();
+}
+
+/// A login must not cross the network in cleartext without an explicit opt-in (mail to the
+/// office's own server on port 25 without TLS is common; its password is another matter).
+std::string cleartext_login(const fetch_config& c, const delivery_target& t) {
+  if (c.delivery.login.empty() || !t.url || t.url->tls != tls_mode::none ||
+      t.url->addr.is_local() || c.delivery.allow_cleartext)
+    return "";
+  return "[delivery] login would cross the network in cleartext to " + t.url->addr.to_string() +
+         ": use smtps:// or smtp+starttls://, or set allow_cleartext = true in [delivery] if the "
+         "network in between is trusted";
+}
+
+/// Every mailbox that is fetched needs a POP3 endpoint and somewhere to deliver; its own
+/// target is checked as the main one is. `deliver_set`: fetch.toml names a target.
+void check_fetched_mailboxes(const fetch_config& c, bool deliver_set, diagnostics& diags) {
+  const std::string& file = c.registry.file;
+  for (const auto& m : c.registry.mailboxes) {
+    if (!m.fetch) continue;
+    if (!m.pop3) {
+      const provider_preset* preset = find_provider(m.provider);
+      const std::string why =
+          preset && !preset->pop3_note.empty() ? " (" + std::string(preset->pop3_note) + ")" : "";
+      diags.add({file, m.line, 1, "mailbox",
+                 m.address + " is fetched but has no pop3 endpoint" + why +
+                     ": set pop3, or fetch = false"});
+    }
+    if (m.deliver.empty() && !deliver_set)
+      diags.add({file, m.line, 1, "mailbox",
+                 m.address + " has no delivery target: set deliver in fetch.toml or here"});
+    if (m.deliver.empty()) continue;
+    std::string message;
+    auto own = parse_target(m.deliver, &message);
+    if (!own) {
+      diags.add({file, m.line, 1, "mailbox.deliver", message});
+      continue;
+    }
+    for (const std::string& problem : {target_problem(*own), cleartext_login(c, *own)})
+      if (!problem.empty()) diags.add({file, m.line, 1, "mailbox.deliver", problem});
+  }
+}
+
 }  // namespace
 
 std::optional<fetch_config> load_fetch_config(const std::string& file, diagnostics& diags) {
@@ -112,16 +177,7 @@ std::optional<fetch_config> load_fetch_config(const std::string& file, diagnosti
   c.file = file;
   table_reader r(*root, "", file, diags);
   c.mailboxes_file = resolve_path(file, r.get_string("mailboxes").value_or("mailboxes.toml"));
-  if (auto v = r.get_string("deliver")) {
-    std::string message;
-    c.deliver = parse_target(*v, &message);
-    if (!c.deliver)
-      r.error("deliver", message);
-    else if (auto problem = target_problem(*c.deliver); !problem.empty())
-      r.error("deliver", problem);
-    else if (c.deliver->url && !port_scheme_advice(*c.deliver->url).empty())
-      r.warning("deliver", "\"" + *v + "\": " + port_scheme_advice(*c.deliver->url));
-  }
+  read_deliver(r, c);
   if (auto v = r.get_string("state_dir")) c.state_dir = resolve_path(file, *v);
   if (auto v = r.get_duration("interval")) c.interval = *v;
   if (auto v = r.get_bool("keep")) c.keep = *v;
@@ -135,31 +191,13 @@ std::optional<fetch_config> load_fetch_config(const std::string& file, diagnosti
   if (auto v = r.get_int("concurrency", 1, 64)) c.concurrency = static_cast<std::uint32_t>(*v);
   read_timeouts(r, c.timeouts);
   read_delivery(r, c.delivery);
-  if (const toml::table* audit = r.get_table("audit")) {
-    table_reader ar(*audit, "audit", file, diags);
-    if (auto v = ar.get_string("file")) {
-      c.audit_file = resolve_path(file, *v);
-      if (auto problem = check_appendable(c.audit_file); !problem.empty())
-        ar.error("file", problem);
-    }
-    ar.finish();
-  }
+  read_audit(r, c, diags);
   r.finish();
   if (c.keep == false && c.delete_after)
     r.error("delete_after", "applies only with keep = true (without it, mail is deleted at once)");
   if (c.interval.count() <= 0 && r.has("interval")) r.error("interval", "must be longer than 0s");
-  // A login must not cross the network in cleartext without an explicit opt-in (mail to the
-  // office's own server on port 25 without TLS is common; its password is another matter).
-  auto login_in_cleartext = [&c](const delivery_target& t) -> std::string {
-    if (c.delivery.login.empty() || !t.url || t.url->tls != tls_mode::none ||
-        t.url->addr.is_local() || c.delivery.allow_cleartext)
-      return "";
-    return "[delivery] login would cross the network in cleartext to " + t.url->addr.to_string() +
-           ": use smtps:// or smtp+starttls://, or set allow_cleartext = true in [delivery] if "
-           "the network in between is trusted";
-  };
   if (c.deliver)
-    if (auto problem = login_in_cleartext(*c.deliver); !problem.empty())
+    if (auto problem = cleartext_login(c, *c.deliver); !problem.empty())
       r.error("deliver", problem);
   diagnostics registry_diags;  // its own: the loader fails on any error already collected
   auto registry = load_mailbox_registry(c.mailboxes_file, registry_diags);
@@ -167,32 +205,8 @@ std::optional<fetch_config> load_fetch_config(const std::string& file, diagnosti
   for (const auto& d : registry_diags.warnings()) diags.warn(d);
   if (!registry) return std::nullopt;
   c.registry = *registry;
-  // Every mailbox that is fetched needs a POP3 endpoint and somewhere to deliver (checked
-  // even when fetch.toml has errors: all of them are reported at once).
-  for (const auto& m : c.registry.mailboxes) {
-    if (!m.fetch) continue;
-    if (!m.pop3) {
-      const provider_preset* preset = find_provider(m.provider);
-      const std::string why =
-          preset && !preset->pop3_note.empty() ? " (" + std::string(preset->pop3_note) + ")" : "";
-      diags.add({c.registry.file, m.line, 1, "mailbox",
-                 m.address + " is fetched but has no pop3 endpoint" + why +
-                     ": set pop3, or fetch = false"});
-    }
-    if (m.deliver.empty() && !c.deliver && !r.has("deliver"))
-      diags.add({c.registry.file, m.line, 1, "mailbox",
-                 m.address + " has no delivery target: set deliver in fetch.toml or here"});
-    std::string message;
-    auto own = m.deliver.empty() ? std::nullopt : parse_target(m.deliver, &message);
-    if (!m.deliver.empty() && !own)
-      diags.add({c.registry.file, m.line, 1, "mailbox.deliver", message});
-    if (own)
-      if (auto problem = target_problem(*own); !problem.empty())
-        diags.add({c.registry.file, m.line, 1, "mailbox.deliver", problem});
-    if (own)
-      if (auto problem = login_in_cleartext(*own); !problem.empty())
-        diags.add({c.registry.file, m.line, 1, "mailbox.deliver", problem});
-  }
+  // Checked even when fetch.toml has errors: all of them are reported at once.
+  check_fetched_mailboxes(c, c.deliver || r.has("deliver"), diags);
   if (!diags.empty()) return std::nullopt;
   return c;
 }
