@@ -113,6 +113,29 @@ awaitable<pop3_result> pop3_client::start_tls() {
   co_return pop3_result{};
 }
 
+// A command sent (or what is queued flushed), then one status line read.
+awaitable<void> pop3_client::exchange(pop3_machine::action& a) {
+  if (a.what == kind::send) {
+    if (tracing()) trace(">", a.sensitive ? "<redacted>" : lg::redact_protocol_line(a.bytes));
+    channel_->queue(a.bytes);
+  }
+  if (a.what == kind::send || a.flush_first) {
+    io_status s = co_await channel_->flush(params_.reply_timeout);
+    if (s != io_status::ok) {
+      a = machine_.on_io_failure(io_failure(s, "sending a command"));
+      co_return;
+    }
+  }
+  std::string line;
+  pop3_result r = co_await read_status_line(line);
+  if (!r.ok())
+    a = machine_.on_io_failure(std::move(r));
+  else if (a.line)
+    a = machine_.on_line(line, !channel_->buffered().empty());
+  else
+    a = machine_.on_status(parse_status(line));
+}
+
 // One action of the machine; the result when the operation is over.
 awaitable<std::optional<pop3_result>> pop3_client::step(pop3_machine::action& a) {
   if (a.refused_dele)
@@ -121,28 +144,7 @@ awaitable<std::optional<pop3_result>> pop3_client::step(pop3_machine::action& a)
                                     {"server", a.refused_dele->second}});
   switch (a.what) {
     case kind::send:
-    case kind::read_status: {
-      if (a.what == kind::send) {
-        if (tracing()) trace(">", a.sensitive ? "<redacted>" : lg::redact_protocol_line(a.bytes));
-        channel_->queue(a.bytes);
-      }
-      if (a.what == kind::send || a.flush_first) {
-        io_status s = co_await channel_->flush(params_.reply_timeout);
-        if (s != io_status::ok) {
-          a = machine_.on_io_failure(io_failure(s, "sending a command"));
-          co_return std::nullopt;
-        }
-      }
-      std::string line;
-      pop3_result r = co_await read_status_line(line);
-      if (!r.ok())
-        a = machine_.on_io_failure(std::move(r));
-      else if (a.line)
-        a = machine_.on_line(line, !channel_->buffered().empty());
-      else
-        a = machine_.on_status(parse_status(line));
-      co_return std::nullopt;
-    }
+    case kind::read_status: co_await exchange(a); co_return std::nullopt;
     case kind::queue:
       trace(">", a.bytes);
       channel_->queue(a.bytes);

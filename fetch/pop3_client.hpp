@@ -88,6 +88,7 @@ class pop3_client {
   asio::awaitable<pop3_result> drive();
   asio::awaitable<std::optional<pop3_result>> step(pop3_machine::action& a);
   asio::awaitable<pop3_result> read_status_line(std::string& line);
+  asio::awaitable<void> exchange(pop3_machine::action& a);
   /// Reads a multi-line response to its "." (transparency undone), each line to `each`;
   /// the whole of it within message_timeout, each line within reply_timeout.
   asio::awaitable<pop3_result> read_lines(const line_consumer& each);

@@ -20,31 +20,9 @@ const cli::program_config<conf::tunnel_config> program{
       tunnel::build_services(config, errors);
     }};
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  cli::start_program();
-  CLI::App app{
-      "postern-tunnel: forward plaintext connections over TLS (client mode) or TLS "
-      "connections to plaintext services (server mode), with certificate verification on by "
-      "default.",
-      "postern-tunnel"};
-  app.footer(
-      "Exit status: 0 ok, 64 usage, 69 target unreachable, 75 timeout, 76 TLS or "
-      "protocol failure, 78 configuration error.\nSee postern-tunnel(1) and "
-      "postern-tunnel.toml(5).");
-  cli::common_options common;
-  cli::add_common_options(app, common, POSTERN_SYSCONFDIR "/tunnel.toml");
-  std::string grace_text = "30s";
-  app.add_option(
-         "--grace", grace_text,
-         "On SIGTERM/SIGINT, how long open connections may take to finish; then they are cut")
-      ->capture_default_str();
-
-  bool stdio = false;
-  tunnel::stdio_options so;
-  auto* stdio_flag =
-      app.add_flag("--stdio", stdio, "Carry one connection over stdin/stdout instead of listening");
+/// --stdio and the options of that mode.
+void add_stdio_options(CLI::App& app, bool& stdio, tunnel::stdio_options& so) {
+  app.add_flag("--stdio", stdio, "Carry one connection over stdin/stdout instead of listening");
   auto group = app.add_option_group("stdio", "Options of --stdio mode");
   group->add_option("--connect", so.connect_url,
                     "Target URL: tls://host:port, smtps://host, smtp+starttls://host, "
@@ -68,24 +46,52 @@ int main(int argc, char** argv) {
   group->add_option("--connect-timeout", so.connect_timeout, "Default 10s");
   group->add_option("--handshake-timeout", so.handshake_timeout, "Default 15s");
   group->add_option("--idle-timeout", so.idle_timeout, "Default 60m");
+}
+
+/// One connection over stdin/stdout; the exit status.
+int run_stdio(const tunnel::stdio_options& so) {
+  if (so.connect_url.empty()) {
+    std::cerr << "postern-tunnel: --stdio needs --connect URL\n";
+    return exit_code::usage;
+  }
+  conf::tunnel_service service;
+  std::vector<std::string> errors;
+  if (!tunnel::make_stdio_service(so, service, errors)) {
+    for (const auto& e : errors) std::cerr << "postern-tunnel: " << e << "\n";
+    return exit_code::usage;
+  }
+  return tunnel::run_stdio(service);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cli::start_program();
+  CLI::App app{
+      "postern-tunnel: forward plaintext connections over TLS (client mode) or TLS "
+      "connections to plaintext services (server mode), with certificate verification on by "
+      "default.",
+      "postern-tunnel"};
+  app.footer(
+      "Exit status: 0 ok, 64 usage, 69 target unreachable, 75 timeout, 76 TLS or "
+      "protocol failure, 78 configuration error.\nSee postern-tunnel(1) and "
+      "postern-tunnel.toml(5).");
+  cli::common_options common;
+  cli::add_common_options(app, common, POSTERN_SYSCONFDIR "/tunnel.toml");
+  std::string grace_text = "30s";
+  app.add_option(
+         "--grace", grace_text,
+         "On SIGTERM/SIGINT, how long open connections may take to finish; then they are cut")
+      ->capture_default_str();
+
+  bool stdio = false;
+  tunnel::stdio_options so;
+  add_stdio_options(app, stdio, so);
 
   if (auto stop = cli::parse_command_line(app, argc, argv)) return *stop;
   cli::apply_logging(common);
-  (void)stdio_flag;
 
-  if (stdio) {
-    if (so.connect_url.empty()) {
-      std::cerr << "postern-tunnel: --stdio needs --connect URL\n";
-      return exit_code::usage;
-    }
-    conf::tunnel_service service;
-    std::vector<std::string> errors;
-    if (!tunnel::make_stdio_service(so, service, errors)) {
-      for (const auto& e : errors) std::cerr << "postern-tunnel: " << e << "\n";
-      return exit_code::usage;
-    }
-    return tunnel::run_stdio(service);
-  }
+  if (stdio) return run_stdio(so);
   if (!so.connect_url.empty()) {
     std::cerr << "postern-tunnel: --connect is an option of --stdio mode\n";
     return exit_code::usage;
