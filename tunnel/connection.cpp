@@ -166,7 +166,7 @@ cli::supervised connection::supervisor(const char* part, bool direction) {
             self->client_.cancel();
             if (self->server_) self->server_->cancel();
             if (direction)
-              self->direction_finished();
+              self->direction_done();
             else
               self->finish();
           }};
@@ -193,8 +193,11 @@ awaitable<void> connection::run(std::shared_ptr<connection> self) {
   }
   open_directions_ = 2;
   begin_phase(phase::relay, config_.timeouts.idle);
-  co_spawn(executor_, pump(client_, *server_, bytes_up_, self), supervisor("relay", true));
-  co_spawn(executor_, pump(*server_, client_, bytes_down_, self), supervisor("relay", true));
+  relay_host& host = *this;
+  up_.emplace(host, executor_, client_, *server_);
+  down_.emplace(host, executor_, *server_, client_);
+  co_spawn(executor_, up_->run(self), supervisor("relay", true));
+  co_spawn(executor_, down_->run(self), supervisor("relay", true));
 }
 
 void connection::finish() {
@@ -205,6 +208,31 @@ void connection::finish() {
   finished_ = true;
   deadline_.disarm();
   log_summary();
+}
+
+void connection::abort(outcome o, const std::string& reason) {
+  fail(o, reason);
+  stop_both();
+}
+
+void connection::stop_both() {
+  stopping_ = true;
+  client_.cancel();
+  if (server_) server_->cancel();
+}
+
+void connection::remark(const std::string& text) {
+  if (reason_.empty()) reason_ = text;
+}
+
+void connection::direction_done() {
+  if (--open_directions_ == 1 && !stopping_) {
+    first_direction_done_ = clock::now();
+    phase_ = phase::linger;
+    watch();
+    return;
+  }
+  if (open_directions_ == 0) finish();
 }
 
 void connection::cut(const std::string& reason) {
@@ -296,37 +324,15 @@ std::string connection::proxy_header_to_send() const {
 
 awaitable<outcome> connection::read_proxy_header() {
   begin_phase(phase::proxy_header, config_.timeouts.handshake);
-  char buf[proxy_max_header];
-  for (;;) {
-    net::io_result r = client_.peek(buf, sizeof buf);
-    if (r.want != net::io_want::none) {
-      if (!co_await wait_until(client_, r.want)) co_return aborted();
-      continue;
-    }
-    if (r.ended()) {
-      fail(outcome::protocol_error, "connection closed before the PROXY header");
-      co_return aborted();
-    }
-    auto parsed = parse_proxy_header({reinterpret_cast<const std::uint8_t*>(buf), r.n});
-    if (parsed.status == proxy_parse_status::invalid) {
-      fail(outcome::protocol_error, parsed.error);
-      co_return aborted();
-    }
-    if (parsed.status == proxy_parse_status::done) {
-      // Consume exactly the header; what follows (a ClientHello, say) stays in the socket.
-      client_.read(buf, parsed.consumed);
-      if (parsed.addresses.family != 0) {
-        client_address_ = parsed.addresses;
-        peer_ = client_address_.source();
-      }
-      co_return outcome::closed;
-    }
-    // A partial header: wait for more, bounded by the phase deadline.
-    if (r.n == sizeof buf || !co_await wait_until(client_, net::io_want::read)) {
-      fail(outcome::protocol_error, "incomplete PROXY header");
-      co_return aborted();
-    }
+  const proxy_read got = co_await tunnel::read_proxy_header(
+      client_, [this](net::io_want want) { return wait_until(client_, want); });
+  if (got.outcome == proxy_read::how::invalid) fail(outcome::protocol_error, got.error);
+  if (got.outcome != proxy_read::how::done) co_return aborted();
+  if (got.addresses.family != 0) {
+    client_address_ = got.addresses;
+    peer_ = client_address_.source();
   }
+  co_return outcome::closed;
 }
 
 awaitable<outcome> connection::starttls_preamble() {
@@ -388,7 +394,7 @@ awaitable<outcome> connection::tls_handshake(net::stream_end& end) {
 void connection::log_summary() {
   outcome o = outcome_.value_or(outcome::closed);
   const bool failed_handshake =
-      o == outcome::tls_failed && config_.mode == conf::tunnel_mode::server && bytes_up_ == 0;
+      o == outcome::tls_failed && config_.mode == conf::tunnel_mode::server && !up_;
   lg::level l = lg::level::info;
   if (o == outcome::connect_failed || o == outcome::tls_failed || o == outcome::protocol_error ||
       o == outcome::error || o == outcome::stopped)
@@ -412,8 +418,8 @@ void connection::log_summary() {
              {"peer", peer_},
              {"target", target_.empty() ? "-" : target_},
              {"outcome", tunnel::to_string(o)},
-             {"bytes_up", bytes_up_},
-             {"bytes_down", bytes_down_},
+             {"bytes_up", up_ ? up_->bytes() : 0},
+             {"bytes_down", down_ ? down_->bytes() : 0},
              {"duration_ms", duration_ms(clock::now() - started_)},
              {"tls", version.empty() ? "-" : version},
              {"cipher", cipher.empty() ? "-" : cipher},

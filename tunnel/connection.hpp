@@ -16,6 +16,7 @@
 #include "cli/supervise.hpp"
 #include "conf/tunnel_config.hpp"
 #include "proxy_protocol.hpp"
+#include "relay.hpp"
 #include "tunnel/net/deadline.hpp"
 #include "tunnel/net/session_registry.hpp"
 #include "tunnel/net/stream_end.hpp"
@@ -60,7 +61,7 @@ int exit_code_for(outcome o);
 /// shutdown: counted, and cut when the grace period is over.
 net::session_registry& live_connections();
 
-class connection : public std::enable_shared_from_this<connection> {
+class connection : public std::enable_shared_from_this<connection>, private relay_host {
  public:
   /// `client_fd` is the accepted socket; for --stdio, `client_fd` = 0 and `client_out_fd` = 1.
   /// The caller has counted it with service->try_acquire().
@@ -88,11 +89,14 @@ class connection : public std::enable_shared_from_this<connection> {
   asio::awaitable<outcome> tls_handshake(net::stream_end& end);
   asio::awaitable<bool> write_all(net::stream_end& end, const std::string& data);
   asio::awaitable<bool> flush_all(net::stream_end& end);
-  /// Writes one batch read by pump(); false when the connection is over.
-  asio::awaitable<bool> write_through(net::stream_end& to, const char* data, std::size_t n);
-  asio::awaitable<bool> wait_until(net::stream_end& end, net::io_want want);
-  asio::awaitable<void> pump(net::stream_end& from, net::stream_end& to, std::uint64_t& counter,
-                             std::shared_ptr<connection> self);
+  // relay_host: what the two relay directions use.
+  [[nodiscard]] bool stopping() const override { return stopping_; }
+  asio::awaitable<bool> wait_until(net::stream_end& end, net::io_want want) override;
+  void abort(outcome o, const std::string& reason) override;
+  void stop_both() override;
+  void remark(const std::string& text) override;
+  void active() override { last_activity_ = clock::now(); }
+  void direction_done() override;
   /// Arms the deadline of the phase (in the relay: the idle and linger bounds).
   void watch();
   void on_deadline();
@@ -101,7 +105,6 @@ class connection : public std::enable_shared_from_this<connection> {
   /// The completion handler of a part of this connection (a pump when `direction`).
   cli::supervised supervisor(const char* part, bool direction);
   void begin_phase(phase p, conf::duration budget);
-  void direction_finished();
   void finish();
   void fail(outcome o, std::string reason);
   /// The recorded outcome of a connection whose setup stopped.
@@ -132,8 +135,8 @@ class connection : public std::enable_shared_from_this<connection> {
   clock::time_point started_ = clock::now();
   clock::time_point last_activity_ = started_;
   clock::time_point first_direction_done_{};
-  std::uint64_t bytes_up_ = 0;    ///< client -> target
-  std::uint64_t bytes_down_ = 0;  ///< target -> client
+  std::optional<relay_direction> up_;    ///< client -> target
+  std::optional<relay_direction> down_;  ///< target -> client
   int open_directions_ = 0;
   bool stopping_ = false;
   bool timed_out_ = false;  ///< a phase deadline passed; the connection is ending
