@@ -102,7 +102,7 @@ class connection : public std::enable_shared_from_this<connection>, private rela
   void on_deadline();
   /// Ends the connection now (shutdown after the grace period): outcome stopped, `reason`.
   void cut(const std::string& reason);
-  /// The completion handler of a part of this connection (a pump when `direction`).
+  /// The completion handler of a part of this connection (a relay direction when `direction`).
   cli::supervised supervisor(const char* part, bool direction);
   void begin_phase(phase p, conf::duration budget);
   void finish();
