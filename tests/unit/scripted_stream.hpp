@@ -7,6 +7,7 @@
 #include <cstring>
 #include <deque>
 #include <limits>
+#include <memory>
 #include <string>
 
 #include <asio/experimental/as_tuple.hpp>
@@ -46,9 +47,17 @@ class scripted_stream final : public net::byte_stream {
     return *this;
   }
 
-  [[nodiscard]] const std::string& written() const { return written_; }
+  [[nodiscard]] const std::string& written() const { return seen_->written; }
   [[nodiscard]] std::size_t operations() const { return operations_; }
-  [[nodiscard]] bool closed() const { return closed_; }
+  [[nodiscard]] bool closed() const { return seen_->closed; }
+
+  /// What the peer saw, kept for the test after the stream is gone (its owner may destroy it
+  /// when the connection is dropped).
+  struct record {
+    std::string written;
+    bool closed = false;
+  };
+  [[nodiscard]] std::shared_ptr<const record> seen() const { return seen_; }
 
   net::io_result read(char* buf, std::size_t len) override { return take(buf, len, true); }
   net::io_result peek(char* buf, std::size_t len) override { return take(buf, len, false); }
@@ -60,7 +69,7 @@ class scripted_stream final : public net::byte_stream {
       r.error = "connection reset (scripted)";
       return r;
     }
-    written_.append(buf, len);
+    seen_->written.append(buf, len);
     r.n = len;
     return r;
   }
@@ -75,6 +84,7 @@ class scripted_stream final : public net::byte_stream {
   void cancel() override { timer_.cancel(); }
   void close() override {
     closed_ = true;
+    seen_->closed = true;
     timer_.cancel();
   }
 
@@ -122,7 +132,7 @@ class scripted_stream final : public net::byte_stream {
 
   asio::steady_timer timer_;
   std::deque<entry> script_;
-  std::string written_;
+  std::shared_ptr<record> seen_ = std::make_shared<record>();
   std::size_t operations_ = 0;
   std::size_t fail_at_ = 0;
   std::size_t read_ = 0;

@@ -75,7 +75,7 @@ struct relay_setup {
     all << in.rdbuf();
     return all.str();
   }
-  [[nodiscard]] const std::string& upstream_saw() const { return provider.last->written(); }
+  [[nodiscard]] const std::string& upstream_saw() const { return provider.last_seen->written; }
 };
 
 /// The provider's answers up to DATA's 354.
@@ -122,7 +122,7 @@ asio::awaitable<relayed> relay_one(asio::any_io_executor ex,
   relayed out;
   out.answer = co_await relay.data(source);
   out.upstream = setup.upstream_saw();
-  out.upstream_closed = setup.provider.last->closed();
+  out.upstream_closed = setup.provider.last_seen->closed;
   out.audit = setup.audit();
   co_await relay.reset();
   co_return out;

@@ -33,7 +33,8 @@ inline conf::forwarder_config config_with_mailbox() {
 struct scripted_provider {
   std::function<void(scripted_stream&)> make;
   int connections = 0;
-  scripted_stream* last = nullptr;
+  scripted_stream* last = nullptr;  ///< the latest connection, while it lives
+  std::shared_ptr<const scripted_stream::record> last_seen;  ///< ... what its peer saw
 
   net::channel_source source(const asio::any_io_executor& ex) {
     return [this, ex](std::string&) -> asio::awaitable<std::unique_ptr<net::line_channel>> {
@@ -41,6 +42,7 @@ struct scripted_provider {
       auto s = std::make_unique<scripted_stream>(ex);
       make(*s);
       last = s.get();
+      last_seen = s->seen();
       co_return std::make_unique<net::line_channel>(ex, std::move(s));
     };
   }
