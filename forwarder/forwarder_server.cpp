@@ -193,7 +193,7 @@ void forwarder_server::shutdown(conf::duration grace) {
 
 awaitable<void> forwarder_server::drain(conf::duration grace) {
   // Every session counts, whichever configuration it started with.
-  const net::drain_result r = co_await net::async_drain(sessions_, grace, net::cut_wait);
+  const net::drain_result r = co_await net::async_drain(sessions_, grace);
   if (r.cut > 0)
     lg::warn("shutdown.cut", {{"sessions", r.cut}, {"reason", "grace period expired"}});
   if (r.left > 0)

@@ -161,10 +161,7 @@ cli::supervised connection::supervisor(const char* part, bool direction) {
   // A bug in any part ends the connection with its summary line, never silently.
   return {"conn.crashed", session_,
           [self = shared_from_this(), part, direction](const std::string& what) {
-            self->fail(outcome::error, std::string("internal error in ") + part + ": " + what);
-            self->stopping_ = true;
-            self->client_.cancel();
-            if (self->server_) self->server_->cancel();
+            self->abort(outcome::error, std::string("internal error in ") + part + ": " + what);
             if (direction)
               self->direction_done();
             else
@@ -236,13 +233,14 @@ void connection::direction_done() {
 }
 
 void connection::cut(const std::string& reason) {
-  if (finished_) return;
-  fail(outcome::stopped, reason);
+  if (!finished_) end_now(outcome::stopped, reason);
+}
+
+void connection::end_now(outcome o, const std::string& reason) {
+  fail(o, reason);
   timed_out_ = true;  // nothing more is watched: finish() comes next
-  stopping_ = true;
   deadline_.disarm();
-  client_.cancel();
-  if (server_) server_->cancel();
+  stop_both();
 }
 
 void connection::on_deadline() {
@@ -255,11 +253,7 @@ void connection::on_deadline() {
   std::string reason = std::string("no progress within ") + to_string(phase_) + "_timeout";
   if (phase_ == phase::linger) reason = "other direction still open after close_linger";
   if (phase_ == phase::relay) reason = "no data in either direction within idle_timeout";
-  fail(outcome::timeout, std::move(reason));
-  timed_out_ = true;  // nothing more is watched: finish() comes next
-  stopping_ = true;
-  client_.cancel();
-  if (server_) server_->cancel();
+  end_now(outcome::timeout, reason);
 }
 
 awaitable<outcome> connection::connect_target() {

@@ -102,6 +102,9 @@ class connection : public std::enable_shared_from_this<connection>, private rela
   void on_deadline();
   /// Ends the connection now (shutdown after the grace period): outcome stopped, `reason`.
   void cut(const std::string& reason);
+  /// A deadline passed or the connection was cut: `o`, `reason`, both directions stop and
+  /// nothing more is watched.
+  void end_now(outcome o, const std::string& reason);
   /// The completion handler of a part of this connection (a relay direction when `direction`).
   cli::supervised supervisor(const char* part, bool direction);
   void begin_phase(phase p, conf::duration budget);

@@ -131,7 +131,7 @@ void tunnel_server::shutdown(conf::duration grace) {
 }
 
 awaitable<void> tunnel_server::drain(conf::duration grace) {
-  const net::drain_result r = co_await net::async_drain(live_connections(), grace, net::cut_wait);
+  const net::drain_result r = co_await net::async_drain(live_connections(), grace);
   if (r.cut > 0)
     lg::warn("shutdown.cut", {{"connections", r.cut}, {"reason", "grace period expired"}});
   if (r.left > 0)

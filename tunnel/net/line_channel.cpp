@@ -46,8 +46,10 @@ std::string line_channel::tls_cipher() const { return tls_ ? tls_->tls_cipher() 
 line_channel::~line_channel() = default;
 
 awaitable<io_status> line_channel::wait(io_want want) {
-  bool ready = !cut_ && co_await stream_->wait(want);
-  if (ready && !cut_) co_return io_status::ok;
+  if (!cut_) {
+    const bool ready = co_await stream_->wait(want);
+    if (ready && !cut_) co_return io_status::ok;
+  }
   if (cut_) {
     error_ = "cut";
     co_return io_status::failed;

@@ -63,6 +63,6 @@ inline constexpr std::chrono::seconds cut_wait{5};
 /// sessions left (reason "shutdown: grace period expired") and waits up to `cut_wait` for
 /// them to log their lines. Looks every 50 ms.
 asio::awaitable<drain_result> async_drain(session_registry& sessions, conf::duration grace,
-                                          conf::duration cut_wait);
+                                          conf::duration cut_wait = net::cut_wait);
 
 }  // namespace postern::net
