@@ -56,19 +56,36 @@ void start_program();
 /// --grace's value; nullopt after telling the user what is wrong.
 std::optional<conf::duration> parse_grace(const std::string& text, const char* program);
 
+/// What checking one configuration file found: for a program's --check and `postern check`.
+struct check_findings {
+  bool loaded = false;  ///< it parsed and validated (diags holds no error)
+  conf::diagnostics diags;
+  std::vector<std::string> verify_errors;  ///< what building it for real found
+  std::vector<conf::insecure_setting> insecure;
+  [[nodiscard]] bool ok() const { return loaded && verify_errors.empty(); }
+};
+
+/// Loads and verifies `file` as `program` would, collecting everything found.
+template <class Config>
+check_findings check_file(const program_config<Config>& program, const std::string& file) {
+  check_findings found;
+  std::optional<Config> config = program.load(file, found.diags);
+  if (!config) return found;
+  found.loaded = true;
+  if (program.verify) program.verify(*config, found.verify_errors);
+  found.insecure = conf::insecure_settings(*config);
+  return found;
+}
+
 /// --check: every error and warning on stderr as file:line:col: key: message, then
 /// "configuration OK" on stdout (exit 0), or exit 78.
 template <class Config>
 int check_configuration(const program_config<Config>& program, const std::string& file) {
-  conf::diagnostics diags;
-  std::optional<Config> config = program.load(file, diags);
-  print_diagnostics(diags, std::cerr);
-  if (!config) return exit_code::config;
-  std::vector<std::string> errors;
-  if (program.verify) program.verify(*config, errors);
-  for (const auto& e : errors) std::cerr << file << ": " << e << "\n";
-  if (!errors.empty()) return exit_code::config;
-  log_insecure(conf::insecure_settings(*config));
+  check_findings found = check_file(program, file);
+  print_diagnostics(found.diags, std::cerr);
+  for (const auto& e : found.verify_errors) std::cerr << file << ": " << e << "\n";
+  if (!found.ok()) return exit_code::config;
+  log_insecure(found.insecure);
   std::cout << "configuration OK\n";
   return exit_code::ok;
 }

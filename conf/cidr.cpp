@@ -36,6 +36,19 @@ std::string cidr::to_string() const {
   return std::string(text) + "/" + std::to_string(prefix);
 }
 
+bool cidr::within(const cidr& outer) const {
+  return v6 == outer.v6 && outer.prefix <= prefix && outer.contains(bytes.data(), v6 ? 16 : 4);
+}
+
+bool cidr::is_private() const {
+  static const char* const private_ranges[] = {"127.0.0.0/8",    "10.0.0.0/8",     "172.16.0.0/12",
+                                               "192.168.0.0/16", "169.254.0.0/16", "::1/128",
+                                               "fc00::/7",       "fe80::/10"};
+  for (const char* text : private_ranges)
+    if (within(*parse_cidr(text))) return true;
+  return false;
+}
+
 std::optional<cidr> parse_cidr(std::string_view text, std::string* error) {
   auto fail = [&](std::string message) -> std::optional<cidr> {
     if (error) *error = std::move(message);

@@ -205,6 +205,14 @@ std::optional<fetch_config> load_fetch_config(const std::string& file, diagnosti
   for (const auto& d : registry_diags.warnings()) diags.warn(d);
   if (!registry) return std::nullopt;
   c.registry = *registry;
+  if (c.keep == false)
+    for (const auto& m : c.registry.mailboxes)
+      if (m.fetch && m.pec)
+        r.warning("keep", m.address +
+                              " is a PEC mailbox: keep = false deletes each message from the "
+                              "provider once it is delivered, and the provider's copy is the "
+                              "legal record (keep = true with delete_after = \"30d\" or longer "
+                              "keeps it for a while)");
   // Checked even when fetch.toml has errors: all of them are reported at once.
   check_fetched_mailboxes(c, c.deliver || r.has("deliver"), diags);
   if (!diags.empty()) return std::nullopt;

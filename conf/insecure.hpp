@@ -17,13 +17,15 @@ struct insecure_setting {
   std::string owner;       ///< the service name or mailbox address
   std::string setting;     ///< as written in the file: `verify = "none"`
   std::string effect;      ///< what it exposes, in words
+  std::string file;        ///< the file it is written in
 };
 
 std::vector<insecure_setting> insecure_settings(const tunnel_config& config);
 std::vector<insecure_setting> insecure_settings(const forwarder_config& config);
 /// The fetched mailboxes and the [delivery] target.
 std::vector<insecure_setting> insecure_settings(const fetch_config& config);
-/// One mailbox (or pseudo-mailbox: the smarthost, fetch's [delivery]).
-void add_insecure_settings(const mailbox& m, std::vector<insecure_setting>& out);
+/// One mailbox (or pseudo-mailbox: the smarthost, fetch's [delivery]) written in `file`.
+void add_insecure_settings(const mailbox& m, const std::string& file,
+                           std::vector<insecure_setting>& out);
 
 }  // namespace postern::conf

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -51,6 +52,22 @@ long long seconds_left(X509* cert) {
 
 }  // namespace
 
+namespace {
+
+/// Warns at `key` when `left` seconds is an expiry passed (saying what then fails) or within
+/// expiry_warning_days (saying what to do).
+void warn_expiry(table_reader& r, std::string_view key, const std::string& what, long long left,
+                 const std::string& then, const std::string& fix) {
+  const std::time_t end = std::time(nullptr) + left;
+  if (left <= 0)
+    r.warning(key, what + " expired on " + utc_date(end) + "; " + then + ": " + fix);
+  else if (left < expiry_warning_days * 86400LL)
+    r.warning(key, what + " expires on " + utc_date(end) + ", in " +
+                       std::to_string((left + 86399) / 86400) + " days: " + fix);
+}
+
+}  // namespace
+
 bool check_cert_file(table_reader& r, std::string_view key, const std::string& path, bool served) {
   std::string error;
   auto certs = read_certificates(path, error);
@@ -62,17 +79,9 @@ bool check_cert_file(table_reader& r, std::string_view key, const std::string& p
     r.error(key, path + ": no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)");
     return false;
   }
-  if (served) {
-    X509* leaf = sk_X509_value(certs.get(), 0);
-    const long long left = seconds_left(leaf);
-    const std::time_t end = std::time(nullptr) + left;
-    if (left <= 0)
-      r.warning(key, path + ": the certificate expired on " + utc_date(end) +
-                         "; clients will refuse it: renew it");
-    else if (left < expiry_warning_days * 86400LL)
-      r.warning(key, path + ": the certificate expires on " + utc_date(end) + ", in " +
-                         std::to_string((left + 86399) / 86400) + " days: renew it");
-  }
+  warn_expiry(r, key, path + ": the certificate", seconds_left(sk_X509_value(certs.get(), 0)),
+              served ? "clients will refuse it" : "servers that ask for it will refuse it",
+              "renew it");
   return true;
 }
 
@@ -106,10 +115,21 @@ void check_key_file(table_reader& r, std::string_view key, const std::string& pa
 void check_ca_file(table_reader& r, std::string_view key, const std::string& path) {
   std::string error;
   auto certs = read_certificates(path, error);
-  if (!certs)
+  if (!certs) {
     r.error(key, error);
-  else if (sk_X509_num(certs.get()) == 0)
+    return;
+  }
+  const std::size_t n = sk_X509_num(certs.get());
+  if (n == 0) {
     r.error(key, path + ": no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)");
+    return;
+  }
+  // A bundle is dead when its last certificate is: nothing verifies against it any more.
+  long long last = seconds_left(sk_X509_value(certs.get(), 0));
+  for (std::size_t i = 1; i < n; ++i)
+    last = std::max(last, seconds_left(sk_X509_value(certs.get(), i)));
+  warn_expiry(r, key, path + (n == 1 ? ": its certificate" : ": the last of its certificates"),
+              last, "nothing verifies against it", "replace it");
 }
 
 void check_ca_dir(table_reader& r, std::string_view key, const std::string& path) {

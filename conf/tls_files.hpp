@@ -10,11 +10,12 @@ namespace postern::conf {
 
 class table_reader;
 
-/// How long a served certificate may have left before every start warns about it.
+/// How long a certificate may have left before --check, `postern check` and every start warn.
 inline constexpr int expiry_warning_days = 14;
 
-/// A PEM certificate chain at `path`: readable, at least one certificate. With `served`,
-/// warns when its first certificate has expired or expires within expiry_warning_days.
+/// A PEM certificate chain at `path`: readable, at least one certificate; warns when its first
+/// certificate has expired or expires within expiry_warning_days (`served`: a server's own,
+/// which clients refuse; else a client certificate, which servers refuse).
 /// False (with the error reported at `key`) when unusable.
 bool check_cert_file(table_reader& r, std::string_view key, const std::string& path, bool served);
 
@@ -23,7 +24,8 @@ bool check_cert_file(table_reader& r, std::string_view key, const std::string& p
 void check_key_file(table_reader& r, std::string_view key, const std::string& path,
                     const std::string& cert_path);
 
-/// A bundle of trusted CA certificates (PEM): at least one certificate.
+/// A bundle of trusted CA certificates (PEM): at least one certificate; warns when the last
+/// of them has expired or expires within expiry_warning_days.
 void check_ca_file(table_reader& r, std::string_view key, const std::string& path);
 
 /// A directory of hashed CA certificates.

@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
   }
   auto grace = cli::parse_grace(c.grace_text, "postern-fetch");
   if (!grace) return exit_code::usage;
-  const cli::program_config<conf::fetch_config> program{conf::load_fetch_config, {}};
+  const auto& program = fetch::fetch_program();
   if (c.common.check) return cli::check_configuration(program, c.common.config);
   auto config = cli::load_configuration(program, c.common.config);
   if (!config) return exit_code::config;

@@ -7,10 +7,14 @@
 
 #include <asio/awaitable.hpp>
 
+#include "cli/program.hpp"
 #include "conf/fetch_config.hpp"
 #include "fetch/fetch_run.hpp"
 
 namespace postern::fetch {
+
+/// How postern-fetch's configuration loads (for its --check, its runs and `postern check`).
+const cli::program_config<conf::fetch_config>& fetch_program();
 
 /// The exit status of a run is its most serious mailbox's: what needs a person (a refusal
 /// of us, 69, or of a message, 65) before what will pass by itself (75).

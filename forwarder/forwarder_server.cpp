@@ -67,6 +67,16 @@ session_peer describe_peer(int fd, const std::vector<conf::cidr>& allow) {
 
 }  // namespace
 
+const cli::program_config<conf::forwarder_config>& forwarder_program() {
+  static const cli::program_config<conf::forwarder_config> program{
+      conf::load_forwarder_config,
+      [](const conf::forwarder_config& config, std::vector<std::string>& errors) {
+        asio::io_context ctx;
+        build_runtime(ctx, config, false, errors);
+      }};
+  return program;
+}
+
 std::shared_ptr<forwarder_runtime> build_runtime(asio::io_context& ctx,
                                                  const conf::forwarder_config& config, bool trace,
                                                  std::vector<std::string>& errors) {

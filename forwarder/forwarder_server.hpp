@@ -22,6 +22,11 @@ std::shared_ptr<forwarder_runtime> build_runtime(asio::io_context& ctx,
                                                  const conf::forwarder_config& config, bool trace,
                                                  std::vector<std::string>& errors);
 
+/// How postern-forwarder's configuration loads and is verified (TLS contexts, the users file
+/// and the upstream pool, built as serving would build them): for its --check, its service
+/// and `postern check`.
+const cli::program_config<conf::forwarder_config>& forwarder_program();
+
 class forwarder_server final : public cli::served<conf::forwarder_config> {
  public:
   /// `trace`: sessions log their dialogues (--trace).

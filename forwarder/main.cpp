@@ -20,14 +20,6 @@ using namespace postern;
 
 const std::string default_config = POSTERN_SYSCONFDIR "/forwarder.toml";
 
-const cli::program_config<conf::forwarder_config> program{
-    conf::load_forwarder_config,
-    // TLS contexts, the users file and the upstream pool, built as serving would build them.
-    [](const conf::forwarder_config& config, std::vector<std::string>& errors) {
-      asio::io_context ctx;
-      forwarder::build_runtime(ctx, config, false, errors);
-    }};
-
 /// --sendmail, or invoked under the name "sendmail": sendmail's own command line.
 int sendmail_main(int argc, char** argv, int first) {
   std::vector<std::string> args(argv + first, argv + argc);
@@ -82,11 +74,12 @@ int main(int argc, char** argv) {
                "Read one message on stdin, sendmail style (must come first)");
   if (auto stop = cli::parse_command_line(app, argc, argv)) return *stop;
   cli::apply_logging(common);
-  if (common.check) return cli::check_configuration(program, common.config);
+  if (common.check) return cli::check_configuration(forwarder::forwarder_program(), common.config);
   auto grace = cli::parse_grace(grace_text, "postern-forwarder");
   if (!grace) return exit_code::usage;
   const bool trace = common.trace;
-  return cli::serve(program, common.config, *grace, [trace](const conf::forwarder_config&) {
-    return std::make_unique<forwarder::forwarder_server>(trace);
-  });
+  return cli::serve(forwarder::forwarder_program(), common.config, *grace,
+                    [trace](const conf::forwarder_config&) {
+                      return std::make_unique<forwarder::forwarder_server>(trace);
+                    });
 }

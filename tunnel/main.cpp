@@ -13,13 +13,6 @@ namespace {
 
 using namespace postern;
 
-const cli::program_config<conf::tunnel_config> program{
-    conf::load_tunnel_config,
-    // TLS files and contexts, loaded as serving would load them.
-    [](const conf::tunnel_config& config, std::vector<std::string>& errors) {
-      tunnel::build_services(config, errors);
-    }};
-
 /// --stdio and the options of that mode.
 void add_stdio_options(CLI::App& app, bool& stdio, tunnel::stdio_options& so) {
   app.add_flag("--stdio", stdio, "Carry one connection over stdin/stdout instead of listening");
@@ -96,10 +89,11 @@ int main(int argc, char** argv) {
     std::cerr << "postern-tunnel: --connect is an option of --stdio mode\n";
     return exit_code::usage;
   }
-  if (common.check) return cli::check_configuration(program, common.config);
+  if (common.check) return cli::check_configuration(tunnel::tunnel_program(), common.config);
   auto grace = cli::parse_grace(grace_text, "postern-tunnel");
   if (!grace) return exit_code::usage;
-  return cli::serve(program, common.config, *grace, [](const conf::tunnel_config& config) {
-    return std::make_unique<tunnel::tunnel_server>(config.threads);
-  });
+  return cli::serve(tunnel::tunnel_program(), common.config, *grace,
+                    [](const conf::tunnel_config& config) {
+                      return std::make_unique<tunnel::tunnel_server>(config.threads);
+                    });
 }

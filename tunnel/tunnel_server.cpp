@@ -35,6 +35,15 @@ struct tunnel_server::gate {
   std::chrono::steady_clock::time_point last_refusal_log{};
 };
 
+const cli::program_config<conf::tunnel_config>& tunnel_program() {
+  static const cli::program_config<conf::tunnel_config> program{
+      conf::load_tunnel_config,
+      [](const conf::tunnel_config& config, std::vector<std::string>& errors) {
+        build_services(config, errors);
+      }};
+  return program;
+}
+
 std::vector<std::shared_ptr<service_runtime>> build_services(const conf::tunnel_config& config,
                                                              std::vector<std::string>& errors) {
   std::vector<std::shared_ptr<service_runtime>> out;

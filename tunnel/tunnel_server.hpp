@@ -20,6 +20,10 @@ namespace postern::tunnel {
 std::vector<std::shared_ptr<service_runtime>> build_services(const conf::tunnel_config& config,
                                                              std::vector<std::string>& errors);
 
+/// How postern-tunnel's configuration loads and is verified (TLS files and contexts, built as
+/// serving would build them): for its --check, its service and `postern check`.
+const cli::program_config<conf::tunnel_config>& tunnel_program();
+
 class tunnel_server final : public cli::served<conf::tunnel_config> {
  public:
   /// `threads` worker event loops (0 = one per core).

@@ -176,3 +176,19 @@ TEST_CASE("client address ranges") {
   CHECK(v6->prefix == 128);
   CHECK_FALSE(v6->contains(inside, 4));
 }
+
+TEST_CASE("a range is private when it lies inside a loopback, private or link-local network") {
+  auto is_private = [](const char* text) { return parse_cidr(text)->is_private(); };
+  for (const char* inside :
+       {"127.0.0.0/8", "127.0.0.1", "10.1.0.0/16", "172.16.0.0/12", "172.31.255.0/24",
+        "192.168.10.0/24", "169.254.1.0/24", "::1", "fd12:3456::/32", "fe80::/64"})
+    CHECK(is_private(inside));
+  for (const char* beyond :
+       {"0.0.0.0/0", "8.0.0.0/8", "172.15.0.0/16", "172.16.0.0/11", "192.168.0.0/15",
+        "203.0.113.0/24", "::/0", "2001:db8::/32", "fc00::/6"})
+    CHECK_FALSE(is_private(beyond));
+  // A range within another of its family, and never across families.
+  CHECK(parse_cidr("10.2.3.0/24")->within(*parse_cidr("10.0.0.0/8")));
+  CHECK_FALSE(parse_cidr("10.0.0.0/8")->within(*parse_cidr("10.2.3.0/24")));
+  CHECK_FALSE(parse_cidr("::ffff:10.0.0.1")->within(*parse_cidr("10.0.0.0/8")));
+}
