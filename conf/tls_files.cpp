@@ -15,6 +15,7 @@
 
 #include "secret.hpp"
 #include "table_reader.hpp"
+#include "units.hpp"
 
 namespace postern::conf {
 
@@ -35,14 +36,6 @@ bssl::UniquePtr<STACK_OF(X509)> read_certificates(const std::string& path, std::
   return certs;
 }
 
-std::string utc_date(std::time_t t) {
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M UTC", &tm);
-  return text;
-}
-
 /// Seconds from now until the certificate's notAfter (negative once expired).
 long long seconds_left(X509* cert) {
   int days = 0, seconds = 0;
@@ -60,9 +53,9 @@ void warn_expiry(table_reader& r, std::string_view key, const std::string& what,
                  const std::string& then, const std::string& fix) {
   const std::time_t end = std::time(nullptr) + left;
   if (left <= 0)
-    r.warning(key, what + " expired on " + utc_date(end) + "; " + then + ": " + fix);
+    r.warning(key, what + " expired on " + utc_minute(end) + "; " + then + ": " + fix);
   else if (left < expiry_warning_days * 86400LL)
-    r.warning(key, what + " expires on " + utc_date(end) + ", in " +
+    r.warning(key, what + " expires on " + utc_minute(end) + ", in " +
                        std::to_string((left + 86399) / 86400) + " days: " + fix);
 }
 

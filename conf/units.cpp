@@ -2,6 +2,7 @@
 
 #include <array>
 #include <charconv>
+#include <ctime>
 #include <limits>
 #include <utility>
 
@@ -83,6 +84,15 @@ std::string format_duration(duration d) {
   for (auto [name, factor] : units)
     if (ms != 0 && ms % factor == 0) return std::to_string(ms / factor) + name;
   return std::to_string(ms) + "ms";
+}
+
+std::string utc_minute(std::int64_t unix_time) {
+  const std::time_t t = static_cast<std::time_t>(unix_time);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M UTC", &tm);
+  return text;
 }
 
 }  // namespace postern::conf

@@ -21,4 +21,7 @@ std::optional<std::uint64_t> parse_size(std::string_view text, std::string* erro
 /// "30s", "5m", "1500ms": the shortest exact spelling, for logs and --check output.
 std::string format_duration(duration d);
 
+/// A point in time to the minute, as expiry dates are said: "2026-12-07 14:53 UTC".
+std::string utc_minute(std::int64_t unix_time);
+
 }  // namespace postern::conf

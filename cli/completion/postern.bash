@@ -12,7 +12,7 @@ _postern_mailboxes() {
 _postern_value() {
   local cur=$2
   case $1 in
-    -c | --config)
+    -c | --config | -m | --mailboxes)
       mapfile -t COMPREPLY < <(compgen -f -X '!*.toml' -- "$cur"; compgen -d -- "$cur") ;;
     --ca-file | --cert-file | --key-file)
       mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
@@ -27,7 +27,7 @@ _postern_value() {
       mapfile -t COMPREPLY < <(compgen -W "tls:// smtps:// smtp+starttls:// pop3s:// \
         pop3+starttls:// imaps:// imap+starttls://" -- "$cur") ;;
     --grace | --connect-timeout | --handshake-timeout | --idle-timeout | --verify-host | --sni | \
-      --pin-sha256 | --alpn | --ciphers | --ehlo)
+      --pin-sha256 | --alpn | --ciphers | --ehlo | --timeout)
       COMPREPLY=() ;;  # free text: nothing to offer
     *) return 1 ;;
   esac
@@ -56,7 +56,7 @@ _postern_program() {
 _postern() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
   if ((COMP_CWORD == 1)); then
-    mapfile -t COMPREPLY < <(compgen -W "check version -h --help --version" -- "$cur")
+    mapfile -t COMPREPLY < <(compgen -W "check probe version -h --help --version" -- "$cur")
     return 0
   fi
   case ${COMP_WORDS[1]} in
@@ -66,6 +66,15 @@ _postern() {
         mapfile -t COMPREPLY < <(compgen -W "-C --directory --json -h --help" -- "$cur")
       else
         mapfile -t COMPREPLY < <(compgen -f -X '!*.toml' -- "$cur"; compgen -d -- "$cur")
+      fi ;;
+    probe)
+      _postern_value "$prev" "$cur" && return 0
+      if [[ $cur == -* ]]; then
+        mapfile -t COMPREPLY < <(compgen -W "-m --mailboxes --smtp --pop3 --ca-file --ehlo
+          --timeout --json -h --help" -- "$cur")
+      else
+        mapfile -t COMPREPLY < <(compgen -W "$(_postern_mailboxes) smtps:// smtp+starttls://
+          pop3s:// pop3+starttls://" -- "$cur")
       fi ;;
     *) COMPREPLY=() ;;
   esac

@@ -39,8 +39,9 @@ def test_each_program_completes_exactly_the_options_of_its_help():
         offered = complete(binary.name, "-")
         assert offered == help_options(binary), binary.name
         assert "--check" in offered
-    assert complete("postern", "") == ["--help", "--version", "-h", "check", "version"]
-    assert complete("postern", "check", "-") == help_options(POSTERN, "check")
+    assert complete("postern", "") == ["--help", "--version", "-h", "check", "probe", "version"]
+    for command in ("check", "probe"):
+        assert complete("postern", command, "-") == help_options(POSTERN, command), command
 
 
 def test_option_values_are_completed(tmp_path):
@@ -54,6 +55,8 @@ def test_option_values_are_completed(tmp_path):
     env = {"POSTERN_MAILBOXES": str(registry), "PATH": "/usr/bin:/bin"}
     assert complete("postern-fetch", "--mailbox", "", env=env) == \
         ["legale@pec.test", "ufficio@pec.test"]
+    assert complete("postern", "probe", "u", env=env) == ["ufficio@pec.test"]
+    assert complete("postern", "probe", "pop3", env=env) == ["pop3+starttls://", "pop3s://"]
     host = tmp_path / "host"
     (host / "etc").mkdir(parents=True)
     (host / "tunnel.toml").write_text("")

@@ -1,5 +1,6 @@
 #include "tunnel/net/connect.hpp"
 
+#include <cstring>
 #include <memory>
 
 #include <asio/experimental/as_tuple.hpp>
@@ -33,6 +34,21 @@ struct attempt {
   [[nodiscard]] bool expired() const { return timer.expired(); }
 };
 
+std::chrono::microseconds took_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                               t);
+}
+
+/// The address an endpoint names, as a person writes it.
+std::string endpoint_text(const generic::endpoint& ep, const conf::address& target) {
+  if (target.kind == conf::address_kind::unix_path) return target.path;
+  asio::ip::tcp::endpoint tcp;
+  tcp.resize(ep.size());
+  std::memcpy(tcp.data(), ep.data(), ep.size());
+  const std::string host = tcp.address().to_string();
+  return (tcp.address().is_v6() ? "[" + host + "]" : host) + ":" + std::to_string(tcp.port());
+}
+
 }  // namespace
 
 asio::awaitable<connect_result> async_connect_to(asio::any_io_executor ex,
@@ -45,8 +61,10 @@ asio::awaitable<connect_result> async_connect_to(asio::any_io_executor ex,
   if (target.kind == conf::address_kind::unix_path) {
     endpoints.emplace_back(asio::local::stream_protocol::endpoint(target.path));
   } else {
+    const auto asked = std::chrono::steady_clock::now();
     auto [ec, found] = co_await state->resolver.async_resolve(
         target.host, std::to_string(target.port), as_tuple(use_awaitable));
+    result.resolve_took = took_since(asked);
     if (ec)
       result.error = target.to_string() + ": " + (state->expired() ? "timed out" : ec.message());
     for (const auto& r : found) endpoints.emplace_back(r.endpoint());
@@ -55,8 +73,13 @@ asio::awaitable<connect_result> async_connect_to(asio::any_io_executor ex,
     if (state->expired()) break;
     generic::socket socket(ex);
     state->socket = &socket;
+    const auto started = std::chrono::steady_clock::now();
     auto [ec] = co_await socket.async_connect(ep, as_tuple(use_awaitable));
     state->socket = nullptr;
+    result.attempts.push_back({endpoint_text(ep, target), took_since(started),
+                               ec || state->expired()
+                                   ? (state->expired() ? std::string("timed out") : ec.message())
+                                   : std::string()});
     if (!ec && !state->expired()) {
       if (target.kind == conf::address_kind::tcp)
         socket.set_option(asio::ip::tcp::no_delay(true), ec);

@@ -3,6 +3,7 @@
 /// first reachable of several (failover). The one connect of postern: the tunnel, the SMTP
 /// client and the POP3 client all use it.
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -15,10 +16,19 @@
 
 namespace postern::net {
 
+/// One address tried, for `postern probe`.
+struct connect_attempt {
+  std::string address;  ///< "192.0.2.7:465", "[2001:db8::7]:465" or the unix path
+  std::chrono::microseconds took{};
+  std::string error;  ///< "" when it connected
+};
+
 struct connect_result {
   int fd = -1;  ///< connected socket, owned by the caller; -1 on failure
   bool timed_out = false;
-  std::string error;  ///< every failed attempt, "addr: reason; ..."
+  std::string error;                         ///< every failed attempt, "addr: reason; ..."
+  std::chrono::microseconds resolve_took{};  ///< the name's resolution (0 for a unix path)
+  std::vector<connect_attempt> attempts;     ///< each address in the order tried
 };
 
 /// Resolves `target` and tries each address in turn; the whole attempt, resolution

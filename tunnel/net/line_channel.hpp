@@ -77,6 +77,8 @@ class line_channel {
   bool attach_tls(tls_ptr<SSL> ssl);
   [[nodiscard]] std::string tls_version() const;
   [[nodiscard]] std::string tls_cipher() const;
+  /// The TLS connection once attach_tls ran (its certificates: peer_certificates.hpp).
+  [[nodiscard]] SSL* tls_session() const { return tls_ ? tls_->ssl() : nullptr; }
 
   /// True when the peer has closed or sent something unexpected while we were not reading
   /// (used before reusing an idle upstream session).
