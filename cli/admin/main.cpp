@@ -56,7 +56,7 @@ int run_check(check_options& o) {
 struct probe_options {
   std::string target;
   std::string registry = POSTERN_SYSCONFDIR "/mailboxes.toml";
-  bool smtp = false, pop3 = false, json = false;
+  bool smtp = false, pop3 = false, json = false, auth = false, trace = false;
   std::string ca_file, ehlo = "postern-probe.invalid", timeout = "15s";
 };
 
@@ -65,8 +65,9 @@ void add_probe(CLI::App& app, probe_options& o) {
       "probe",
       "Connect to a mailbox's provider (its smtp and pop3 endpoints in the registry) or to a "
       "URL, and show each step with timings: addresses, TLS and the whole chain, the "
-      "verification, the capabilities. Nothing is sent that changes anything. Exit 0 fine, 69 "
-      "unreachable or refused, 76 TLS or verification failed.");
+      "verification, the capabilities, and with --auth each login. Nothing is sent that "
+      "changes anything. Exit 0 fine, 69 unreachable or refused, 76 TLS or verification "
+      "failed, 77 login refused.");
   probe
       ->add_option("TARGET", o.target,
                    "A mailbox address of the registry, or a URL "
@@ -84,6 +85,11 @@ void add_probe(CLI::App& app, probe_options& o) {
   probe->add_option("--ehlo", o.ehlo, "Name for EHLO")->capture_default_str();
   probe->add_option("--timeout", o.timeout, "Bound of each phase (connect, TLS, each reply)")
       ->capture_default_str();
+  probe->add_flag("--auth", o.auth,
+                  "Also log in with each mechanism offered, in turn (a mailbox's login and "
+                  "password; exit 77 when every login is refused)");
+  probe->add_flag("--trace", o.trace,
+                  "The dialogue on stderr (C: sent, S: received), credentials redacted");
   probe->add_flag("--json", o.json, "One JSON document on stdout instead of text");
 }
 
@@ -99,6 +105,11 @@ int run_probe(const probe_options& o) {
     return exit_code::usage;
   }
   std::optional<conf::mailbox_registry> registry;
+  if (o.auth && o.target.find("://") != std::string::npos) {
+    std::cerr << "postern probe: --auth logs in as a mailbox of the registry (its login and "
+                 "password source): name the mailbox, not a URL\n";
+    return exit_code::usage;
+  }
   if (o.target.find("://") == std::string::npos) {
     conf::diagnostics diags;
     registry = conf::load_mailbox_registry(o.registry, diags);
@@ -116,6 +127,8 @@ int run_probe(const probe_options& o) {
   for (auto& request : requests) {
     if (!registry) request.tls.ca_file = o.ca_file;
     request.hello_name = o.ehlo;
+    request.auth = o.auth;
+    request.trace = o.trace;
     request.timeout = *timeout;
     asio::co_spawn(ctx, admin::probe(ctx.get_executor(), request),
                    [&results](std::exception_ptr e, admin::probe_result r) {
@@ -143,8 +156,8 @@ int main(int argc, char** argv) {
       "probe the providers they reach.",
       "postern"};
   app.footer(
-      "Exit status: 0 ok, 64 usage, 69 unreachable, 76 TLS or verification, 78 configuration "
-      "error.\nSee postern(1), "
+      "Exit status: 0 ok, 64 usage, 69 unreachable, 76 TLS or verification, 77 login "
+      "refused, 78 configuration error.\nSee postern(1), "
       "postern-tunnel(1), postern-forwarder(1) and postern-fetch(1).");
   app.set_version_flag("--version", cli::version_text("postern"));
   app.require_subcommand(1);

@@ -1,10 +1,14 @@
 #include "cli/admin/probe.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
+#include <iostream>
 #include <ostream>
 
 #include "cli/exit_codes.hpp"
 #include "cli/json_writer.hpp"
+#include "forwarder/smtp/sasl.hpp"
 #include "tunnel/net/line_channel.hpp"
 #include "tunnel/net/starttls_dialogue.hpp"
 #include "tunnel/net/tls_context.hpp"
@@ -20,6 +24,8 @@ const char* to_string(probe_outcome o) {
     case probe_outcome::unreachable: return "unreachable";
     case probe_outcome::tls_failed: return "tls_failed";
     case probe_outcome::refused: return "refused";
+    case probe_outcome::login_refused: return "login_refused";
+    case probe_outcome::no_password: return "no_password";
   }
   return "?";
 }
@@ -30,6 +36,8 @@ int exit_status(probe_outcome o) {
     case probe_outcome::unreachable: return exit_code::unavailable;
     case probe_outcome::tls_failed: return exit_code::protocol;
     case probe_outcome::refused: return exit_code::unavailable;
+    case probe_outcome::login_refused: return exit_code::noperm;
+    case probe_outcome::no_password: return exit_code::config;
   }
   return exit_code::software;
 }
@@ -42,6 +50,18 @@ constexpr std::size_t max_reply_lines = 200;
 std::chrono::microseconds since(clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - t);
 }
+
+/// Clears a pointer when the scope that owns its target ends.
+class forget_on_exit {
+ public:
+  explicit forget_on_exit(const conf::secret*& p) : p_(p) {}
+  ~forget_on_exit() { p_ = nullptr; }
+  forget_on_exit(const forget_on_exit&) = delete;
+  forget_on_exit& operator=(const forget_on_exit&) = delete;
+
+ private:
+  const conf::secret*& p_;
+};
 
 /// One probe's conversation with the server, over a connected channel.
 class conversation {
@@ -58,6 +78,7 @@ class conversation {
       std::string line;
       net::io_status st = co_await ch_.read_line(line, max_line, req_.timeout);
       if (st != net::io_status::ok) co_return lost(st, "before STARTTLS");
+      trace("S", line);
       if (sent == 1 && req_.endpoint.protocol == conf::app_protocol::smtp)
         ehlo_lines_.push_back(line.size() > 4 ? line.substr(4) : line);
       net::starttls_dialogue::step s = dialogue.on_line(line, !ch_.buffered().empty());
@@ -72,7 +93,7 @@ class conversation {
       }
       if (s.what == net::starttls_dialogue::action::send) {
         ++sent;
-        ch_.queue(s.data);
+        send(s.data);
         net::io_status f = co_await ch_.flush(req_.timeout);
         if (f != net::io_status::ok) co_return lost(f, "before STARTTLS");
       }
@@ -88,11 +109,12 @@ class conversation {
       if (!ok) co_return refused("greeting", lines);
     }
     lines.clear();
-    ch_.queue(smtp ? "EHLO " + req_.hello_name + "\r\n" : std::string("CAPA\r\n"));
+    send(smtp ? "EHLO " + req_.hello_name + "\r\n" : std::string("CAPA\r\n"));
     bool ok = co_await reply(smtp, !smtp, lines);
     if (!ok) co_return refused(smtp ? "EHLO" : "CAPA", lines);
     r_.capabilities_after = smtp ? capabilities(lines) : lines;
-    ch_.queue("QUIT\r\n");
+    if (req_.auth) co_await log_in(smtp);
+    send("QUIT\r\n");
     co_await ch_.flush(req_.timeout);
     co_return true;
   }
@@ -111,6 +133,8 @@ class conversation {
       std::string line;
       net::io_status st = co_await ch_.read_line_until(line, max_line, deadline);
       if (st != net::io_status::ok) co_return lost(st, "over TLS");
+      last_line_ = line;
+      trace("S", line);
       if (smtp) {
         const bool last = line.size() < 4 || line[3] != '-';
         lines.push_back(line.size() > 4 ? line.substr(4) : line);
@@ -152,6 +176,127 @@ class conversation {
     return false;
   }
 
+  /// --auth: each mechanism offered that postern speaks, in turn, until one logs in.
+  awaitable<void> log_in(bool smtp) {
+    std::string error;
+    std::optional<conf::secret> password = co_await req_.password(error);
+    if (!password) {
+      r_.outcome = probe_outcome::no_password;
+      r_.failure = "no password to log in with: " + error;
+      co_return;
+    }
+    password_ = &*password;
+    const forget_on_exit forget(password_);  // the password dies with this frame
+    const std::vector<std::string> mechanisms = offered(smtp);
+    if (mechanisms.empty()) {
+      r_.outcome = probe_outcome::login_refused;
+      r_.failure =
+          "the server offers no login postern speaks (SMTP AUTH PLAIN or LOGIN, POP3 "
+          "SASL PLAIN or USER)";
+      co_return;
+    }
+    std::string logged_in_with;
+    for (const std::string& mechanism : mechanisms) {
+      login_attempt a;
+      a.mechanism = mechanism;
+      if (!logged_in_with.empty()) {
+        a.tried = false;
+        a.reply = "not tried: logged in with " + logged_in_with;
+      } else {
+        a.ok = co_await exchange(smtp, mechanism, *password);
+        a.reply = net::redact(last_line_, password->reveal());
+        a.enhanced = smtp ? enhanced_code(a.reply) : "";
+      }
+      if (a.ok) logged_in_with = mechanism;
+      r_.logins.push_back(a);
+      if (!r_.failure.empty()) co_return;  // the connection was lost
+    }
+    if (logged_in_with.empty()) {
+      r_.outcome = probe_outcome::login_refused;
+      r_.failure = "every login was refused; last reply: " + r_.logins.back().reply;
+    }
+  }
+
+  /// The mechanisms of the capabilities over TLS that postern speaks, in the order it tries.
+  std::vector<std::string> offered(bool smtp) const {
+    std::vector<std::string> out;
+    for (const std::string& cap : r_.capabilities_after) {
+      std::string upper = cap;
+      for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      const std::string prefix = smtp ? "AUTH" : "SASL";
+      if (upper.starts_with(prefix + " ") || upper.starts_with(prefix + "=")) {
+        for (const char* m : {"PLAIN", "LOGIN"})
+          if ((" " + upper.substr(5) + " ").find(std::string(" ") + m + " ") != std::string::npos &&
+              (smtp || std::string(m) == "PLAIN") &&
+              std::find(out.begin(), out.end(), m) == out.end())
+            out.emplace_back(m);
+      }
+      if (!smtp && upper == "USER" && std::find(out.begin(), out.end(), "USER") == out.end())
+        out.emplace_back("USER");
+    }
+    std::stable_sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) {
+      return a == "PLAIN" && b != "PLAIN";
+    });
+    return out;
+  }
+
+  /// One login: true when the server accepted it; last_line_ holds its final reply.
+  awaitable<bool> exchange(bool smtp, const std::string& mechanism, const conf::secret& password) {
+    std::vector<std::string> lines;
+    if (mechanism == "PLAIN") {
+      conf::secret response = postern::smtp::plain_response(req_.login, password);
+      send("AUTH PLAIN " + response.reveal() + "\r\n", "AUTH PLAIN <redacted>");
+      co_return co_await reply(smtp, false, lines);
+    }
+    if (mechanism == "LOGIN") {
+      send("AUTH LOGIN\r\n");
+      co_await reply(smtp, false, lines);
+      if (!last_line_.starts_with("334")) co_return false;
+      lines.clear();
+      send(postern::smtp::base64_encode(req_.login) + "\r\n", "<login, base64>");
+      co_await reply(smtp, false, lines);
+      if (!last_line_.starts_with("334")) co_return false;
+      lines.clear();
+      conf::secret encoded(postern::smtp::base64_encode(password.reveal()) + "\r\n");
+      send(encoded.reveal(), "<redacted>");
+      co_return co_await reply(smtp, false, lines);
+    }
+    send("USER " + req_.login + "\r\n");  // POP3 USER/PASS
+    const bool user_ok = co_await reply(false, false, lines);
+    if (!user_ok) co_return false;
+    lines.clear();
+    conf::secret command("PASS " + password.reveal() + "\r\n");
+    send(command.reveal(), "PASS <redacted>");
+    co_return co_await reply(false, false, lines);
+  }
+
+  /// "5.7.8" from "535 5.7.8 Authentication credentials invalid", else "".
+  static std::string enhanced_code(const std::string& line) {
+    std::size_t at = line.find(' ');
+    if (at == std::string::npos) return {};
+    std::size_t end = line.find(' ', at + 1);
+    std::string code = line.substr(at + 1, end == std::string::npos ? end : end - at - 1);
+    const bool shaped = code.size() >= 5 && (code[0] == '2' || code[0] == '4' || code[0] == '5') &&
+                        code[1] == '.' && code.find('.', 2) != std::string::npos &&
+                        code.find_first_not_of("0123456789.") == std::string::npos;
+    return shaped ? code : std::string();
+  }
+
+  /// Queues a command; --trace shows it as `shown` when that is given (credentials).
+  void send(const std::string& command, std::string_view shown = {}) {
+    ch_.queue(command);
+    if (req_.trace)
+      trace("C", shown.empty() ? std::string_view(command).substr(0, command.size() - 2) : shown);
+  }
+
+  /// --trace: one line of the dialogue on standard error; a password echoed is redacted.
+  void trace(const char* who, std::string_view line) const {
+    if (!req_.trace) return;
+    std::string text(line);
+    if (password_) text = net::redact(text, password_->reveal());
+    std::cerr << "  " << who << ": " << text << "\n";
+  }
+
   /// An EHLO reply's extensions: its lines after the first, which names the server.
   static std::vector<std::string> capabilities(const std::vector<std::string>& ehlo) {
     return ehlo.size() > 1 ? std::vector<std::string>(ehlo.begin() + 1, ehlo.end())
@@ -162,6 +307,8 @@ class conversation {
   const probe_request& req_;
   probe_result& r_;
   std::vector<std::string> ehlo_lines_;
+  std::string last_line_;                   ///< the last line read over TLS
+  const conf::secret* password_ = nullptr;  ///< while logging in, for redaction
 };
 
 std::string trust_store_of(const conf::tls_settings& tls) {
@@ -249,7 +396,15 @@ bool probe_requests(const std::string& target, const conf::mailbox_registry* reg
     return false;
   }
   for (const auto& [name, endpoint] : {std::pair{"smtp", m->smtp}, std::pair{"pop3", m->pop3}})
-    if (endpoint && (only.empty() || only == name)) out.push_back({m->address, *endpoint, m->tls});
+    if (endpoint && (only.empty() || only == name)) {
+      probe_request request;
+      request.label = m->address;
+      request.endpoint = *endpoint;
+      request.tls = m->tls;
+      request.login = m->login.empty() ? m->address : m->login;
+      request.password = net::password_of(*m, std::chrono::seconds(30));
+      out.push_back(std::move(request));
+    }
   if (out.empty()) {
     error = m->address + ": no " + (only.empty() ? std::string("smtp or pop3") : only) +
             " endpoint in " + registry->file;
@@ -300,6 +455,12 @@ void print_probe_text(const probe_result& r, std::ostream& out) {
     for (const auto& c : r.capabilities_after) out << " " << c << ";";
     out << "\n";
   }
+  for (const auto& l : r.logins)
+    out << "  login " << l.mechanism << ": "
+        << (l.tried ? (l.ok ? "accepted, " : "refused, ") + std::string("server said \"") +
+                          l.reply + "\""
+                    : l.reply)
+        << "\n";
   out << "verdict: " << to_string(r.outcome) << (r.failure.empty() ? "" : ": " + r.failure) << "\n";
 }
 
@@ -334,6 +495,15 @@ void print_probe_json(const std::vector<probe_result>& results, std::ostream& ou
     for (const auto& p : r.pins) json.string("", p);
     json.end_array().string("verification", r.verification).begin_array("capabilities_after");
     for (const auto& c : r.capabilities_after) json.string("", c);
+    json.end_array().begin_array("logins");
+    for (const auto& l : r.logins)
+      json.begin_object()
+          .string("mechanism", l.mechanism)
+          .boolean("tried", l.tried)
+          .boolean("ok", l.ok)
+          .string("reply", l.reply)
+          .string("enhanced", l.enhanced)
+          .end_object();
     json.end_array().string("outcome", to_string(r.outcome)).string("failure", r.failure);
     json.end_object();
   }

@@ -17,6 +17,7 @@
 #include "conf/units.hpp"
 #include "tunnel/net/connect.hpp"
 #include "tunnel/net/peer_certificates.hpp"
+#include "tunnel/net/secret_source.hpp"
 
 namespace postern::admin {
 
@@ -26,10 +27,24 @@ struct probe_request {
   conf::tls_settings tls;  ///< the mailbox's, or the defaults (system store, full checks)
   std::string hello_name;  ///< for EHLO
   conf::duration timeout = std::chrono::seconds(15);  ///< each phase: connect, TLS, each reply
+  /// --auth: log in with each mechanism offered, in turn (a mailbox's login and password).
+  bool auth = false;
+  bool trace = false;  ///< the dialogue on standard error, credentials redacted
+  std::string login;
+  net::password_source password;
+};
+
+/// One login tried: the server's own final reply, its enhanced status code when it has one.
+struct login_attempt {
+  std::string mechanism;  ///< "PLAIN", "LOGIN" or (POP3) "USER"
+  bool ok = false;
+  bool tried = true;     ///< false: not needed, an earlier mechanism logged in
+  std::string reply;     ///< the server's final line, with any echo of the password redacted
+  std::string enhanced;  ///< "5.7.8" (SMTP, RFC 3463), "" when the reply has none
 };
 
 /// How a probe ended; the exit status follows (sysexits.h).
-enum class probe_outcome { ok, unreachable, tls_failed, refused };
+enum class probe_outcome { ok, unreachable, tls_failed, refused, login_refused, no_password };
 const char* to_string(probe_outcome o);
 int exit_status(probe_outcome o);
 
@@ -42,6 +57,7 @@ struct probe_result {
   std::string tls_mode;                          ///< "implicit" or "starttls"
   std::vector<std::string> capabilities_before;  ///< SMTP EHLO before STARTTLS
   std::vector<std::string> capabilities_after;   ///< EHLO or CAPA over TLS
+  std::vector<login_attempt> logins;             ///< --auth
   std::chrono::microseconds tls_took{};
   std::string tls_version, tls_cipher, alpn;
   std::vector<net::certificate_info> chain;

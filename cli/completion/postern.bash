@@ -70,7 +70,7 @@ _postern() {
     probe)
       _postern_value "$prev" "$cur" && return 0
       if [[ $cur == -* ]]; then
-        mapfile -t COMPREPLY < <(compgen -W "-m --mailboxes --smtp --pop3 --ca-file --ehlo
+        mapfile -t COMPREPLY < <(compgen -W "-m --mailboxes --smtp --pop3 --auth --trace --ca-file --ehlo
           --timeout --json -h --help" -- "$cur")
       else
         mapfile -t COMPREPLY < <(compgen -W "$(_postern_mailboxes) smtps:// smtp+starttls://

@@ -123,3 +123,95 @@ def test_a_mailbox_is_probed_with_its_registry_settings_and_no_secret_shows(proc
     missing = probe("-m", str(registry), "nobody@pec.test")
     assert missing.returncode == 78
     assert missing.stderr == f"postern probe: nobody@pec.test: no such mailbox in {registry}\n"
+
+
+def registry_for(tmp_path, pki, smtp="", pop3="", login="alice", password=PASSWORD):
+    secret = private(tmp_path / "box.pass", password + "\n")
+    registry = tmp_path / "mailboxes.toml"
+    registry.write_text(
+        f'[[mailbox]]\naddress = "ufficio@pec.test"\n'
+        + (f'smtp = "{smtp}"\n' if smtp else "") + (f'pop3 = "{pop3}"\n' if pop3 else "")
+        + f'login = "{login}"\npassword_file = "{secret}"\nca_file = "{pki.ca}"\n')
+    return registry
+
+
+def test_auth_logs_in_to_dovecot_and_says_exactly_why_a_wrong_password_fails(tmp_path, pki,
+                                                                           dovecot):
+    pop3 = f"pop3s://localhost:{dovecot.pop3s_port}"
+    good = registry_for(tmp_path, pki, pop3=pop3, password=dovecot.password)
+    result = probe("-m", str(good), "--auth", "ufficio@pec.test")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '  login PLAIN: accepted, server said "+OK Logged in."\n' in result.stdout
+    assert "  login USER: not tried: logged in with PLAIN\n" in result.stdout
+    assert dovecot.password not in result.stdout + result.stderr
+    wrong = registry_for(tmp_path, pki, pop3=pop3, password=PASSWORD)
+    refused = probe("-m", str(wrong), "--auth", "--json", "ufficio@pec.test")
+    assert refused.returncode == 77, refused.stdout + refused.stderr
+    [p] = json.loads(refused.stdout)["probes"]
+    assert [(l["mechanism"], l["ok"], l["tried"]) for l in p["logins"]] == \
+        [("PLAIN", False, True), ("USER", False, True)]
+    assert all(l["reply"].startswith("-ERR [AUTH] Authentication failed") for l in p["logins"])
+    assert p["outcome"] == "login_refused"
+    assert PASSWORD not in refused.stdout + refused.stderr
+
+
+def test_auth_against_an_smtp_provider_shows_the_reply_and_its_enhanced_code(procs, tmp_path,
+                                                                            pki):
+    from forwarder_harness import Upstream
+    upstream = Upstream(procs, tmp_path, pki, users={"M1234567": "right-password"})
+    good = registry_for(tmp_path, pki, smtp=upstream.url, login="M1234567",
+                        password="right-password")
+    result = probe("-m", str(good), "--auth", "--json", "ufficio@pec.test")
+    assert result.returncode == 0, result.stdout + result.stderr
+    [p] = json.loads(result.stdout)["probes"]
+    assert [(l["mechanism"], l["ok"], l["tried"]) for l in p["logins"]] == \
+        [("PLAIN", True, True), ("LOGIN", False, False)]
+    assert p["logins"][0]["reply"].startswith("235 ")
+    wrong = registry_for(tmp_path, pki, smtp=upstream.url, login="M1234567", password=PASSWORD)
+    refused = probe("-m", str(wrong), "--auth", "ufficio@pec.test")
+    assert refused.returncode == 77, refused.stdout + refused.stderr
+    lines = [l for l in refused.stdout.splitlines() if l.startswith("  login ")]
+    assert len(lines) == 2 and all(l.split(": ")[1].startswith("refused") for l in lines), lines
+    assert all('server said "535 5.7.8' in l for l in lines), lines
+    assert refused.stdout.splitlines()[-1].startswith(
+        "verdict: login_refused: every login was refused; last reply: 535 5.7.8")
+    assert PASSWORD not in refused.stdout + refused.stderr
+    login_only = Upstream(procs, tmp_path, pki, users={"M1234567": "right-password"},
+                          faults={"auth_only": "LOGIN"}, name="login-only")
+    only = registry_for(tmp_path, pki, smtp=login_only.url, login="M1234567",
+                        password="right-password")
+    result = probe("-m", str(only), "--auth", "ufficio@pec.test")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '  login LOGIN: accepted, server said "235 ' in result.stdout
+
+
+def test_auth_needs_a_mailbox():
+    result = probe("--auth", "smtps://localhost:465")
+    assert result.returncode == 64
+    assert "name the mailbox, not a URL" in result.stderr
+
+
+def test_trace_shows_the_dialogue_with_every_credential_redacted(procs, tmp_path, pki, dovecot):
+    pop3 = f"pop3+starttls://localhost:{dovecot.pop3_port}"
+    registry = registry_for(tmp_path, pki, pop3=pop3, password=dovecot.password)
+    result = probe("-m", str(registry), "--auth", "--trace", "ufficio@pec.test")
+    assert result.returncode == 0, result.stdout + result.stderr
+    trace = result.stderr.splitlines()
+    assert trace[0].startswith("  S: +OK") and "  C: STLS" in trace
+    assert "  C: CAPA" in trace and "  C: AUTH PLAIN <redacted>" in trace
+    assert "  S: +OK Logged in." in trace and trace[-1] == "  C: QUIT"
+    plain = base64.b64encode(f"\0alice\0{dovecot.password}".encode()).decode()
+    for secret in (dovecot.password, plain):
+        assert secret not in result.stdout + result.stderr
+    from forwarder_harness import Upstream
+    upstream = Upstream(procs, tmp_path, pki, users={"M1234567": "right-password"},
+                        faults={"auth_only": "LOGIN"}, mode="starttls")
+    registry = registry_for(tmp_path, pki, smtp=upstream.url, login="M1234567",
+                            password="right-password")
+    result = probe("-m", str(registry), "--auth", "--trace", "ufficio@pec.test")
+    assert result.returncode == 0, result.stdout + result.stderr
+    trace = result.stderr.splitlines()
+    assert "  C: AUTH LOGIN" in trace and "  C: <login, base64>" in trace
+    assert "  C: <redacted>" in trace
+    for secret in ("right-password", base64.b64encode(b"right-password").decode()):
+        assert secret not in result.stdout + result.stderr
