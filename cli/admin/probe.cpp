@@ -340,8 +340,9 @@ awaitable<probe_result> probe(asio::any_io_executor ex, probe_request req) {
   r.resolve_took = c.resolve_took;
   r.attempts = c.attempts;
   if (c.fd < 0) {
+    // No address to try is the name's fault; addresses that all failed are the network's.
     r.outcome = probe_outcome::unreachable;
-    r.failure = c.error;
+    r.failure = (c.attempts.empty() ? "DNS: " : "TCP: ") + c.error;
     co_return r;
   }
   net::line_channel channel(ex, c.fd);

@@ -94,7 +94,12 @@ def test_an_unreachable_port_is_69_and_a_port_of_the_other_mode_gets_a_hint():
     assert result.returncode == 69
     assert f"  connect 127.0.0.1:{port}: " in result.stdout
     assert result.stdout.splitlines()[-1] == \
-        f"verdict: unreachable: 127.0.0.1:{port}: Connection refused"
+        f"verdict: unreachable: TCP: 127.0.0.1:{port}: Connection refused"
+    unknown = probe("--timeout", "5s", "smtps://no-such-host.invalid")
+    assert unknown.returncode == 69
+    assert unknown.stdout.splitlines()[-1].startswith(
+        "verdict: unreachable: DNS: no-such-host.invalid:465: ")
+    assert "  connect " not in unknown.stdout
     hinted = probe("--timeout", "2s", "smtp+starttls://127.0.0.1:465")
     assert hinted.returncode == 69
     assert "  hint: " in hinted.stdout and "smtps://" in hinted.stdout
