@@ -3,7 +3,6 @@
 #include <iostream>
 
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/io_context.hpp>
 
 #include "cli/admin/check.hpp"
@@ -108,6 +107,11 @@ int run_probe(const probe_options& o) {
   if (o.auth && o.target.find("://") != std::string::npos) {
     std::cerr << "postern probe: --auth logs in as a mailbox of the registry (its login and "
                  "password source): name the mailbox, not a URL\n";
+    return exit_code::usage;
+  }
+  if (!o.ca_file.empty() && o.target.find("://") == std::string::npos) {
+    std::cerr << "postern probe: --ca-file is for a URL; a mailbox is verified with its own "
+                 "ca_file from the registry\n";
     return exit_code::usage;
   }
   if (o.target.find("://") == std::string::npos) {

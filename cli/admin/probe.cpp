@@ -73,10 +73,11 @@ class conversation {
   /// it failed. The SMTP EHLO reply before TLS is kept as the capabilities before.
   awaitable<bool> starttls() {
     net::starttls_dialogue dialogue(req_.endpoint.protocol, req_.hello_name);
+    const auto deadline = clock::now() + req_.timeout;  // the whole preamble, not each line
     int sent = 0;
     for (;;) {
       std::string line;
-      net::io_status st = co_await ch_.read_line(line, max_line, req_.timeout);
+      net::io_status st = co_await ch_.read_line_until(line, max_line, deadline);
       if (st != net::io_status::ok) co_return lost(st, "before STARTTLS");
       trace("S", line);
       if (sent == 1 && req_.endpoint.protocol == conf::app_protocol::smtp)
@@ -178,8 +179,9 @@ class conversation {
 
   /// --auth: each mechanism offered that postern speaks, in turn, until one logs in.
   awaitable<void> log_in(bool smtp) {
-    std::string error;
-    std::optional<conf::secret> password = co_await req_.password(error);
+    std::string error = "the target is not a mailbox";
+    std::optional<conf::secret> password;
+    if (req_.password) password = co_await req_.password(error);
     if (!password) {
       r_.outcome = probe_outcome::no_password;
       r_.failure = "no password to log in with: " + error;

@@ -190,10 +190,13 @@ def test_auth_against_an_smtp_provider_shows_the_reply_and_its_enhanced_code(pro
     assert '  login LOGIN: accepted, server said "235 ' in result.stdout
 
 
-def test_auth_needs_a_mailbox():
+def test_auth_needs_a_mailbox_and_ca_file_a_url():
     result = probe("--auth", "smtps://localhost:465")
     assert result.returncode == 64
     assert "name the mailbox, not a URL" in result.stderr
+    result = probe("--ca-file", "/etc/ssl/certs/ca-certificates.crt", "ufficio@pec.test")
+    assert result.returncode == 64
+    assert "--ca-file is for a URL" in result.stderr
 
 
 def test_trace_shows_the_dialogue_with_every_credential_redacted(procs, tmp_path, pki, dovecot):
