@@ -59,6 +59,13 @@ json_line& json_line::list(const char* key, const std::vector<std::string>& valu
   return *this;
 }
 
+json_line& json_line::boolean(const char* key, bool value) {
+  text_ += ",\"";
+  text_ += key;
+  text_ += value ? "\":true" : "\":false";
+  return *this;
+}
+
 std::string json_line::finish() { return text_ + "}\n"; }
 
 void audit_log::write(const audit_record& r) {
@@ -77,6 +84,7 @@ void audit_log::write(const audit_record& r) {
       .field("stage", r.stage)
       .field("reply", r.reply);
   if (!r.edits.empty()) line.field("edits", r.edits);
+  if (r.uncertain) line.boolean("uncertain", true);
   append(line.finish());
 }
 

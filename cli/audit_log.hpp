@@ -23,6 +23,9 @@ struct audit_record {
   std::string stage;    ///< where it was decided: "mail", "rcpt" or "data"
   std::string reply;    ///< the final reply, upstream's own when there was one
   std::string edits;    ///< header changes made (PEC)
+  /// The whole message went up but no answer to its end came back: the upstream may have
+  /// taken it (the client was told 4yz and will send it again).
+  bool uncertain = false;
 };
 
 /// One JSON object, built field by field ("time" first), for an audit line.
@@ -32,6 +35,7 @@ class json_line {
   json_line& field(const char* key, const std::string& value);
   json_line& number(const char* key, std::uint64_t value);
   json_line& list(const char* key, const std::vector<std::string>& values);
+  json_line& boolean(const char* key, bool value);
   /// The line, with its newline.
   std::string finish();
 

@@ -140,6 +140,7 @@ class relay_transaction {
   // Of the DATA in progress, for the summary and the audit line.
   std::string message_id_;
   std::string edits_;
+  bool final_reply_lost_ = false;  ///< the audit line says "uncertain"
   std::string sha256_;
   std::uint64_t size_ = 0;
   std::chrono::steady_clock::time_point started_;

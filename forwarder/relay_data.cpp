@@ -62,6 +62,7 @@ void relay_transaction::audit(const std::string& outcome, const smtp::reply& fin
   rec.stage = stage;
   rec.reply = final_reply.one_line();
   rec.edits = edits_;
+  rec.uncertain = final_reply_lost_;
   rt_.audit.write(rec);
 }
 
@@ -204,6 +205,7 @@ awaitable<smtp::reply> relay_transaction::end_message(outgoing& out,
     // client retry, so the worst case is a duplicate, never a loss (RFC 1047).
     finish_upstream(false);
     smtp::reply deferred = upstream_failure(r, true);
+    final_reply_lost_ = true;
     audit("deferred", deferred);
     co_return deferred;
   }

@@ -161,6 +161,7 @@ TEST_CASE("relay: a reset while the body goes up is a 4yz, with no final dot sen
     CHECK(r.answer->one_line().find("connection reset") != std::string::npos);
     CHECK_FALSE(has_final_dot(r.upstream));
     CHECK(r.upstream_closed);
+    CHECK(r.audit.find("uncertain") == std::string::npos);  // no final dot went up
     CHECK(r.audit.find("\"outcome\":\"deferred\"") != std::string::npos);
   });
 }
@@ -194,6 +195,9 @@ TEST_CASE("relay: silence after the final dot is a 4yz (a duplicate at worst, ne
     CHECK(has_final_dot(r.upstream));
     CHECK(r.audit.find("\"outcome\":\"deferred\"") != std::string::npos);
     CHECK(r.audit.find("\"outcome\":\"relayed\"") == std::string::npos);
+    // The one deferral the provider may have taken all the same: receipts must not call it
+    // pending or failed.
+    CHECK(r.audit.find(",\"uncertain\":true}") != std::string::npos);
   });
 }
 
