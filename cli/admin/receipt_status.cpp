@@ -1,7 +1,8 @@
 #include "cli/admin/receipt_status.hpp"
 
 #include <algorithm>
-#include <cctype>
+
+#include "conf/mailbox_registry.hpp"
 
 namespace postern::admin {
 
@@ -30,13 +31,6 @@ const char* to_string(message_status s) {
 
 namespace {
 
-bool same_address(const std::string& a, const std::string& b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 std::string minutes(std::int64_t seconds) {
   return seconds >= 3600 ? std::to_string(seconds / 3600) + " h"
                          : std::to_string(seconds / 60) + " min";
@@ -45,7 +39,7 @@ std::string minutes(std::int64_t seconds) {
 /// The recipient a delivery receipt is about, added when the submission did not list it.
 recipient_report& recipient_of(message_report& m, const std::string& address) {
   for (auto& r : m.recipients)
-    if (same_address(r.address, address)) return r;
+    if (conf::same_address(r.address, address)) return r;
   m.recipients.push_back({address});
   return m.recipients.back();
 }
