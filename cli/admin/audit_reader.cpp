@@ -277,7 +277,7 @@ std::optional<submission> submission_of(const audit_fields& line, std::string& e
   return s;
 }
 
-std::optional<receipt> receipt_of(const audit_fields& line, std::string& error) {
+std::optional<fetch::pec_kind> receipt_kind_of(std::string_view name) {
   static const std::pair<const char*, fetch::pec_kind> kinds[] = {
       {"accettazione", fetch::pec_kind::accettazione},
       {"non-accettazione", fetch::pec_kind::non_accettazione},
@@ -286,16 +286,23 @@ std::optional<receipt> receipt_of(const audit_fields& line, std::string& error) 
       {"errore-consegna", fetch::pec_kind::errore_consegna},
       {"preavviso-errore-consegna", fetch::pec_kind::preavviso_errore_consegna},
       {"rilevazione-virus", fetch::pec_kind::rilevazione_virus}};
+  for (const auto& [text, kind] : kinds)
+    if (name == text) return kind;
+  return std::nullopt;
+}
+
+std::optional<receipt> receipt_of(const audit_fields& line, std::string& error) {
   const std::string* pec = text(line, "pec");
   const std::string* ref = text(line, "ref_message_id");
   if (!pec || !ref || ref->empty()) return std::nullopt;
+  auto kind = receipt_kind_of(*pec);
+  if (!kind) return std::nullopt;  // a message, an envelope
   receipt r;
-  for (const auto& [name, kind] : kinds)
-    if (*pec == name) r.kind = kind;
-  if (r.kind == fetch::pec_kind::not_pec) return std::nullopt;  // a message, an envelope
+  r.kind = *kind;
   r.ref_message_id = *ref;
   if (!need_time(line, r.time, error)) return std::nullopt;
   if (const std::string* v = text(line, "consegna")) r.recipient = *v;
+  if (const std::string* v = text(line, "mailbox")) r.mailbox = *v;
   if (const std::string* v = text(line, "identificativo")) r.provider_id = *v;
   const std::string* errore = text(line, "errore");
   const std::string* esteso = text(line, "errore_esteso");

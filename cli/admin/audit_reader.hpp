@@ -30,6 +30,10 @@ std::optional<std::int64_t> parse_audit_time(std::string_view text);
 /// data has no Message-ID), or when a field is missing or of the wrong type (`error` says so).
 std::optional<submission> submission_of(const audit_fields& line, std::string& error);
 
+/// The receipt kind fetch's audit names ("accettazione", "avvenuta-consegna", ...); nullopt
+/// for what is no receipt ("posta-certificata", "not-pec", ...).
+std::optional<fetch::pec_kind> receipt_kind_of(std::string_view name);
+
 /// Fetch's line as a receipt that names a sent message; nullopt when it is none (an ordinary
 /// message, an envelope, a receipt without X-Riferimento-Message-ID) or malformed (`error`).
 std::optional<receipt> receipt_of(const audit_fields& line, std::string& error);

@@ -91,14 +91,19 @@ void conclude(message_report& m, std::int64_t now, const receipt_policy& policy)
     m.why = "not accepted by the provider: " + m.not_accepted;
     return;
   }
-  if (!m.accepted_at) {
+  // A delivery receipt proves acceptance even when the accettazione was not seen.
+  const bool accepted =
+      m.accepted_at || std::any_of(m.recipients.begin(), m.recipients.end(), [](const auto& r) {
+        return r.state != recipient_state::pending;
+      });
+  if (!accepted) {
     if (s.outcome == "rejected") {
       m.status = message_status::failed;
       m.why = "refused at submission: " + s.reply;
     } else if (s.uncertain) {
       m.status = message_status::uncertain;
       m.why = "the provider never answered the end of the message: it may have taken it";
-    } else if (now - s.time > policy.accept_within) {
+    } else if (now - s.time >= policy.accept_within) {
       m.status = message_status::overdue;
       m.why = s.outcome == "relayed"
                   ? "no accettazione within " + minutes(policy.accept_within) + " of submission"
@@ -120,7 +125,7 @@ void conclude(message_report& m, std::int64_t now, const receipt_policy& policy)
   } else if (n > 0 && delivered + failed == n) {
     m.status = delivered > 0 ? message_status::partial : message_status::failed;
     if (delivered == 0) m.why = "not delivered to any recipient";
-  } else if (now - *m.accepted_at > policy.deliver_within) {
+  } else if (now - m.accepted_at.value_or(s.time) >= policy.deliver_within) {
     m.status = message_status::overdue;
     m.why = std::to_string(n - delivered - failed) + " recipient(s) without a delivery receipt " +
             minutes(policy.deliver_within) + " after acceptance";

@@ -32,6 +32,7 @@ struct receipt {
   std::int64_t time = 0;    ///< when fetch recorded it, unix seconds
   std::string provider_id;  ///< daticert's identificativo
   std::string error;        ///< daticert's errore / errore-esteso, "" when none
+  std::string mailbox;      ///< the mailbox fetch found it in
 };
 
 enum class recipient_state { pending, delivered, failed };

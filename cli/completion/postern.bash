@@ -23,11 +23,17 @@ _postern_value() {
     --tls-min) mapfile -t COMPREPLY < <(compgen -W "1.2 1.3" -- "$cur") ;;
     --first-run) mapfile -t COMPREPLY < <(compgen -W "all none since:" -- "$cur") ;;
     --mailbox) mapfile -t COMPREPLY < <(compgen -W "$(_postern_mailboxes)" -- "$cur") ;;
+    --status)
+      mapfile -t COMPREPLY < <(compgen -W "delivered partial failed pending overdue uncertain" \
+        -- "$cur") ;;
+    --forwarder-audit | --fetch-audit | --index)
+      mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
     --connect)
       mapfile -t COMPREPLY < <(compgen -W "tls:// smtps:// smtp+starttls:// pop3s:// \
         pop3+starttls:// imaps:// imap+starttls://" -- "$cur") ;;
     --grace | --connect-timeout | --handshake-timeout | --idle-timeout | --verify-host | --sni | \
-      --pin-sha256 | --alpn | --ciphers | --ehlo | --timeout)
+      --pin-sha256 | --alpn | --ciphers | --ehlo | --timeout | --message-id | --recipient | \
+      --since | --until | --accept-within | --deliver-within)
       COMPREPLY=() ;;  # free text: nothing to offer
     *) return 1 ;;
   esac
@@ -56,7 +62,8 @@ _postern_program() {
 _postern() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
   if ((COMP_CWORD == 1)); then
-    mapfile -t COMPREPLY < <(compgen -W "check probe version -h --help --version" -- "$cur")
+    mapfile -t COMPREPLY < <(compgen -W "check probe receipts version -h --help --version" \
+      -- "$cur")
     return 0
   fi
   case ${COMP_WORDS[1]} in
@@ -76,6 +83,11 @@ _postern() {
         mapfile -t COMPREPLY < <(compgen -W "$(_postern_mailboxes) smtps:// smtp+starttls://
           pop3s:// pop3+starttls://" -- "$cur")
       fi ;;
+    receipts)
+      _postern_value "$prev" "$cur" && return 0
+      mapfile -t COMPREPLY < <(compgen -W "--forwarder-audit --fetch-audit --index --reindex
+        --message-id --mailbox --recipient --since --until --status --pending --accept-within
+        --deliver-within --json --csv -h --help" -- "$cur") ;;
     *) COMPREPLY=() ;;
   esac
 }

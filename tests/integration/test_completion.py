@@ -39,8 +39,9 @@ def test_each_program_completes_exactly_the_options_of_its_help():
         offered = complete(binary.name, "-")
         assert offered == help_options(binary), binary.name
         assert "--check" in offered
-    assert complete("postern", "") == ["--help", "--version", "-h", "check", "probe", "version"]
-    for command in ("check", "probe"):
+    assert complete("postern", "") == ["--help", "--version", "-h", "check", "probe", "receipts",
+                                       "version"]
+    for command in ("check", "probe", "receipts"):
         assert complete("postern", command, "-") == help_options(POSTERN, command), command
 
 
@@ -57,6 +58,8 @@ def test_option_values_are_completed(tmp_path):
         ["legale@pec.test", "ufficio@pec.test"]
     assert complete("postern", "probe", "u", env=env) == ["ufficio@pec.test"]
     assert complete("postern", "probe", "pop3", env=env) == ["pop3+starttls://", "pop3s://"]
+    assert complete("postern", "receipts", "--mailbox", "l", env=env) == ["legale@pec.test"]
+    assert complete("postern", "receipts", "--status", "p") == ["partial", "pending"]
     host = tmp_path / "host"
     (host / "etc").mkdir(parents=True)
     (host / "tunnel.toml").write_text("")

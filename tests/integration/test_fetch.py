@@ -139,13 +139,13 @@ def test_stdout_mbox_splits_cleanly_in_formail(dovecot, pki, tmp_path):
     assert server_messages(dovecot) == []
 
 
-def pec_receipt(kind, xml):
+def pec_receipt(kind, xml, ref="<orig-1@client.test>"):
     """A receipt shaped as providers send it: multipart/signed around multipart/mixed with a
     base64 daticert.xml (RFC 6109 §4.3)."""
     import base64
     b64 = base64.encodebytes(xml.encode()).replace(b"\n", b"\r\n").decode()
     return (f"From: posta-certificata@pec.aruba.it\r\nX-Ricevuta: {kind}\r\n"
-            "X-Riferimento-Message-ID: <orig-1@client.test>\r\nMIME-Version: 1.0\r\n"
+            f"X-Riferimento-Message-ID: {ref}\r\nMIME-Version: 1.0\r\n"
             'Content-Type: multipart/signed; protocol="application/x-pkcs7-signature"; '
             'boundary="outer"\r\n\r\n--outer\r\nContent-Type: multipart/mixed; boundary="inner"'
             "\r\n\r\n--inner\r\nContent-Type: text/plain\r\n\r\nRicevuta\r\n--inner\r\n"

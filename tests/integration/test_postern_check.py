@@ -192,7 +192,7 @@ def test_man_page_is_valid_and_names_every_option():
                           text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     man = MAN1.read_text().replace("\\-", "-")
-    for command in ("check", "probe", "version"):
+    for command in ("check", "probe", "receipts", "version"):
         help_text = postern(command, "--help").stdout
         options = set(re.findall(r"(--[a-z][a-z0-9-]*)", help_text)) - {"--help"}
         assert command == "version" or "--json" in options

@@ -162,3 +162,14 @@ TEST_CASE("receipts: of several lines for one message, the relayed one counts") 
   std::vector<submission> tried = {first};
   CHECK(submission_that_counts(tried).outcome == "deferred");
 }
+
+TEST_CASE("receipts: a delivery receipt stands for the acceptance that was not seen") {
+  auto m = assess(sent({"a@pec.test"}),
+                  {got(pec_kind::avvenuta_consegna, t0 + 2 * minute, "a@pec.test")}, t0 + hour);
+  CHECK(m.status == message_status::delivered);
+  CHECK_FALSE(m.accepted_at);
+  // Waiting for the others is then measured from the submission.
+  auto late = assess(sent(), {got(pec_kind::avvenuta_consegna, t0 + 2 * minute, "a@pec.test")},
+                     t0 + 25 * hour);
+  CHECK(late.status == message_status::overdue);
+}
