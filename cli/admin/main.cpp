@@ -230,6 +230,7 @@ int run_receipts(receipts_options& o) {
     }
     *out = std::chrono::duration_cast<std::chrono::seconds>(*d).count();
   }
+  o.filter.unsettled = o.pending;
   std::string error;
   auto index = admin::receipts_index::open(o.index, error);
   if (!index || (o.reindex && !index->reset(error))) {

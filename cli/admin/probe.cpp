@@ -75,16 +75,37 @@ class conversation {
     net::starttls_dialogue dialogue(req_.endpoint.protocol, req_.hello_name);
     const auto deadline = clock::now() + req_.timeout;  // the whole preamble, not each line
     int sent = 0;
-    for (;;) {
+    std::optional<std::string> greeting;  // POP3's, read before CAPA and fed to the dialogue
+    if (req_.endpoint.protocol == conf::app_protocol::pop3) {
+      // A probe asks CAPA in cleartext to show it (the programs do not: nothing said there
+      // survives STLS); no credential goes before TLS either way.
       std::string line;
       net::io_status st = co_await ch_.read_line_until(line, max_line, deadline);
       if (st != net::io_status::ok) co_return lost(st, "before STARTTLS");
       trace("S", line);
+      if (line.starts_with("+OK")) {
+        send("CAPA\r\n");
+        const bool listed = co_await reply(false, true, r_.capabilities_before, "before STARTTLS");
+        if (!listed && !r_.failure.empty()) co_return false;
+      }
+      greeting = std::move(line);
+    }
+    for (;;) {
+      std::string line;
+      if (greeting) {
+        line = std::move(*greeting);
+        greeting.reset();
+      } else {
+        net::io_status st = co_await ch_.read_line_until(line, max_line, deadline);
+        if (st != net::io_status::ok) co_return lost(st, "before STARTTLS");
+        trace("S", line);
+      }
       if (sent == 1 && req_.endpoint.protocol == conf::app_protocol::smtp)
         ehlo_lines_.push_back(line.size() > 4 ? line.substr(4) : line);
       net::starttls_dialogue::step s = dialogue.on_line(line, !ch_.buffered().empty());
       if (s.what == net::starttls_dialogue::action::start_tls) {
-        r_.capabilities_before = capabilities(ehlo_lines_);
+        if (req_.endpoint.protocol == conf::app_protocol::smtp)
+          r_.capabilities_before = capabilities(ehlo_lines_);
         co_return true;
       }
       if (s.what == net::starttls_dialogue::action::fail) {
@@ -124,16 +145,17 @@ class conversation {
   /// One reply: SMTP (lines "250-..." up to "250 ..."), a POP3 status line, or with
   /// `listing` a POP3 status and the lines up to ".". False on a refusal (kept in `lines`)
   /// or a lost connection (the result says which).
-  awaitable<bool> reply(bool smtp, bool listing, std::vector<std::string>& lines) {
+  awaitable<bool> reply(bool smtp, bool listing, std::vector<std::string>& lines,
+                        const char* when = "over TLS") {
     if (ch_.queued() > 0) {
       net::io_status f = co_await ch_.flush(req_.timeout);
-      if (f != net::io_status::ok) co_return lost(f, "over TLS");
+      if (f != net::io_status::ok) co_return lost(f, when);
     }
     const auto deadline = clock::now() + req_.timeout;
     for (std::size_t n = 0; n < max_reply_lines; ++n) {
       std::string line;
       net::io_status st = co_await ch_.read_line_until(line, max_line, deadline);
-      if (st != net::io_status::ok) co_return lost(st, "over TLS");
+      if (st != net::io_status::ok) co_return lost(st, when);
       last_line_ = line;
       trace("S", line);
       if (smtp) {
@@ -212,6 +234,13 @@ class conversation {
       if (a.ok) logged_in_with = mechanism;
       r_.logins.push_back(a);
       if (!r_.failure.empty()) co_return;  // the connection was lost
+    }
+    if (!logged_in_with.empty() && !smtp) {
+      // What a login shows of the mailbox, and nothing more: STAT (no RETR, no DELE).
+      std::vector<std::string> lines;
+      send("STAT\r\n");
+      co_await reply(false, false, lines);
+      r_.mailbox_status = last_line_;
     }
     if (logged_in_with.empty()) {
       r_.outcome = probe_outcome::login_refused;
@@ -464,6 +493,7 @@ void print_probe_text(const probe_result& r, std::ostream& out) {
                           l.reply + "\""
                     : l.reply)
         << "\n";
+  if (!r.mailbox_status.empty()) out << "  STAT: " << r.mailbox_status << "\n";
   out << "verdict: " << to_string(r.outcome) << (r.failure.empty() ? "" : ": " + r.failure) << "\n";
 }
 
@@ -507,7 +537,8 @@ void print_probe_json(const std::vector<probe_result>& results, std::ostream& ou
           .string("reply", l.reply)
           .string("enhanced", l.enhanced)
           .end_object();
-    json.end_array().string("outcome", to_string(r.outcome)).string("failure", r.failure);
+    json.end_array().string("stat", r.mailbox_status);
+    json.string("outcome", to_string(r.outcome)).string("failure", r.failure);
     json.end_object();
   }
   json.end_array().end_object();

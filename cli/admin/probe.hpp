@@ -55,9 +55,10 @@ struct probe_result {
   std::chrono::microseconds resolve_took{};
   std::vector<net::connect_attempt> attempts;
   std::string tls_mode;                          ///< "implicit" or "starttls"
-  std::vector<std::string> capabilities_before;  ///< SMTP EHLO before STARTTLS
+  std::vector<std::string> capabilities_before;  ///< EHLO or CAPA before STARTTLS
   std::vector<std::string> capabilities_after;   ///< EHLO or CAPA over TLS
   std::vector<login_attempt> logins;             ///< --auth
+  std::string mailbox_status;                    ///< POP3 STAT's reply after a login
   std::chrono::microseconds tls_took{};
   std::string tls_version, tls_cipher, alpn;
   std::vector<net::certificate_info> chain;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <unordered_map>
 
 #include <sqlite3.h>
 
@@ -16,18 +17,34 @@ namespace postern::admin {
 
 namespace {
 
+/// The index's layout; an index of another version is dropped and read again from the files.
+constexpr int schema_version = 2;
+constexpr const char* drop = R"(
+DROP TABLE IF EXISTS sources; DROP TABLE IF EXISTS submissions; DROP TABLE IF EXISTS receipts;
+DROP TABLE IF EXISTS finals; DROP TABLE IF EXISTS settled;
+)";
 constexpr const char* schema = R"(
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 CREATE TABLE IF NOT EXISTS sources(path TEXT PRIMARY KEY, inode INTEGER, offset INTEGER,
                                    line INTEGER);
 CREATE TABLE IF NOT EXISTS submissions(message_id TEXT, mailbox TEXT, time INTEGER,
-  outcome TEXT, reply TEXT, uncertain INTEGER, recipients TEXT);
+  outcome TEXT, reply TEXT, uncertain INTEGER, recipients TEXT, rcount INTEGER);
 CREATE INDEX IF NOT EXISTS submissions_id ON submissions(message_id);
 CREATE INDEX IF NOT EXISTS submissions_time ON submissions(time);
 CREATE TABLE IF NOT EXISTS receipts(ref TEXT, kind TEXT, recipient TEXT, time INTEGER,
   provider_id TEXT, error TEXT, mailbox TEXT);
 CREATE INDEX IF NOT EXISTS receipts_ref ON receipts(ref);
+-- What settles a message, kept as receipts arrive so that --pending skips the settled ones
+-- without reading their receipts: each recipient's final word once, and refusals.
+CREATE TABLE IF NOT EXISTS finals(ref TEXT, recipient TEXT, PRIMARY KEY(ref, recipient))
+  WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS settled(ref TEXT PRIMARY KEY, finals INTEGER, refused INTEGER)
+  WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS count_final AFTER INSERT ON finals BEGIN
+  INSERT INTO settled VALUES(NEW.ref, 1, 0)
+    ON CONFLICT(ref) DO UPDATE SET finals = finals + 1;
+END;
 )";
 
 /// A prepared statement, finalized when it goes.
@@ -87,9 +104,15 @@ class line_store {
  public:
   line_store(sqlite3* db, audit_kind kind)
       : kind_(kind),
-        submission_(db, "INSERT INTO submissions VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-        receipt_(db, "INSERT INTO receipts VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)") {}
-  [[nodiscard]] bool ok() const { return submission_.ok() && receipt_.ok(); }
+        submission_(db, "INSERT INTO submissions VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+        receipt_(db, "INSERT INTO receipts VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+        final_(db, "INSERT OR IGNORE INTO finals VALUES(?1, lower(?2))"),
+        refused_(
+            db, "INSERT INTO settled VALUES(?1, 0, 1) ON CONFLICT(ref) DO UPDATE SET refused = 1") {
+  }
+  [[nodiscard]] bool ok() const {
+    return submission_.ok() && receipt_.ok() && final_.ok() && refused_.ok();
+  }
 
   /// False with `error` when the line does not parse or lacks what its kind needs.
   bool add(std::string_view line, std::string& error) {
@@ -101,6 +124,7 @@ class line_store {
       submission_.text(1, s->message_id).text(2, s->mailbox).number(3, s->time);
       submission_.text(4, s->outcome).text(5, s->reply).number(6, s->uncertain);
       submission_.text(7, join(s->recipients));
+      submission_.number(8, static_cast<std::int64_t>(s->recipients.size()));
       return finish(submission_, error);
     }
     auto r = receipt_of(*fields, error);
@@ -108,7 +132,18 @@ class line_store {
     receipt_.text(1, r->ref_message_id).text(2, fetch::to_string(r->kind));
     receipt_.text(3, r->recipient).number(4, r->time).text(5, r->provider_id).text(6, r->error);
     receipt_.text(7, r->mailbox);
-    return finish(receipt_, error);
+    if (!finish(receipt_, error)) return false;
+    using fetch::pec_kind;
+    if ((r->kind == pec_kind::avvenuta_consegna || r->kind == pec_kind::errore_consegna) &&
+        !r->recipient.empty()) {
+      final_.text(1, r->ref_message_id).text(2, r->recipient);
+      return finish(final_, error);
+    }
+    if (r->kind == pec_kind::non_accettazione || r->kind == pec_kind::rilevazione_virus) {
+      refused_.text(1, r->ref_message_id);
+      return finish(refused_, error);
+    }
+    return true;
   }
 
  private:
@@ -120,7 +155,7 @@ class line_store {
     return false;
   }
   audit_kind kind_;
-  statement submission_, receipt_;
+  statement submission_, receipt_, final_, refused_;
 };
 
 }  // namespace
@@ -140,7 +175,15 @@ std::unique_ptr<receipts_index> receipts_index::open(const std::string& path, st
     return nullptr;
   }
   std::unique_ptr<receipts_index> index(new receipts_index(db));
-  if (!index->exec(schema, error)) {
+  int version = 0;
+  {
+    statement q(db, "PRAGMA user_version");
+    if (q.step() == SQLITE_ROW) version = static_cast<int>(q.column_number(0));
+  }
+  const std::string set_version = "PRAGMA user_version = " + std::to_string(schema_version);
+  if ((version != schema_version &&
+       !(index->exec(drop, error) && index->exec(set_version.c_str(), error))) ||
+      !index->exec(schema, error)) {
     error = "index " + path + ": " + error;
     return nullptr;
   }
@@ -158,7 +201,10 @@ bool receipts_index::exec(const char* sql, std::string& error) {
 }
 
 bool receipts_index::reset(std::string& error) {
-  return exec("DELETE FROM sources; DELETE FROM submissions; DELETE FROM receipts;", error);
+  return exec(
+      "DELETE FROM sources; DELETE FROM submissions; DELETE FROM receipts; "
+      "DELETE FROM finals; DELETE FROM settled;",
+      error);
 }
 
 bool receipts_index::ingest(const std::string& file, audit_kind kind,
@@ -279,7 +325,11 @@ std::vector<message_report> receipts_index::messages(const receipts_filter& filt
         "lower(char(10) || ?3 || char(10))) > 0";
   if (filter.since) sql += " AND time >= ?4";
   if (filter.until) sql += " AND time < ?5";
-  sql += " ORDER BY message_id, time";
+  if (filter.unsettled)
+    sql +=
+        " AND NOT EXISTS (SELECT 1 FROM settled st WHERE st.ref = message_id "
+        "AND (st.refused OR st.finals >= rcount))";
+  sql += " ORDER BY time";
   statement q(db_, sql.c_str());
   statement r(db_, "SELECT kind, recipient, time, provider_id, error FROM receipts WHERE ref = ?1");
   if (!q.ok() || !r.ok()) {
@@ -287,9 +337,24 @@ std::vector<message_report> receipts_index::messages(const receipts_filter& filt
     return out;
   }
   bind_filter(q, filter);
-  std::vector<submission> lines;
-  auto conclude = [&] {
-    if (lines.empty()) return;
+  // Rows come in time order (the time index serves --since); a message's lines are gathered
+  // in the order its first line came.
+  std::vector<std::vector<submission>> groups;
+  std::unordered_map<std::string, std::size_t> group_of;
+  while (q.step() == SQLITE_ROW) {
+    submission s;
+    s.message_id = q.column_text(0);
+    s.mailbox = q.column_text(1);
+    s.time = q.column_number(2);
+    s.outcome = q.column_text(3);
+    s.reply = q.column_text(4);
+    s.uncertain = q.column_number(5) != 0;
+    s.recipients = split(q.column_text(6));
+    auto [it, added] = group_of.try_emplace(s.message_id, groups.size());
+    if (added) groups.emplace_back();
+    groups[it->second].push_back(std::move(s));
+  }
+  for (const auto& lines : groups) {
     std::vector<receipt> receipts;
     r.text(1, lines.front().message_id);
     while (r.step() == SQLITE_ROW) {
@@ -304,21 +369,7 @@ std::vector<message_report> receipts_index::messages(const receipts_filter& filt
     }
     r.reset();
     out.push_back(assess(submission_that_counts(lines), receipts, now, policy));
-    lines.clear();
-  };
-  while (q.step() == SQLITE_ROW) {
-    submission s;
-    s.message_id = q.column_text(0);
-    if (!lines.empty() && lines.front().message_id != s.message_id) conclude();
-    s.mailbox = q.column_text(1);
-    s.time = q.column_number(2);
-    s.outcome = q.column_text(3);
-    s.reply = q.column_text(4);
-    s.uncertain = q.column_number(5) != 0;
-    s.recipients = split(q.column_text(6));
-    lines.push_back(std::move(s));
   }
-  conclude();
   std::stable_sort(out.begin(), out.end(), [](const message_report& a, const message_report& b) {
     return a.sent.time < b.sent.time;
   });

@@ -22,6 +22,9 @@ enum class audit_kind { forwarder, fetch };
 struct receipts_filter {
   std::string message_id, mailbox, recipient;
   std::optional<std::int64_t> since, until;  ///< of the submission (receipts apart: their own)
+  /// Skip what is settled whatever the time (every recipient's final receipt, or a refusal):
+  /// --pending, without reading those messages' receipts.
+  bool unsettled = false;
 };
 
 class receipts_index {

@@ -46,6 +46,9 @@ def test_pop3s_and_pop3_stls_to_dovecot_show_each_step(dovecot, pki):
         assert f"  verification: ok (trust store {pki.ca}, name localhost)\n" in out
         over_tls = next(l for l in out.splitlines() if l.startswith("  over TLS:"))
         assert " UIDL;" in over_tls and "STLS" not in over_tls
+        before = [l for l in out.splitlines() if l.startswith("  before TLS:")]
+        assert before == ([] if mode == "implicit" else [before[0]]) and \
+            (mode == "implicit" or " STLS;" in before[0])
         assert out.endswith("verdict: ok\n")
 
 
@@ -148,6 +151,7 @@ def test_auth_logs_in_to_dovecot_and_says_exactly_why_a_wrong_password_fails(tmp
     assert result.returncode == 0, result.stdout + result.stderr
     assert '  login PLAIN: accepted, server said "+OK Logged in."\n' in result.stdout
     assert "  login USER: not tried: logged in with PLAIN\n" in result.stdout
+    assert "  STAT: +OK 0 0\n" in result.stdout  # Dovecot's empty mailbox, and nothing else
     assert dovecot.password not in result.stdout + result.stderr
     wrong = registry_for(tmp_path, pki, pop3=pop3, password=PASSWORD)
     refused = probe("-m", str(wrong), "--auth", "--json", "ufficio@pec.test")

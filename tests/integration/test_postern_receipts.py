@@ -57,7 +57,8 @@ def test_receipts_join_what_the_forwarder_sent_and_what_fetch_received(procs, tm
     send(fw, "<m1@office.test>", ["a@pec.test", "b@pec.test"])
     send(fw, "<m2@office.test>", ["c@pec.test"])
     send(fw, "<m3@office.test>", ["d@pec.test"], body="REFUSE")
-    up.wait_messages(2)
+    send(fw, "<m4@office.test>", ["e@pec.test"])
+    up.wait_messages(3)
     # The provider's receipts reach the mailbox fetch reads; one is for a message sent from
     # webmail, which the forwarder never saw.
     dovecot.add_message("r1.host:2,", receipt("accettazione", "<m1@office.test>"))
@@ -67,6 +68,8 @@ def test_receipts_join_what_the_forwarder_sent_and_what_fetch_received(procs, tm
                                               "b@pec.test", "no-dest"))
     dovecot.add_message("r4.host:2,", receipt("accettazione", "<m2@office.test>"))
     dovecot.add_message("r5.host:2,", receipt("accettazione", "<web-7@webmail.test>"))
+    dovecot.add_message("r7.host:2,", receipt("non-accettazione", "<m4@office.test>",
+                                              errore="altro"))
     fetch_audit = tmp_path / "fetch-audit.jsonl"
     config, _ = configure(tmp_path, dovecot, pki, extra_mailbox="pec = true\n",
                           extra=f'[audit]\nfile = "{fetch_audit}"\n')
@@ -85,6 +88,9 @@ def test_receipts_join_what_the_forwarder_sent_and_what_fetch_received(procs, tm
     assert m1["provider_id"] == "opec.accettazione@pec.test"
     assert m2["status"] == "pending" and m2["recipients"][0]["state"] == "pending"
     assert m3["status"] == "failed" and m3["why"].startswith("refused at submission: 554 5.7.1")
+    m4 = messages["<m4@office.test>"]
+    assert m4["status"] == "failed" and m4["not_accepted"] == "altro"
+    assert m4["why"] == "not accepted by the provider: altro"
     [web] = json.loads(result.stdout)["unmatched"]
     assert (web["ref_message_id"], web["kind"], web["mailbox"]) == \
         ("<web-7@webmail.test>", "accettazione", "alice@pec.test")
@@ -143,3 +149,19 @@ def test_a_receipt_before_the_forwarders_line_waits_for_it(procs, tmp_path, pki)
     assert out["unmatched"] == []
     [m] = out["messages"]
     assert m["message_id"] == "<early@office.test>" and m["accepted"] == "2026-12-02 10:01 UTC"
+
+
+def test_a_message_whose_end_the_provider_never_answered_is_uncertain(procs, tmp_path, pki):
+    up = Upstream(procs, tmp_path, pki, "implicit", {BOX: "pw-pec"}, name="provider",
+                  faults={"stall_data": 8})
+    registry = mailbox_entry(BOX, up, "pw-pec", pki, tmp_path, extra="pec = true\n")
+    fw = Forwarder(procs, tmp_path, registry, extra='[timeouts]\nfinal_reply = "2s"\n')
+    send(fw, "<lost@office.test>", ["a@pec.test"])
+    line = json.loads(fw.audit.read_text().splitlines()[-1])
+    assert (line["outcome"], line.get("uncertain")) == ("deferred", True)
+    result = receipts(tmp_path, fw.audit, tmp_path / "no-fetch-audit.jsonl", "--json",
+                      "--pending")
+    assert result.returncode == 0, result.stderr
+    [m] = json.loads(result.stdout)["messages"]
+    assert m["status"] == "uncertain" and m["uncertain"] is True
+    assert m["why"] == "the provider never answered the end of the message: it may have taken it"
