@@ -26,6 +26,7 @@ DROP TABLE IF EXISTS finals; DROP TABLE IF EXISTS settled;
 constexpr const char* schema = R"(
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
+PRAGMA cache_size = -65536;
 CREATE TABLE IF NOT EXISTS sources(path TEXT PRIMARY KEY, inode INTEGER, offset INTEGER,
                                    line INTEGER);
 CREATE TABLE IF NOT EXISTS submissions(message_id TEXT, mailbox TEXT, time INTEGER,
