@@ -175,6 +175,7 @@ std::unique_ptr<receipts_index> receipts_index::open(const std::string& path, st
     sqlite3_close(db);
     return nullptr;
   }
+  sqlite3_busy_timeout(db, 10000);  // another run (a timer's, an admin's) may be ingesting
   std::unique_ptr<receipts_index> index(new receipts_index(db));
   int version = 0;
   {
