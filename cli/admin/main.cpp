@@ -1,5 +1,5 @@
-// postern: the admin command of the suite (check the host's configurations; probe, receipts
-// and import follow).
+// postern: the admin command of the suite: check the host's configurations, probe a provider,
+// and the PEC receipts of what the forwarder sent (import follows).
 #include <algorithm>
 #include <ctime>
 #include <iostream>
@@ -273,8 +273,8 @@ int run_receipts(receipts_options& o) {
 int main(int argc, char** argv) {
   cli::start_program();
   CLI::App app{
-      "postern: check the configurations of the postern programs on this host, and "
-      "probe the providers they reach.",
+      "postern: check the configurations of the postern programs on this host, probe the "
+      "providers they reach, and say what became of every PEC message sent.",
       "postern"};
   app.footer(
       "Exit status: 0 ok, 1 receipts: a message is overdue, 64 usage, 69 unreachable, 71 "
