@@ -170,17 +170,20 @@ std::optional<forwarder_config> load_forwarder_config(const std::string& file, d
       r.error("auth_users_file", problem);
   }
   read_timeouts(r, c.timeouts);
-  for (const auto& range : c.allow)
-    if (c.auth_users_file.empty() && range.prefix == 0)
-      r.warning("allow", range.to_string() +
-                             " lets every address relay through your mailboxes without AUTH: "
-                             "anyone who reaches this port sends as them (list your mail "
-                             "servers' networks, or set auth_users_file)");
-    else if (c.auth_users_file.empty() && !range.is_private())
-      r.warning("allow", range.to_string() +
-                             " reaches beyond private networks and relays without AUTH: every "
-                             "host in it sends as your mailboxes (list only your mail servers, "
-                             "or set auth_users_file)");
+  // Without client AUTH, whoever is in `allow` sends as every mailbox.
+  if (c.auth_users_file.empty()) {
+    for (const auto& range : c.allow)
+      if (range.prefix == 0)
+        r.warning("allow", range.to_string() +
+                               " lets every address relay through your mailboxes without AUTH: "
+                               "anyone who reaches this port sends as them (list your mail "
+                               "servers' networks, or set auth_users_file)");
+      else if (!range.is_private())
+        r.warning("allow", range.to_string() +
+                               " reaches beyond private networks and relays without AUTH: every "
+                               "host in it sends as your mailboxes (list only your mail "
+                               "servers, or set auth_users_file)");
+  }
   read_default(r, c);
   read_pec(r, c);
   read_audit(r, c);

@@ -43,10 +43,6 @@ long long seconds_left(X509* cert) {
   return static_cast<long long>(days) * 86400 + seconds;
 }
 
-}  // namespace
-
-namespace {
-
 /// Warns at `key` when `left` seconds is an expiry passed (saying what then fails) or within
 /// expiry_warning_days (saying what to do).
 void warn_expiry(table_reader& r, std::string_view key, const std::string& what, long long left,

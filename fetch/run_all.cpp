@@ -29,13 +29,13 @@ asio::awaitable<void> fetch_worker(const conf::fetch_config& config,
 
 }  // namespace
 
-/// The exit status of a run is its most serious mailbox's: what needs a person (a refusal
-/// of us, 69, or of a message, 65) before what will pass by itself (75).
 const cli::program_config<conf::fetch_config>& fetch_program() {
   static const cli::program_config<conf::fetch_config> program{conf::load_fetch_config, {}};
   return program;
 }
 
+/// The exit status of a run is its most serious mailbox's: what needs a person (a refusal
+/// of us, 69, or of a message, 65) before what will pass by itself (75).
 void escalate(int& code, int status) {
   auto rank = [](int c) {
     switch (c) {

@@ -28,16 +28,6 @@ const char* to_string(config_kind k) {
   return "?";
 }
 
-const char* program_of(config_kind k) {
-  switch (k) {
-    case config_kind::tunnel: return "postern-tunnel";
-    case config_kind::forwarder: return "postern-forwarder";
-    case config_kind::fetch: return "postern-fetch";
-    case config_kind::registry: return "postern-forwarder, postern-fetch";
-  }
-  return "?";
-}
-
 namespace {
 
 std::optional<config_kind> kind_by_name(const std::string& file) {

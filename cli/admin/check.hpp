@@ -15,8 +15,6 @@ namespace postern::admin {
 /// Which program reads a configuration file.
 enum class config_kind { tunnel, forwarder, fetch, registry };
 const char* to_string(config_kind k);
-/// The program's name ("postern-tunnel"; the registry is read by the forwarder and fetch).
-const char* program_of(config_kind k);
 
 /// The kind of `file`: by its name first (tunnel*.toml, forwarder*.toml, fetch*.toml,
 /// mailboxes*.toml), else by its keys ([[service]], [[mailbox]], listen, deliver or

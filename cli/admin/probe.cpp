@@ -1,13 +1,15 @@
 #include "cli/admin/probe.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <cstdio>
 #include <iostream>
 #include <ostream>
 
 #include "cli/exit_codes.hpp"
 #include "cli/json_writer.hpp"
+#include "fetch/pop3_protocol.hpp"
+#include "forwarder/smtp/dot_codec.hpp"
+#include "forwarder/smtp/reply.hpp"
 #include "forwarder/smtp/sasl.hpp"
 #include "tunnel/net/line_channel.hpp"
 #include "tunnel/net/starttls_dialogue.hpp"
@@ -134,6 +136,7 @@ class conversation {
     send(smtp ? "EHLO " + req_.hello_name + "\r\n" : std::string("CAPA\r\n"));
     bool ok = co_await reply(smtp, !smtp, lines);
     if (!ok) co_return refused(smtp ? "EHLO" : "CAPA", lines);
+    if (smtp) ehlo_ = last_reply_;
     r_.capabilities_after = smtp ? capabilities(lines) : lines;
     if (req_.auth) co_await log_in(smtp);
     send("QUIT\r\n");
@@ -142,9 +145,10 @@ class conversation {
   }
 
  private:
-  /// One reply: SMTP (lines "250-..." up to "250 ..."), a POP3 status line, or with
-  /// `listing` a POP3 status and the lines up to ".". False on a refusal (kept in `lines`)
-  /// or a lost connection (the result says which).
+  /// One reply, read with the protocol's own parsers: an SMTP reply (smtp::reply_parser), a
+  /// POP3 status line, or with `listing` a POP3 status and the listing after it
+  /// (smtp::unstuff_line). False on a refusal (its text kept in `lines`) or a lost connection
+  /// (the result says which).
   awaitable<bool> reply(bool smtp, bool listing, std::vector<std::string>& lines,
                         const char* when = "over TLS") {
     if (ch_.queued() > 0) {
@@ -152,32 +156,43 @@ class conversation {
       if (f != net::io_status::ok) co_return lost(f, when);
     }
     const auto deadline = clock::now() + req_.timeout;
-    for (std::size_t n = 0; n < max_reply_lines; ++n) {
+    postern::smtp::reply_parser parser;
+    for (std::size_t n = 0;; ++n) {
       std::string line;
       net::io_status st = co_await ch_.read_line_until(line, max_line, deadline);
       if (st != net::io_status::ok) co_return lost(st, when);
       last_line_ = line;
       trace("S", line);
       if (smtp) {
-        const bool last = line.size() < 4 || line[3] != '-';
-        lines.push_back(line.size() > 4 ? line.substr(4) : line);
-        if (!last) continue;
-        co_return line.starts_with("2");
+        const auto fed = parser.feed(line);
+        if (fed == postern::smtp::reply_parser::status::more) continue;
+        if (fed == postern::smtp::reply_parser::status::malformed)
+          co_return malformed(parser.error());
+        last_reply_ = parser.take();
+        lines.insert(lines.end(), last_reply_.lines.begin(), last_reply_.lines.end());
+        co_return last_reply_.code / 100 == 2;
       }
       if (n == 0) {
-        if (!line.starts_with("+OK")) {
+        const auto status = fetch::parse_status(line);
+        if (!status || !status->ok) {
           lines.push_back(line);
           co_return false;
         }
         if (!listing) co_return true;
         continue;
       }
-      if (line == ".") co_return true;
-      lines.push_back(line.starts_with("..") ? line.substr(1) : line);
+      const auto text = postern::smtp::unstuff_line(line);
+      if (!text) co_return true;
+      if (n > max_reply_lines)
+        co_return malformed("a listing of more than " + std::to_string(max_reply_lines) + " lines");
+      lines.emplace_back(*text);
     }
+  }
+
+  bool malformed(const std::string& what) {
     r_.outcome = probe_outcome::refused;
-    r_.failure = "the server's reply has more than " + std::to_string(max_reply_lines) + " lines";
-    co_return false;
+    r_.failure = "the server's reply: " + what;
+    return false;
   }
 
   bool lost(net::io_status st, const char* when) {
@@ -248,26 +263,16 @@ class conversation {
     }
   }
 
-  /// The mechanisms of the capabilities over TLS that postern speaks, in the order it tries.
+  /// The mechanisms offered over TLS that postern speaks, in the order it tries them.
   std::vector<std::string> offered(bool smtp) const {
     std::vector<std::string> out;
-    for (const std::string& cap : r_.capabilities_after) {
-      std::string upper = cap;
-      for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-      const std::string prefix = smtp ? "AUTH" : "SASL";
-      if (upper.starts_with(prefix + " ") || upper.starts_with(prefix + "=")) {
-        for (const char* m : {"PLAIN", "LOGIN"})
-          if ((" " + upper.substr(5) + " ").find(std::string(" ") + m + " ") != std::string::npos &&
-              (smtp || std::string(m) == "PLAIN") &&
-              std::find(out.begin(), out.end(), m) == out.end())
-            out.emplace_back(m);
-      }
-      if (!smtp && upper == "USER" && std::find(out.begin(), out.end(), "USER") == out.end())
-        out.emplace_back("USER");
-    }
-    std::stable_sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) {
-      return a == "PLAIN" && b != "PLAIN";
-    });
+    const std::vector<std::string> sasl = smtp ? postern::smtp::parse_ehlo(ehlo_).auth
+                                               : fetch::parse_capa(r_.capabilities_after).sasl;
+    for (const char* m : {"PLAIN", "LOGIN"})
+      if ((smtp || std::string_view(m) == "PLAIN") &&
+          std::find(sasl.begin(), sasl.end(), m) != sasl.end())
+        out.emplace_back(m);
+    if (!smtp && fetch::parse_capa(r_.capabilities_after).user) out.emplace_back("USER");
     return out;
   }
 
@@ -282,11 +287,11 @@ class conversation {
     if (mechanism == "LOGIN") {
       send("AUTH LOGIN\r\n");
       co_await reply(smtp, false, lines);
-      if (!last_line_.starts_with("334")) co_return false;
+      if (last_reply_.code != 334) co_return false;
       lines.clear();
       send(postern::smtp::base64_encode(req_.login) + "\r\n", "<login, base64>");
       co_await reply(smtp, false, lines);
-      if (!last_line_.starts_with("334")) co_return false;
+      if (last_reply_.code != 334) co_return false;
       lines.clear();
       conf::secret encoded(postern::smtp::base64_encode(password.reveal()) + "\r\n");
       send(encoded.reveal(), "<redacted>");
@@ -338,7 +343,9 @@ class conversation {
   const probe_request& req_;
   probe_result& r_;
   std::vector<std::string> ehlo_lines_;
-  std::string last_line_;                   ///< the last line read over TLS
+  std::string last_line_;                   ///< the last line read
+  postern::smtp::reply last_reply_;         ///< the last SMTP reply read
+  postern::smtp::reply ehlo_;               ///< the EHLO reply over TLS
   const conf::secret* password_ = nullptr;  ///< while logging in, for redaction
 };
 
@@ -367,13 +374,15 @@ awaitable<probe_result> probe(asio::any_io_executor ex, probe_request req) {
     r.failure = error;
     co_return r;
   }
-  net::connect_result c = co_await net::async_connect_to(ex, req.endpoint.addr, req.timeout);
-  r.resolve_took = c.resolve_took;
-  r.attempts = c.attempts;
+  net::connect_trail trail;
+  net::connect_result c =
+      co_await net::async_connect_to(ex, req.endpoint.addr, req.timeout, &trail);
+  r.resolve_took = trail.resolve_took;
+  r.attempts = std::move(trail.attempts);
   if (c.fd < 0) {
     // No address to try is the name's fault; addresses that all failed are the network's.
     r.outcome = probe_outcome::unreachable;
-    r.failure = (c.attempts.empty() ? "DNS: " : "TCP: ") + c.error;
+    r.failure = (r.attempts.empty() ? "DNS: " : "TCP: ") + c.error;
     co_return r;
   }
   net::line_channel channel(ex, c.fd);

@@ -302,6 +302,21 @@ bool receipts_index::read_file(const std::string& file, audit_kind kind, std::ui
 
 namespace {
 
+/// The columns receipt_row reads, in its order.
+constexpr const char* receipt_columns = "ref, kind, recipient, time, provider_id, error, mailbox";
+
+receipt receipt_row(const statement& q) {
+  receipt got;
+  got.ref_message_id = q.column_text(0);
+  got.kind = receipt_kind_of(q.column_text(1)).value_or(fetch::pec_kind::not_pec);
+  got.recipient = q.column_text(2);
+  got.time = q.column_number(3);
+  got.provider_id = q.column_text(4);
+  got.error = q.column_text(5);
+  got.mailbox = q.column_text(6);
+  return got;
+}
+
 /// Binds what the query names (an index beyond the statement's parameters is ignored).
 void bind_filter(statement& q, const receipts_filter& f) {
   q.text(1, f.message_id).text(2, f.mailbox).text(3, f.recipient);
@@ -333,7 +348,9 @@ std::vector<message_report> receipts_index::messages(const receipts_filter& filt
         "AND (st.refused OR st.finals >= rcount))";
   sql += " ORDER BY time";
   statement q(db_, sql.c_str());
-  statement r(db_, "SELECT kind, recipient, time, provider_id, error FROM receipts WHERE ref = ?1");
+  const std::string by_ref =
+      "SELECT " + std::string(receipt_columns) + " FROM receipts WHERE ref = ?1";
+  statement r(db_, by_ref.c_str());
   if (!q.ok() || !r.ok()) {
     error = std::string("index: ") + sqlite3_errmsg(db_);
     return out;
@@ -359,16 +376,7 @@ std::vector<message_report> receipts_index::messages(const receipts_filter& filt
   for (const auto& lines : groups) {
     std::vector<receipt> receipts;
     r.text(1, lines.front().message_id);
-    while (r.step() == SQLITE_ROW) {
-      receipt got;
-      got.kind = receipt_kind_of(r.column_text(0)).value_or(fetch::pec_kind::not_pec);
-      got.ref_message_id = lines.front().message_id;
-      got.recipient = r.column_text(1);
-      got.time = r.column_number(2);
-      got.provider_id = r.column_text(3);
-      got.error = r.column_text(4);
-      receipts.push_back(std::move(got));
-    }
+    while (r.step() == SQLITE_ROW) receipts.push_back(receipt_row(r));
     r.reset();
     out.push_back(assess(submission_that_counts(lines), receipts, now, policy));
   }
@@ -380,9 +388,9 @@ std::vector<message_report> receipts_index::messages(const receipts_filter& filt
 
 std::vector<receipt> receipts_index::unmatched(const receipts_filter& filter, std::string& error) {
   std::vector<receipt> out;
-  std::string sql =
-      "SELECT ref, kind, recipient, time, provider_id, error, mailbox FROM receipts r "
-      "WHERE NOT EXISTS (SELECT 1 FROM submissions s WHERE s.message_id = r.ref)";
+  std::string sql = "SELECT " + std::string(receipt_columns) +
+                    " FROM receipts r "
+                    "WHERE NOT EXISTS (SELECT 1 FROM submissions s WHERE s.message_id = r.ref)";
   if (!filter.message_id.empty()) sql += " AND ref = ?1";
   if (!filter.mailbox.empty()) sql += " AND lower(mailbox) = lower(?2)";
   if (!filter.recipient.empty()) sql += " AND lower(recipient) = lower(?3)";
@@ -395,17 +403,7 @@ std::vector<receipt> receipts_index::unmatched(const receipts_filter& filter, st
     return out;
   }
   bind_filter(q, filter);
-  while (q.step() == SQLITE_ROW) {
-    receipt got;
-    got.ref_message_id = q.column_text(0);
-    got.kind = receipt_kind_of(q.column_text(1)).value_or(fetch::pec_kind::not_pec);
-    got.recipient = q.column_text(2);
-    got.time = q.column_number(3);
-    got.provider_id = q.column_text(4);
-    got.error = q.column_text(5);
-    got.mailbox = q.column_text(6);
-    out.push_back(std::move(got));
-  }
+  while (q.step() == SQLITE_ROW) out.push_back(receipt_row(q));
   return out;
 }
 

@@ -53,7 +53,7 @@ std::string endpoint_text(const generic::endpoint& ep, const conf::address& targ
 
 asio::awaitable<connect_result> async_connect_to(asio::any_io_executor ex,
                                                  const conf::address& target,
-                                                 conf::duration timeout) {
+                                                 conf::duration timeout, connect_trail* trail) {
   connect_result result;
   auto state = std::make_unique<attempt>(ex);
   state->timer.arm_after(timeout);
@@ -64,7 +64,7 @@ asio::awaitable<connect_result> async_connect_to(asio::any_io_executor ex,
     const auto asked = std::chrono::steady_clock::now();
     auto [ec, found] = co_await state->resolver.async_resolve(
         target.host, std::to_string(target.port), as_tuple(use_awaitable));
-    result.resolve_took = took_since(asked);
+    if (trail) trail->resolve_took = took_since(asked);
     if (ec)
       result.error = target.to_string() + ": " + (state->expired() ? "timed out" : ec.message());
     for (const auto& r : found) endpoints.emplace_back(r.endpoint());
@@ -76,10 +76,11 @@ asio::awaitable<connect_result> async_connect_to(asio::any_io_executor ex,
     const auto started = std::chrono::steady_clock::now();
     auto [ec] = co_await socket.async_connect(ep, as_tuple(use_awaitable));
     state->socket = nullptr;
-    result.attempts.push_back({endpoint_text(ep, target), took_since(started),
-                               ec || state->expired()
-                                   ? (state->expired() ? std::string("timed out") : ec.message())
-                                   : std::string()});
+    if (trail)
+      trail->attempts.push_back({endpoint_text(ep, target), took_since(started),
+                                 state->expired() ? std::string("timed out")
+                                 : ec             ? ec.message()
+                                                  : std::string()});
     if (!ec && !state->expired()) {
       if (target.kind == conf::address_kind::tcp)
         socket.set_option(asio::ip::tcp::no_delay(true), ec);

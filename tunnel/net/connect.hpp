@@ -23,19 +23,26 @@ struct connect_attempt {
   std::string error;  ///< "" when it connected
 };
 
-struct connect_result {
-  int fd = -1;  ///< connected socket, owned by the caller; -1 on failure
-  bool timed_out = false;
-  std::string error;                         ///< every failed attempt, "addr: reason; ..."
+/// How a connect went, step by step, for whoever asks for it (`postern probe`); the programs'
+/// own connects do not pay for it.
+struct connect_trail {
   std::chrono::microseconds resolve_took{};  ///< the name's resolution (0 for a unix path)
   std::vector<connect_attempt> attempts;     ///< each address in the order tried
 };
 
+struct connect_result {
+  int fd = -1;  ///< connected socket, owned by the caller; -1 on failure
+  bool timed_out = false;
+  std::string error;  ///< every failed attempt, "addr: reason; ..."
+};
+
 /// Resolves `target` and tries each address in turn; the whole attempt, resolution
-/// included, is bounded by `timeout`.
+/// included, is bounded by `timeout`. With `trail`, each step is recorded there (it must
+/// outlive the coroutine).
 asio::awaitable<connect_result> async_connect_to(asio::any_io_executor ex,
                                                  const conf::address& target,
-                                                 conf::duration timeout);
+                                                 conf::duration timeout,
+                                                 connect_trail* trail = nullptr);
 
 struct connect_any_result : connect_result {
   std::size_t index = 0;  ///< of the target reached, when fd >= 0

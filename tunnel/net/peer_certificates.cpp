@@ -53,8 +53,7 @@ std::string alpn_selected(SSL* ssl) {
   const uint8_t* data = nullptr;
   unsigned len = 0;
   if (ssl) SSL_get0_alpn_selected(ssl, &data, &len);
-  return std::string(
-      reinterpret_cast<const char*>(data ? data : reinterpret_cast<const uint8_t*>("")), len);
+  return data ? std::string(reinterpret_cast<const char*>(data), len) : std::string();
 }
 
 }  // namespace postern::net
