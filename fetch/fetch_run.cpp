@@ -31,10 +31,6 @@ std::int64_t now_seconds() {
       .count();
 }
 
-std::string describe(const pop3_result& r) {
-  return r.detail + (r.server.empty() ? "" : ": " + r.server);
-}
-
 /// One mailbox's pass: its state, POP3 session and target, and what became of each message.
 class mailbox_run {
  public:

@@ -17,10 +17,6 @@ namespace {
 /// daticert.xml comes before the (possibly large) original in practice.
 constexpr std::size_t classify_prefix = 2 * 1024 * 1024;
 
-std::string describe(const pop3_result& r) {
-  return r.detail + (r.server.empty() ? "" : ": " + r.server);
-}
-
 /// The envelope sender for local delivery: the message's Return-Path, else the mailbox.
 std::string envelope_sender(const smtp::header_block& block, const std::string& mailbox) {
   const auto* rp = block.find("Return-Path");

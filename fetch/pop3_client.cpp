@@ -40,17 +40,11 @@ void pop3_client::trace(const char* dir, std::string_view line) {
               {{"session", params_.session}, {"dir", dir}, {"line", line}});
 }
 
-pop3_result pop3_client::io_failure(io_status s, const std::string& what) {
-  if (s == io_status::too_long) return {failure_kind::protocol, {}, what + ": line too long"};
-  failure_kind k = s == io_status::timeout ? failure_kind::timeout : failure_kind::connection;
-  return {k, {}, what + ": " + channel_->error()};
-}
-
 awaitable<pop3_result> pop3_client::read_status_line(std::string& line) {
   io_status s = co_await channel_->read_line(line, max_line, params_.reply_timeout);
   if (s == io_status::too_long)
     co_return pop3_result{failure_kind::protocol, {}, "status line too long"};
-  if (s != io_status::ok) co_return io_failure(s, "waiting for the server");
+  if (s != io_status::ok) co_return io_failure(*channel_, s, "waiting for the server");
   trace("<", line);
   co_return pop3_result{};
 }
@@ -63,7 +57,7 @@ awaitable<pop3_result> pop3_client::read_lines(const line_consumer& each) {
   for (;;) {
     const auto line_deadline = std::min(deadline, clock::now() + params_.reply_timeout);
     io_status s = co_await channel_->read_line_until(line, max_line, line_deadline);
-    if (s != io_status::ok) co_return io_failure(s, "reading a listing");
+    if (s != io_status::ok) co_return io_failure(*channel_, s, "reading a listing");
     auto unstuffed = smtp::unstuff_line(line);
     if (!unstuffed) co_return pop3_result{};
     if (++count > max_listing)
@@ -96,21 +90,10 @@ awaitable<pop3_result> pop3_client::read_body(std::uint32_t number, const body_s
     io_status s = co_await channel_->read_more_until(
         std::min(deadline, clock::now() + params_.retrieve_timeout));
     if (s != io_status::ok)
-      co_return io_failure(s, "during RETR " + std::to_string(number) +
-                                  (clock::now() >= deadline ? " (message timeout)" : ""));
+      co_return io_failure(*channel_, s,
+                           "during RETR " + std::to_string(number) +
+                               (clock::now() >= deadline ? " (message timeout)" : ""));
   }
-}
-
-awaitable<pop3_result> pop3_client::start_tls() {
-  if (!params_.tls) co_return pop3_result{failure_kind::tls, {}, "no TLS context configured"};
-  auto tls = co_await channel_->start_client_tls(*params_.tls, params_.endpoint.addr,
-                                                 params_.handshake_timeout);
-  if (!tls.verified)
-    co_return pop3_result{
-        tls.status == io_status::timeout ? failure_kind::timeout : failure_kind::tls,
-        {},
-        tls.error};
-  co_return pop3_result{};
 }
 
 // A command sent (or what is queued flushed), then one status line read.
@@ -122,7 +105,7 @@ awaitable<void> pop3_client::exchange(pop3_machine::action& a) {
   if (a.what == kind::send || a.flush_first) {
     io_status s = co_await channel_->flush(params_.reply_timeout);
     if (s != io_status::ok) {
-      a = machine_.on_io_failure(io_failure(s, "sending a command"));
+      a = machine_.on_io_failure(io_failure(*channel_, s, "sending a command"));
       co_return;
     }
   }
@@ -169,7 +152,9 @@ awaitable<std::optional<pop3_result>> pop3_client::step(pop3_machine::action& a)
       a = r.ok() ? machine_.on_body_done() : machine_.on_io_failure(std::move(r));
       co_return std::nullopt;
     }
-    case kind::start_tls: a = machine_.on_tls(co_await start_tls()); co_return std::nullopt;
+    case kind::start_tls:
+      a = machine_.on_tls(co_await start_session_tls(*channel_, params_));
+      co_return std::nullopt;
     case kind::password: {
       std::string error;
       std::optional<conf::secret> password;

@@ -25,19 +25,7 @@
 
 namespace postern::fetch {
 
-struct pop3_params {
-  conf::endpoint endpoint;
-  std::shared_ptr<net::tls_context> tls;
-  std::string login;
-  net::password_source password;
-  conf::duration connect_timeout{std::chrono::seconds(30)};
-  conf::duration handshake_timeout{std::chrono::seconds(30)};
-  conf::duration reply_timeout{std::chrono::minutes(2)};     ///< a command, its whole reply
-  conf::duration retrieve_timeout{std::chrono::minutes(5)};  ///< between two reads of RETR
-  conf::duration message_timeout{std::chrono::minutes(30)};  ///< a whole RETR or listing
-  std::string session;
-  bool trace = false;
-};
+using pop3_params = session_params;
 
 /// Moves bytes between a connection and a pop3_machine: the machine decides what is said.
 class pop3_client {
@@ -93,8 +81,6 @@ class pop3_client {
   /// the whole of it within message_timeout, each line within reply_timeout.
   asio::awaitable<pop3_result> read_lines(const line_consumer& each);
   asio::awaitable<pop3_result> read_body(std::uint32_t number, const body_sink& sink);
-  asio::awaitable<pop3_result> start_tls();
-  pop3_result io_failure(net::io_status s, const std::string& what);
   [[nodiscard]] bool usable() const { return channel_ && !machine_.broken(); }
   [[nodiscard]] bool tracing() const;
   void trace(const char* dir, std::string_view line);

@@ -112,7 +112,6 @@ pop3_machine::action pop3_machine::on_line(std::string_view line, bool more_inpu
 }
 
 pop3_machine::action pop3_machine::dialogue_step(net::starttls_dialogue::step step) {
-  using dl = net::starttls_dialogue;
   if (auto a = net::client_action<action>(step, kind::send, kind::read_status, kind::start_tls)) {
     if (a->what == kind::start_tls) {
       state_ = state::tls;
@@ -121,18 +120,7 @@ pop3_machine::action pop3_machine::dialogue_step(net::starttls_dialogue::step st
     return *a;
   }
   dialogue_.reset();
-  std::string text = step.server_line;
-  if (auto sp = text.find(' '); sp != std::string::npos)
-    text.erase(0, sp + 1);
-  else
-    text.clear();
-  switch (step.why) {
-    case dl::failure::refused:
-      return end_session({failure_kind::rejected_permanent, text, std::move(step.data)});
-    case dl::failure::starttls_refused:
-      return fail(failure_kind::tls, settings_.server + ": " + step.explain());
-    default: return fail(failure_kind::protocol, step.explain());
-  }
+  return end_session(dialogue_failure(step, settings_.server));
 }
 
 pop3_machine::action pop3_machine::on_tls(const pop3_result& r) {

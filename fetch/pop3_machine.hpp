@@ -12,20 +12,14 @@
 #include <vector>
 
 #include "conf/secret.hpp"
+#include "fetch/mail_session.hpp"
 #include "fetch/pop3_protocol.hpp"
 #include "forwarder/smtp/client_machine.hpp"
 #include "tunnel/net/starttls_dialogue.hpp"
 
 namespace postern::fetch {
 
-using smtp::failure_kind;
-
-struct pop3_result {
-  failure_kind kind = failure_kind::none;
-  std::string server;  ///< the server's status line text, when there was one
-  std::string detail;  ///< what happened, for logs; never a secret
-  [[nodiscard]] bool ok() const { return kind == failure_kind::none; }
-};
+using pop3_result = session_result;
 
 class pop3_machine {
  public:

@@ -1,0 +1,62 @@
+#pragma once
+/// What the POP3 and IMAP clients share: the settings of one mailbox session, the result of
+/// each operation (classified like the SMTP client's, with the server's own words), and the
+/// steps they take alike (a verified TLS start, I/O failures, a failed STARTTLS preamble).
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <asio/awaitable.hpp>
+
+#include "conf/endpoint.hpp"
+#include "conf/units.hpp"
+#include "forwarder/smtp/client_machine.hpp"
+#include "tunnel/net/line_channel.hpp"
+#include "tunnel/net/secret_source.hpp"
+#include "tunnel/net/starttls_dialogue.hpp"
+#include "tunnel/net/tls_context.hpp"
+
+namespace postern::fetch {
+
+using smtp::failure_kind;
+
+struct session_result {
+  failure_kind kind = failure_kind::none;
+  std::string server;  ///< the server's status line text, when there was one
+  std::string detail;  ///< what happened, for logs; never a secret
+  [[nodiscard]] bool ok() const { return kind == failure_kind::none; }
+};
+
+/// "detail: server text", for logs and errors.
+inline std::string describe(const session_result& r) {
+  return r.detail + (r.server.empty() ? "" : ": " + r.server);
+}
+
+struct session_params {
+  conf::endpoint endpoint;
+  std::shared_ptr<net::tls_context> tls;
+  std::string login;
+  net::password_source password;
+  conf::duration connect_timeout{std::chrono::seconds(30)};
+  conf::duration handshake_timeout{std::chrono::seconds(30)};
+  conf::duration reply_timeout{std::chrono::minutes(2)};     ///< a command, its whole reply
+  conf::duration retrieve_timeout{std::chrono::minutes(5)};  ///< silence inside a message
+  conf::duration message_timeout{std::chrono::minutes(30)};  ///< a whole message or listing
+  std::string session;
+  bool trace = false;
+};
+
+/// TLS on `channel` to the endpoint, verified as configured.
+asio::awaitable<session_result> start_session_tls(net::line_channel& channel,
+                                                  const session_params& p);
+
+/// A read or write that failed, as a result: "what: the channel's error".
+session_result io_failure(const net::line_channel& channel, net::io_status s,
+                          const std::string& what);
+
+/// Why a STARTTLS preamble failed, as a result (`server`: the endpoint, for the message).
+session_result dialogue_failure(const net::starttls_dialogue::step& step,
+                                const std::string& server);
+
+}  // namespace postern::fetch
