@@ -139,20 +139,16 @@ std::string cleartext_login(const fetch_config& c, const delivery_target& t) {
          "network in between is trusted";
 }
 
-/// Every mailbox that is fetched needs a POP3 endpoint and somewhere to deliver; its own
+/// Every mailbox that is fetched needs a POP3 or IMAP endpoint and somewhere to deliver; its own
 /// target is checked as the main one is. `deliver_set`: fetch.toml names a target.
 void check_fetched_mailboxes(const fetch_config& c, bool deliver_set, diagnostics& diags) {
   const std::string& file = c.registry.file;
   for (const auto& m : c.registry.mailboxes) {
     if (!m.fetch) continue;
-    if (!m.pop3) {
-      const provider_preset* preset = find_provider(m.provider);
-      const std::string why =
-          preset && !preset->pop3_note.empty() ? " (" + std::string(preset->pop3_note) + ")" : "";
+    if (!m.pop3 && !m.imap)
       diags.add({file, m.line, 1, "mailbox",
-                 m.address + " is fetched but has no pop3 endpoint" + why +
-                     ": set pop3, or fetch = false"});
-    }
+                 m.address + " is fetched but has no pop3 or imap endpoint: set one, or "
+                             "fetch = false"});
     if (m.deliver.empty() && !deliver_set)
       diags.add({file, m.line, 1, "mailbox",
                  m.address + " has no delivery target: set deliver in fetch.toml or here"});

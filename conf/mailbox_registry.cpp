@@ -38,10 +38,11 @@ std::optional<endpoint> read_endpoint(table_reader& r, std::string_view key, app
     return std::nullopt;
   }
   if (e->protocol != want) {
-    r.error(key, "\"" + url + "\" is not a " + to_string(want) + " endpoint (use " +
-                     (want == app_protocol::smtp ? "smtps://, smtp+starttls:// or smtp://"
-                                                 : "pop3s://, pop3+starttls:// or pop3://") +
-                     ")");
+    const char* schemes = want == app_protocol::smtp   ? "smtps://, smtp+starttls:// or smtp://"
+                          : want == app_protocol::pop3 ? "pop3s://, pop3+starttls:// or pop3://"
+                                                       : "imaps://, imap+starttls:// or imap://";
+    r.error(key, "\"" + url + "\" is not " + (want == app_protocol::imap ? "an " : "a ") +
+                     to_string(want) + " endpoint (use " + schemes + ")");
     return std::nullopt;
   }
   if (auto advice = port_scheme_advice(*e); !advice.empty() && r.has(key))
@@ -85,6 +86,58 @@ void check_cleartext(table_reader& r, const mailbox& m, std::string_view key,
                      "allow_cleartext = true if the network in between is trusted");
 }
 
+std::optional<imap_after> parse_after(std::string_view text) {
+  imap_after a;
+  if (text == "keep") return a;
+  if (text == "seen") {
+    a.what = imap_after::kind::seen;
+    return a;
+  }
+  if (text == "delete") {
+    a.what = imap_after::kind::remove;
+    return a;
+  }
+  if (text.starts_with("move:") && text.size() > 5) {
+    a.what = imap_after::kind::move;
+    a.folder = std::string(text.substr(5));
+    return a;
+  }
+  return std::nullopt;
+}
+
+/// fetch_protocol, folders, after and max_connections: how postern-fetch reads the mailbox.
+void read_imap_keys(table_reader& r, mailbox& m) {
+  m.protocol = m.pop3 || !m.imap ? fetch_protocol::pop3 : fetch_protocol::imap;
+  if (auto v = r.get_choice<fetch_protocol>(
+          "fetch_protocol", {{"pop3", fetch_protocol::pop3}, {"imap", fetch_protocol::imap}})) {
+    m.protocol = *v;
+    const auto& wanted = *v == fetch_protocol::pop3 ? m.pop3 : m.imap;
+    if (!wanted && m.fetch)
+      r.error("fetch_protocol", std::string("fetch_protocol = \"") + to_string(*v) +
+                                    "\" but the mailbox has no " + to_string(*v) +
+                                    " endpoint: set " + to_string(*v) + " = \"URL\"");
+  }
+  if (auto v = r.get_string_list("folders")) {
+    if (v->empty()) r.error("folders", "needs at least one folder (the default is [\"INBOX\"])");
+    for (const auto& f : *v)
+      if (f.empty() || f.find_first_of("\r\n") != std::string::npos)
+        r.error("folders", "\"" + f + "\" is not a folder name");
+    if (!v->empty()) m.folders = *v;
+  }
+  if (auto v = r.get_string("after")) {
+    m.after = parse_after(*v);
+    if (!m.after)
+      r.error("after",
+              "\"" + *v + "\" is not one of \"keep\", \"seen\", \"move:FOLDER\", \"delete\"");
+    else if (m.after->what == imap_after::kind::move &&
+             std::find(m.folders.begin(), m.folders.end(), m.after->folder) != m.folders.end())
+      r.error("after", "moves into " + m.after->folder +
+                           ", which is also fetched: every message would be fetched again");
+  }
+  if (auto v = r.get_int("max_connections", 1, 50))
+    m.max_connections = static_cast<std::uint32_t>(*v);
+}
+
 void read_mailbox(table_reader& r, mailbox& m, bool registry_private) {
   r.require("address");
   if (auto v = r.get_string("address")) {
@@ -114,6 +167,7 @@ void read_mailbox(table_reader& r, mailbox& m, bool registry_private) {
   }
   m.smtp = read_endpoint(r, "smtp", app_protocol::smtp, preset ? preset->smtp : "");
   m.pop3 = read_endpoint(r, "pop3", app_protocol::pop3, preset ? preset->pop3 : "");
+  m.imap = read_endpoint(r, "imap", app_protocol::imap, preset ? preset->imap : "");
   if (auto v = r.get_string("login")) m.login = *v;
   if (m.login.empty()) m.login = m.address;
   if (auto v = r.get_string("password_file")) m.password_file = resolve_path(r.file(), *v);
@@ -142,11 +196,13 @@ void read_mailbox(table_reader& r, mailbox& m, bool registry_private) {
   if (auto v = r.get_bool("fetch")) m.fetch = *v;
   if (auto v = r.get_string("deliver_to")) m.deliver_to = *v;
   if (auto v = r.get_string("deliver")) m.deliver = *v;
+  read_imap_keys(r, m);
   r.finish();
-  if (!m.smtp && !m.pop3 && r.has("address") && !r.has("provider"))
-    r.error("address", "mailbox " + m.address + " needs a provider or smtp/pop3 URLs");
+  if (!m.smtp && !m.pop3 && !m.imap && r.has("address") && !r.has("provider"))
+    r.error("address", "mailbox " + m.address + " needs a provider or smtp/pop3/imap URLs");
   check_cleartext(r, m, "smtp", m.smtp);
   check_cleartext(r, m, "pop3", m.pop3);
+  check_cleartext(r, m, "imap", m.imap);
 }
 
 }  // namespace
@@ -158,39 +214,60 @@ const std::vector<provider_preset>& provider_presets() {
       {"aruba",
        "smtps://smtps.pec.aruba.it:465",
        "pop3s://pop3s.pec.aruba.it:995",
+       "imaps://imaps.pec.aruba.it:993",
        true,
        {100 * MB, true, 500, 0},
-       "",
        ""},
       {"legalmail",
        "smtps://sendm.cert.legalmail.it:465",
        "pop3s://mbox.cert.legalmail.it:995",
+       "imaps://mbox.cert.legalmail.it:993",
        true,
        {0, false, 0, 6},
-       "Legalmail logs in with the InfoCert user id (e.g. M1234567), not the address: set login",
-       ""},
+       "Legalmail logs in with the InfoCert user id (e.g. M1234567), not the address: set login"},
       {"namirial",
        "smtps://smtps.sicurezzapostale.it:465",
        "pop3s://pops.sicurezzapostale.it:995",
+       "imaps://imaps.sicurezzapostale.it:993",
        true,
        {},
-       "",
        ""},
-      {"poste", "smtps://mail.postecert.it:465", "pop3s://mail.postecert.it:995", true, {}, "", ""},
+      {"poste",
+       "smtps://mail.postecert.it:465",
+       "pop3s://mail.postecert.it:995",
+       "imaps://mail.postecert.it:993",
+       true,
+       {},
+       ""},
+      // The providers below document IMAP only: their mailboxes are fetched over IMAP.
       {"register",
        "smtps://smtp.pec-email.com:465",
        "",
+       "imaps://imap.pec-email.com:993",
        true,
        {},
-       "",
-       "Register.it documents IMAP only"},
+       ""},
       {"actalis",
        "smtps://smtp.pec.actalis.it:465",
        "",
+       "imaps://imap.pec.actalis.it:993",
        true,
        {},
+       ""},
+      {"libero",
+       "smtps://mail.postacert.it.net:465",
        "",
-       "Actalis documents IMAP only"},
+       "imaps://mail.postacert.it.net:993",
+       true,
+       {},
+       ""},
+      {"tim",
+       "smtps://smtp.telecompost.it:465",
+       "",
+       "imaps://mail.telecompost.it:993",
+       true,
+       {},
+       ""},
   };
   return presets;
 }
@@ -270,6 +347,22 @@ void read_client_credentials(table_reader& r, mailbox& m) {
     r.error("login", "login needs password_file or password_command");
   if (!m.password_file.empty() && !m.password_command.empty())
     r.error("password_file", "set only one of password_file, password_command");
+}
+
+}  // namespace postern::conf
+
+namespace postern::conf {
+
+const char* to_string(fetch_protocol p) { return p == fetch_protocol::imap ? "imap" : "pop3"; }
+
+std::string imap_after::to_string() const {
+  switch (what) {
+    case kind::keep: return "keep";
+    case kind::seen: return "seen";
+    case kind::move: return "move:" + folder;
+    case kind::remove: return "delete";
+  }
+  return "keep";
 }
 
 }  // namespace postern::conf

@@ -29,13 +29,12 @@ struct provider_preset {
   std::string_view name;
   std::string_view smtp;  ///< endpoint URL, "" when not documented
   std::string_view pop3;
+  std::string_view imap;
   bool pec = true;
   mailbox_limits limits;
   /// Warned about (by every program's --check and start) when a mailbox of this provider
   /// sets no login: the provider's login is not the address.
   std::string_view login_note;
-  /// Why there is no pop3 endpoint, said when such a mailbox is fetched.
-  std::string_view pop3_note;
 };
 
 const std::vector<provider_preset>& provider_presets();
@@ -43,11 +42,24 @@ const provider_preset* find_provider(std::string_view name);
 
 class table_reader;
 
+/// Which protocol postern-fetch uses for a mailbox.
+enum class fetch_protocol { pop3, imap };
+const char* to_string(fetch_protocol p);
+
+/// What postern-fetch does on an IMAP server with a message once it is delivered and recorded.
+struct imap_after {
+  enum class kind { keep, seen, move, remove };
+  kind what = kind::keep;
+  std::string folder;  ///< move
+  [[nodiscard]] std::string to_string() const;
+};
+
 struct mailbox {
   std::string address;
   std::string provider;  ///< preset name, "" when endpoints are explicit
   std::optional<endpoint> smtp;
   std::optional<endpoint> pop3;
+  std::optional<endpoint> imap;
   std::string login;  ///< defaults to the address
   std::string password_file;
   std::vector<std::string> password_command;
@@ -60,7 +72,12 @@ struct mailbox {
   bool fetch = true;
   std::string deliver_to;
   std::string deliver;
-  int line = 0;  ///< where it is declared, for messages
+  fetch_protocol protocol = fetch_protocol::pop3;  ///< pop3 when it has a pop3 endpoint
+  std::vector<std::string> folders{"INBOX"};       ///< IMAP folders fetched, in order
+  /// IMAP: unset = "keep" when fetch keeps the mailbox's mail (PEC), else "delete".
+  std::optional<imap_after> after;
+  std::uint32_t max_connections = 2;  ///< IMAP connections at once (IDLE takes one per folder)
+  int line = 0;                       ///< where it is declared, for messages
 };
 
 struct mailbox_registry {

@@ -94,7 +94,7 @@ def test_fetch_check_reports_what_would_fail_at_its_position(tmp_path):
     registry = tmp_path / "mailboxes.toml"
     registry.write_text(f"""[[mailbox]]
 address = "a@pec.test"
-provider = "register"
+smtp = "smtps://smtp.pec.test:465"
 password_file = "{secret}"
 
 [[mailbox]]
@@ -120,8 +120,8 @@ file = "{tmp_path}/missing/fetch-audit.jsonl"
            "file or directory" in lines
     assert f"{config}:8:8: audit.file: {tmp_path}/missing/fetch-audit.jsonl: its directory " \
            f"{tmp_path}/missing does not exist (create it, or fix the path)" in lines
-    assert f"{registry}:1:1: mailbox: a@pec.test is fetched but has no pop3 endpoint " \
-           "(Register.it documents IMAP only): set pop3, or fetch = false" in lines
+    assert f"{registry}:1:1: mailbox: a@pec.test is fetched but has no pop3 or imap endpoint: " \
+           "set one, or fetch = false" in lines
     assert f"{registry}:6:1: mailbox.deliver: program /nonexistent/deliver-program: No such " \
            "file or directory" in lines
     assert f"{registry}:8:8: mailbox[1].pop3: warning: \"pop3s://pop3.pec.test:110\": 110 " \

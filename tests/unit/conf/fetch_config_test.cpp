@@ -80,14 +80,58 @@ TEST_CASE("fetch.toml errors name the mailbox and the fix") {
   CHECK(has(errors, "oversize: "));
 }
 
-TEST_CASE("a fetched mailbox needs a POP3 endpoint and a target") {
+TEST_CASE("a fetched mailbox needs a POP3 or IMAP endpoint and a target") {
   fetch_dir d("",
-              "[[mailbox]]\naddress = \"r@pec.it\"\nprovider = \"register\"\n"
+              "[[mailbox]]\naddress = \"r@pec.it\"\nsmtp = \"smtps://smtp.pec.it\"\n"
               "password_file = \"secret\"\n");
   std::vector<std::string> errors;
   CHECK_FALSE(d.load(&errors));
   CHECK(has(errors,
-            "r@pec.it is fetched but has no pop3 endpoint (Register.it documents IMAP "
-            "only): set pop3, or fetch = false"));
+            "r@pec.it is fetched but has no pop3 or imap endpoint: set one, or fetch = false"));
   CHECK(has(errors, "r@pec.it has no delivery target"));
+}
+
+TEST_CASE("IMAP keys: a provider with IMAP only is fetched over IMAP, folders, after") {
+  fetch_dir d("deliver = \"-\"\n",
+              "[[mailbox]]\naddress = \"r@pec.it\"\nprovider = \"register\"\n"
+              "password_file = \"secret\"\nfolders = [\"INBOX\", \"Ricevute\"]\n"
+              "after = \"move:Archivio\"\nmax_connections = 3\n"
+              "[[mailbox]]\naddress = \"a@pec.it\"\nprovider = \"aruba\"\n"
+              "password_file = \"secret\"\n"
+              "[[mailbox]]\naddress = \"b@pec.it\"\nprovider = \"aruba\"\n"
+              "password_file = \"secret\"\nfetch_protocol = \"imap\"\n");
+  std::vector<std::string> errors;
+  auto c = d.load(&errors);
+  REQUIRE(c);
+  const auto& r = c->registry.mailboxes[0];
+  CHECK(r.protocol == postern::conf::fetch_protocol::imap);
+  REQUIRE(r.imap);
+  CHECK(r.imap->to_string() == "imaps://imap.pec-email.com:993");
+  CHECK(r.folders == std::vector<std::string>{"INBOX", "Ricevute"});
+  REQUIRE(r.after);
+  CHECK(r.after->to_string() == "move:Archivio");
+  CHECK(r.max_connections == 3);
+  CHECK(c->registry.mailboxes[1].protocol ==
+        postern::conf::fetch_protocol::pop3);  // POP3 stays default
+  CHECK_FALSE(c->registry.mailboxes[1].after);
+  CHECK(c->registry.mailboxes[2].protocol == postern::conf::fetch_protocol::imap);
+}
+
+TEST_CASE("IMAP keys: what would not work is refused at load") {
+  fetch_dir d("deliver = \"-\"\n",
+              "[[mailbox]]\naddress = \"r@pec.it\"\nsmtp = \"smtps://smtp.pec.it\"\n"
+              "pop3 = \"pop3s://pop3.pec.it\"\npassword_file = \"secret\"\n"
+              "fetch_protocol = \"imap\"\nafter = \"archive\"\nfolders = []\n"
+              "[[mailbox]]\naddress = \"s@pec.it\"\nimap = \"pop3s://pop3.pec.it\"\n"
+              "password_file = \"secret\"\n"
+              "[[mailbox]]\naddress = \"t@pec.it\"\nimap = \"imap://imap.pec.it\"\n"
+              "password_file = \"secret\"\nafter = \"move:INBOX\"\n");
+  std::vector<std::string> errors;
+  CHECK_FALSE(d.load(&errors));
+  CHECK(has(errors, "fetch_protocol = \"imap\" but the mailbox has no imap endpoint"));
+  CHECK(has(errors, "\"archive\" is not one of \"keep\", \"seen\", \"move:FOLDER\", \"delete\""));
+  CHECK(has(errors, "folders: needs at least one folder"));
+  CHECK(has(errors, "is not an imap endpoint (use imaps://, imap+starttls:// or imap://)"));
+  CHECK(has(errors, "cleartext imap://imap.pec.it:143 would send the password unencrypted"));
+  CHECK(has(errors, "moves into INBOX, which is also fetched"));
 }
