@@ -16,9 +16,12 @@ namespace postern::fetch {
 
 namespace {
 
-/// Version 2 adds each message's size: "D <time> <size> <uid>" ("-" when unknown).
+/// Version 2 adds each message's size: "D <time> <size> <uid>" ("-" when unknown); version 3
+/// its digest, "D <time> <size> <digest> <uid>" ("-" when unknown), and named values,
+/// "M <name> <value>".
 constexpr std::string_view header_v1 = "postern-fetch-state 1";
 constexpr std::string_view header_v2 = "postern-fetch-state 2";
+constexpr std::string_view header_v3 = "postern-fetch-state 3";
 
 /// The outcome of a record that forgets its UID; such records are dropped at load.
 constexpr auto forgotten = static_cast<uid_outcome>(0xff);
@@ -84,9 +87,19 @@ void format(std::string& out, std::string_view uid, const uid_record& r) {
   out += ' ';
   out += r.size < 0 ? std::string("-") : std::to_string(r.size);
   out += ' ';
+  out += r.digest.empty() ? std::string("-") : r.digest;
+  out += ' ';
   out += uid;
   out += '\n';
 }
+
+bool is_digest(std::string_view hex) {
+  return hex.size() == 64 && std::all_of(hex.begin(), hex.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+int hex_value(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
 
 bool parse_number(std::string_view text, std::int64_t& value) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -99,10 +112,11 @@ struct parsed_line {
   std::optional<uid_record> record;
 };
 
-std::optional<parsed_line> parse_line(std::string_view line, bool v2) {
+std::optional<parsed_line> parse_line(std::string_view line, int version) {
+  const bool v2 = version >= 2;
   std::vector<std::string_view> words;
   std::size_t pos = 0;
-  const std::size_t fields = v2 ? 3 : 2;  // before the UID, which is the rest of the line
+  const std::size_t fields = version >= 3 ? 4 : v2 ? 3 : 2;  // before the UID, the line's rest
   while (words.size() < fields) {
     auto space = line.find(' ', pos);
     if (space == std::string_view::npos) return std::nullopt;
@@ -114,6 +128,10 @@ std::optional<parsed_line> parse_line(std::string_view line, bool v2) {
   uid_record& r = *out.record;
   if (!parse_number(words[1], r.time)) return std::nullopt;
   if (v2 && words[2] != "-" && !parse_number(words[2], r.size)) return std::nullopt;
+  if (version >= 3 && words[3] != "-") {
+    if (!is_digest(words[3])) return std::nullopt;
+    r.digest = std::string(words[3]);
+  }
   switch (words[0][0]) {
     case 'D': r.outcome = uid_outcome::delivered; break;
     case 'F': r.outcome = uid_outcome::failed; break;
@@ -129,10 +147,10 @@ std::optional<parsed_line> parse_line(std::string_view line, bool v2) {
 
 }  // namespace
 
-std::string state_store::file_name(const std::string& mailbox) {
+std::string state_store::file_name(const std::string& mailbox, const std::string& scope) {
   static const char hex[] = "0123456789ABCDEF";
   std::string out;
-  for (unsigned char c : mailbox) {
+  for (unsigned char c : scope.empty() ? mailbox : mailbox + " " + scope) {
     if (std::isalnum(c) || c == '@' || c == '.' || c == '-' || c == '_') {
       out += static_cast<char>(std::tolower(c));
     } else {
@@ -144,7 +162,8 @@ std::string state_store::file_name(const std::string& mailbox) {
   return out + ".state";
 }
 
-state_store::opened state_store::open(const std::string& dir, const std::string& mailbox) {
+state_store::opened state_store::open(const std::string& dir, const std::string& mailbox,
+                                      const std::string& scope) {
   opened result;
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     result.error = sys_error("cannot create state_dir", dir);
@@ -152,7 +171,7 @@ state_store::opened state_store::open(const std::string& dir, const std::string&
   }
   std::unique_ptr<state_store> s(new state_store);
   s->dir_ = dir;
-  s->path_ = dir + "/" + file_name(mailbox);
+  s->path_ = dir + "/" + file_name(mailbox, scope);
   const std::string lock_path = s->path_ + ".lock";
   s->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (s->lock_fd_ < 0) {
@@ -190,18 +209,18 @@ bool state_store::load(std::string& error) {
   existed_ = true;
   std::vector<stored> all;
   int line_no = 0;
-  bool v2 = false;
+  int version = 0;
   bool needs_rewrite = false;
   const auto take = [&](std::string_view line) {
-    if (++line_no > 1) return add_record(line, line_no, v2, all, error);
-    if (line != header_v1 && line != header_v2) {
+    if (++line_no > 1) return add_record(line, line_no, version, all, error);
+    if (line != header_v1 && line != header_v2 && line != header_v3) {
       error = path_ +
               ":1: not a postern-fetch state file; move it away to start over "
               "(every message on the server would be fetched again)";
       return false;
     }
-    v2 = line == header_v2;
-    needs_rewrite = !v2;
+    version = line == header_v3 ? 3 : line == header_v2 ? 2 : 1;
+    needs_rewrite = version != 3;
     return true;
   };
   std::string torn;
@@ -221,9 +240,19 @@ bool state_store::load(std::string& error) {
   return true;
 }
 
-bool state_store::add_record(std::string_view line, int line_no, bool v2, std::vector<stored>& all,
-                             std::string& error) {
-  auto parsed = parse_line(line, v2);
+bool state_store::add_record(std::string_view line, int line_no, int version,
+                             std::vector<stored>& all, std::string& error) {
+  if (version >= 3 && line.starts_with("M ")) {
+    const std::string_view rest = line.substr(2);
+    const auto space = rest.find(' ');
+    if (space == 0 || space == std::string_view::npos) {
+      error = path_ + ":" + std::to_string(line_no) + ": corrupt named value; fix or remove it";
+      return false;
+    }
+    meta_[std::string(rest.substr(0, space))] = std::string(rest.substr(space + 1));
+    return true;
+  }
+  auto parsed = parse_line(line, version);
   if (!parsed || parsed->uid.size() > 0xffff) {
     error = path_ + ":" + std::to_string(line_no) +
             ": corrupt record; fix or remove the line (a removed line means that message "
@@ -233,11 +262,32 @@ bool state_store::add_record(std::string_view line, int line_no, bool v2, std::v
   // Each UID goes straight into the arena, in file order: its offset says which of a UID's
   // records came last.
   const uid_record r = parsed->record.value_or(uid_record{});
-  all.push_back({static_cast<std::uint32_t>(arena_.size()),
-                 static_cast<std::uint16_t>(parsed->uid.size()),
-                 parsed->record ? r.outcome : forgotten, r.time, r.size});
-  arena_ += parsed->uid;
+  const std::uint32_t offset = store_key(parsed->uid, r.digest);
+  all.push_back({offset, static_cast<std::uint16_t>(parsed->uid.size()),
+                 parsed->record ? r.outcome : forgotten, !r.digest.empty(), r.time, r.size});
   return true;
+}
+
+std::uint32_t state_store::store_key(std::string_view uid, const std::string& digest) {
+  const auto offset = static_cast<std::uint32_t>(arena_.size());
+  arena_ += uid;
+  for (std::size_t i = 0; i + 1 < digest.size(); i += 2)
+    arena_ += static_cast<char>(hex_value(digest[i]) * 16 + hex_value(digest[i + 1]));
+  return offset;
+}
+
+uid_record state_store::record_of(const stored& s) const {
+  uid_record r{s.outcome, s.time, s.size, {}};
+  if (s.has_digest) {
+    static const char hex[] = "0123456789abcdef";
+    const std::string_view raw = std::string_view(arena_).substr(s.offset + s.length, 32);
+    r.digest.reserve(64);
+    for (unsigned char c : raw) {
+      r.digest += hex[c >> 4];
+      r.digest += hex[c & 15];
+    }
+  }
+  return r;
 }
 
 bool state_store::keep_latest(std::vector<stored>& all) const {
@@ -275,7 +325,7 @@ std::optional<uid_record> state_store::find(std::string_view uid) const {
   auto it = std::lower_bound(sorted_.begin(), sorted_.end(), uid,
                              [this](const stored& s, std::string_view k) { return key(s) < k; });
   if (it == sorted_.end() || key(*it) != uid) return std::nullopt;
-  return uid_record{it->outcome, it->time, it->size};
+  return record_of(*it);
 }
 
 std::size_t state_store::size() const {
@@ -291,8 +341,8 @@ std::size_t state_store::size() const {
 }
 
 bool state_store::record(const std::string& uid, uid_outcome outcome, std::int64_t time,
-                         std::int64_t size, std::string& error) {
-  uid_record r{outcome, time, size};
+                         std::int64_t size, std::string& error, const std::string& digest) {
+  uid_record r{outcome, time, size, digest};
   std::string line;
   format(line, uid, r);
   if (!append(line, error)) return false;
@@ -303,7 +353,7 @@ bool state_store::record(const std::string& uid, uid_outcome outcome, std::int64
 bool state_store::forget(const std::vector<std::string>& uids, std::string& error) {
   std::string lines;
   for (const auto& uid : uids)
-    if (find(uid)) lines += "X 0 - " + uid + "\n";
+    if (find(uid)) lines += "X 0 - - " + uid + "\n";
   if (lines.empty()) return true;
   if (!append(lines, error)) return false;
   for (const auto& uid : uids) changed_[uid] = std::nullopt;
@@ -322,23 +372,42 @@ void state_store::merge() {
   for (const auto& [uid, rec] : updates) {
     while (i < sorted_.size() && key(sorted_[i]) < uid) merged.push_back(sorted_[i++]);
     std::uint32_t offset = 0;
+    const bool has_digest = *rec && !(*rec)->digest.empty();
     if (i < sorted_.size() && key(sorted_[i]) == uid) {
-      offset = sorted_[i++].offset;  // replaced (or forgotten): the UID is in the arena
+      // Replaced (or forgotten): the UID is in the arena; a digest goes in anew with it.
+      offset = sorted_[i++].offset;
+      if (has_digest) offset = store_key(uid, (*rec)->digest);
     } else {
-      offset = static_cast<std::uint32_t>(arena_.size());
-      arena_ += uid;
+      offset = store_key(uid, has_digest ? (*rec)->digest : std::string());
     }
     if (*rec)
       merged.push_back({offset, static_cast<std::uint16_t>(uid.size()), (*rec)->outcome,
-                        (*rec)->time, (*rec)->size});
+                        has_digest, (*rec)->time, (*rec)->size});
   }
   while (i < sorted_.size()) merged.push_back(sorted_[i++]);
   sorted_ = std::move(merged);
   changed_.clear();
 }
 
+void state_store::for_each(const std::function<void(std::string_view, const uid_record&)>& each) {
+  merge();
+  for (const auto& s : sorted_) each(key(s), record_of(s));
+}
+
+std::string state_store::meta(const std::string& name) const {
+  auto it = meta_.find(name);
+  return it == meta_.end() ? std::string() : it->second;
+}
+
+void state_store::set_meta(const std::string& name, const std::string& value) {
+  if (meta(name) == value && meta_.count(name)) return;
+  meta_[name] = value;
+  meta_changed_ = true;
+}
+
 bool state_store::compact(std::string& error) {
-  if (journal_fd_ >= 0 && changed_.empty()) return true;  // the file is compact already
+  // The file is compact already.
+  if (journal_fd_ >= 0 && changed_.empty() && !meta_changed_) return true;
   merge();
   const std::string tmp = path_ + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -347,10 +416,11 @@ bool state_store::compact(std::string& error) {
     return false;
   }
   // Written in pieces: a million records need no second copy in memory.
-  std::string text = std::string(header_v2) + "\n";
+  std::string text = std::string(header_v3) + "\n";
+  for (const auto& [name, value] : meta_) text += "M " + name + " " + value + "\n";
   bool ok = true;
   for (const auto& s : sorted_) {
-    format(text, key(s), {s.outcome, s.time, s.size});
+    format(text, key(s), record_of(s));
     if (text.size() >= 256 * 1024) {
       ok = ok && write_all(fd, text);
       text.clear();
@@ -374,6 +444,7 @@ bool state_store::compact(std::string& error) {
     error = sys_error("cannot open state file", path_);
     return false;
   }
+  meta_changed_ = false;
   return true;
 }
 

@@ -9,6 +9,8 @@
 /// a mailbox of a million kept messages costs tens of megabytes, not hundreds.
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,6 +30,9 @@ struct uid_record {
   uid_outcome outcome = uid_outcome::delivered;
   std::int64_t time = 0;   ///< seconds since the epoch
   std::int64_t size = -1;  ///< octets as the server listed them; -1: unknown (version 1 file)
+  /// IMAP: the message's identity beside its size, SHA-256 (hex) of its header section; ""
+  /// when not known (POP3, older files).
+  std::string digest;
 };
 
 class state_store {
@@ -39,9 +44,11 @@ class state_store {
     std::string error;  ///< busy: who holds it; error: what is wrong, naming the file
   };
 
-  /// Locks and loads the state of `mailbox` in `dir` (created if missing). A state file that
-  /// cannot be read or parsed is an error: starting over would deliver everything again.
-  static opened open(const std::string& dir, const std::string& mailbox);
+  /// Locks and loads the state of `mailbox` in `dir` (created if missing); `scope` names a
+  /// part of the mailbox with a state of its own (an IMAP folder). A state file that cannot be
+  /// read or parsed is an error: starting over would deliver everything again.
+  static opened open(const std::string& dir, const std::string& mailbox,
+                     const std::string& scope = {});
   ~state_store();
 
   [[nodiscard]] std::optional<uid_record> find(std::string_view uid) const;
@@ -52,7 +59,7 @@ class state_store {
   /// Durably records an outcome (append + fsync) before the caller goes on; false + error
   /// when the disk refused (the caller must then not DELE).
   bool record(const std::string& uid, uid_outcome outcome, std::int64_t time, std::int64_t size,
-              std::string& error);
+              std::string& error, const std::string& digest = {});
   /// Sets a record in memory only; the next compact() writes it, with all others, in one
   /// atomic rename. For records that need no ordering against a DELE (a size learnt, mail
   /// adopted as seen): a crash loses all of them or none, never some.
@@ -61,10 +68,17 @@ class state_store {
   bool forget(const std::vector<std::string>& uids, std::string& error);
   /// Rewrites the file compactly and atomically.
   bool compact(std::string& error);
+  /// Calls `each` for every record, in UID order (as strings).
+  void for_each(const std::function<void(std::string_view uid, const uid_record&)>& each);
+  /// Named values kept with the records (an IMAP folder's UIDVALIDITY, where its listing
+  /// starts); written by the next compact(), atomically with the records.
+  [[nodiscard]] std::string meta(const std::string& name) const;
+  void set_meta(const std::string& name, const std::string& value);
 
   [[nodiscard]] const std::string& path() const { return path_; }
-  /// The file name used for a mailbox address (safe characters kept, others %XX).
-  static std::string file_name(const std::string& mailbox);
+  /// The file name used for a mailbox address (safe characters kept, others %XX), and for a
+  /// scope of it (a space cannot be in an address, so the two never meet).
+  static std::string file_name(const std::string& mailbox, const std::string& scope = {});
 
  private:
   state_store() = default;
@@ -78,19 +92,23 @@ class state_store {
   int lock_fd_ = -1;
   int journal_fd_ = -1;
   bool existed_ = false;
-  /// 24 bytes a record, with the UID in arena_.
+  /// 24 bytes a record, with the UID in arena_ (and its 32-octet digest right after it).
   struct stored {
     std::uint32_t offset;
     std::uint16_t length;
     uid_outcome outcome;
+    bool has_digest;
     std::int64_t time;
     std::int64_t size;
   };
+  [[nodiscard]] uid_record record_of(const stored& s) const;
+  /// Puts `uid` and the digest (hex, or "") in the arena: the stored record's offset.
+  std::uint32_t store_key(std::string_view uid, const std::string& digest);
   [[nodiscard]] std::string_view key(const stored& s) const {
     return std::string_view(arena_).substr(s.offset, s.length);
   }
   /// One record line of the file into `all` (its UID into arena_); false + error if corrupt.
-  bool add_record(std::string_view line, int line_no, bool v2, std::vector<stored>& all,
+  bool add_record(std::string_view line, int line_no, int version, std::vector<stored>& all,
                   std::string& error);
   /// Sorts `all` by UID and keeps each UID's last record, unless it forgets the UID; true
   /// when something was dropped (the file then wants rewriting).
@@ -99,6 +117,8 @@ class state_store {
   std::vector<stored> sorted_;  ///< by UID
   /// Changed since the last merge (nullopt: forgotten); looked up before sorted_.
   std::unordered_map<std::string, std::optional<uid_record>> changed_;
+  std::map<std::string, std::string> meta_;
+  bool meta_changed_ = false;
 };
 
 }  // namespace postern::fetch

@@ -74,7 +74,7 @@ def test_fetches_byte_exact_records_then_deletes(dovecot, pki, tmp_path):
         sorted(hashlib.sha256(b).hexdigest() for b in sent.values())
     assert server_messages(dovecot) == []  # not PEC: deleted after delivery
     state = (tmp_path / "state" / "alice@pec.test.state").read_text().splitlines()
-    assert state[0] == "postern-fetch-state 2" and len(state) == 3
+    assert state[0] == "postern-fetch-state 3" and len(state) == 3
 
 
 def test_pec_mailbox_keeps_mail_and_a_second_run_fetches_nothing(dovecot, pki, tmp_path):

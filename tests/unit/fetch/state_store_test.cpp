@@ -90,7 +90,7 @@ TEST_CASE("a mailbox without state leaves no file until something is recorded") 
   CHECK_FALSE(s->existed());
 }
 
-TEST_CASE("a version 1 file is read, sizes unknown, and rewritten as version 2") {
+TEST_CASE("a version 1 file is read, sizes unknown, and rewritten as version 3") {
   temp_dir t;
   fs::create_directories(t.path / "state");
   const auto file = t.path / "state" / state_store::file_name("u@pec.it");
@@ -106,7 +106,62 @@ TEST_CASE("a version 1 file is read, sizes unknown, and rewritten as version 2")
   }
   std::ifstream in(file);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  CHECK(text == "postern-fetch-state 2\nF 1001 - uid 2 with spaces\nD 1000 42 uid-1\n");
+  CHECK(text == "postern-fetch-state 3\nF 1001 - - uid 2 with spaces\nD 1000 42 - uid-1\n");
+}
+
+TEST_CASE("version 3: digests and named values survive the journal and a compaction") {
+  temp_dir t;
+  std::string error;
+  const std::string d1(64, 'a'), d2 = std::string(63, '0') + "f";
+  {
+    auto o = state_store::open((t.path / "state").string(), "u@pec.it", "imap INBOX");
+    REQUIRE(o.status == state_store::open_status::ok);
+    auto& s = *o.store;
+    CHECK(s.record("7/1", uid_outcome::delivered, 1000, 512, error, d1));
+    CHECK(s.record("7/2", uid_outcome::delivered, 1001, 600, error));
+    s.set_meta("uidvalidity", "7");
+    CHECK(s.compact(error));
+    CHECK(s.record("7/3", uid_outcome::failed, 1002, 700, error, d2));
+    CHECK(s.record("7/1", uid_outcome::delivered, 1003, 512, error, d2));  // replaced
+  }
+  {
+    auto o = state_store::open((t.path / "state").string(), "u@pec.it", "imap INBOX");
+    REQUIRE(o.status == state_store::open_status::ok);
+    auto& s = *o.store;
+    CHECK(s.meta("uidvalidity") == "7");
+    CHECK(s.meta("absent").empty());
+    REQUIRE(s.find("7/1"));
+    CHECK(s.find("7/1")->digest == d2);
+    CHECK(s.find("7/1")->time == 1003);
+    CHECK(s.find("7/2")->digest.empty());
+    CHECK(s.find("7/3")->digest == d2);
+    std::vector<std::string> seen;
+    s.for_each([&](std::string_view uid, const uid_record& r) {
+      seen.push_back(std::string(uid) + " " + (r.digest.empty() ? "-" : r.digest.substr(60)));
+    });
+    CHECK(seen == std::vector<std::string>{"7/1 000f", "7/2 -", "7/3 000f"});
+    s.set_meta("uidvalidity", "8");
+    CHECK(s.compact(error));
+  }
+  // The POP3 state of the same mailbox is another file.
+  auto pop3 = open_ok(t.path);
+  CHECK_FALSE(pop3->existed());
+  CHECK(state_store::file_name("u@pec.it", "imap INBOX") == "u@pec.it%20imap%20inbox.state");
+  std::ifstream in(t.path / "state" / state_store::file_name("u@pec.it", "imap INBOX"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(text.starts_with("postern-fetch-state 3\nM uidvalidity 8\nD 1003 512 " + d2 + " 7/1\n"));
+}
+
+TEST_CASE("version 3: a malformed digest or named value is a corrupt file, not a guess") {
+  temp_dir t;
+  fs::create_directories(t.path / "state");
+  const auto file = t.path / "state" / state_store::file_name("u@pec.it");
+  for (const char* bad : {"postern-fetch-state 3\nD 1 2 xyz 7/1\n", "postern-fetch-state 3\nM novalue\n"}) {
+    std::ofstream(file) << bad;
+    auto o = state_store::open((t.path / "state").string(), "u@pec.it");
+    CHECK(o.status == state_store::open_status::error);
+    CHECK(o.error.find("corrupt") != std::string::npos);
+  }
 }
 
 TEST_CASE("later records of a UID win, in memory and across a compaction") {
