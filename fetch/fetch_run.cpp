@@ -9,6 +9,7 @@
 #include "delivery.hpp"
 #include "fetch_plan.hpp"
 #include "forwarder/smtp/message_header.hpp"
+#include "imap_run.hpp"
 #include "local_targets.hpp"
 #include "message_fetch.hpp"
 #include "pop3_client.hpp"
@@ -31,6 +32,23 @@ std::int64_t now_seconds() {
       .count();
 }
 
+/// Messages from a POP3 session.
+class pop3_source final : public message_source {
+ public:
+  explicit pop3_source(pop3_client& client, bool tls) : client_(client), tls_(tls) {}
+  awaitable<session_result> retrieve(std::uint32_t number, const body_sink& sink,
+                                     bool& found) override {
+    found = true;
+    co_return co_await client_.async_retr(number, sink);
+  }
+  awaitable<void> stop() override { co_await client_.async_quit(); }
+  [[nodiscard]] std::string protocol() const override { return tls_ ? "POP3S" : "POP3"; }
+
+ private:
+  pop3_client& client_;
+  bool tls_;
+};
+
 /// One mailbox's pass: its state, POP3 session and target, and what became of each message.
 class mailbox_run {
  public:
@@ -46,25 +64,12 @@ class mailbox_run {
 
   awaitable<mailbox_outcome> run() {
     target_ = config_.target_for(mailbox_);
-    params_.endpoint = *mailbox_.pop3;
     std::string error;
-    if (params_.endpoint.tls != conf::tls_mode::none) {
-      params_.tls = net::tls_context::create(mailbox_.tls, conf::tunnel_mode::client, error);
-      if (!params_.tls) co_return failed(error, false);
-    }
-    params_.login = mailbox_.login;
-    params_.password = net::password_of(mailbox_, config_.timeouts.password_command);
-    params_.connect_timeout = config_.timeouts.connect;
-    params_.handshake_timeout = config_.timeouts.handshake;
-    params_.reply_timeout = config_.timeouts.command;
-    params_.retrieve_timeout = config_.timeouts.retrieve;
-    params_.message_timeout = config_.timeouts.message;
-    params_.session = session_;
-    params_.trace = options_.trace;
+    auto params = session_params_for(config_, mailbox_, *mailbox_.pop3, options_, session_, error);
+    if (!params) co_return failed(error, false);
+    params_ = std::move(*params);
     executor_ = co_await asio::this_coro::executor;
-    delivery_context context{options_.hostname, options_.stdout_fd, config_.timeouts, session_,
-                             options_.trace,    mailbox_.address,   &config_.delivery};
-    target_impl_ = make_delivery(executor_, *target_, context, error);
+    target_impl_ = delivery_for(executor_, config_, mailbox_, options_, session_, *target_, error);
     if (!target_impl_) co_return failed(error, false);
     const bool opened = co_await open_session();
     if (!opened) co_return out_;
@@ -98,11 +103,13 @@ class mailbox_run {
 
   /// One message's fetch (message_fetch), with the session and target of the moment.
   awaitable<step> fetch_one(std::uint32_t number, const std::string& uid, std::uint64_t size) {
+    pop3_source source(*client_, params_.endpoint.tls != conf::tls_mode::none);
     const message_context context{mailbox_,         options_, session_, recipient_,
-                                  params_.endpoint, *target_, now_,     *client_,
+                                  params_.endpoint, *target_, now_,     source,
                                   *target_impl_,    state_,   plan_,    out_};
     message_fetch one(context);
-    const step done = co_await one.run(number, uid, size);
+    const message_ref m{number, uid, uid.empty() ? "#" + std::to_string(number) : uid, size};
+    const step done = co_await one.run(m);
     co_return done;
   }
 
@@ -140,36 +147,10 @@ class mailbox_run {
   /// fetched now.
   awaitable<bool> carry_out(const listed_decision& d, std::string_view label, std::uint32_t number,
                             std::uint64_t size, const std::optional<uid_record>& recorded) {
-    if (d.learnt) state_.note(std::string(label), *d.learnt);
-    if (d.uid_reused)
-      lg::warn("fetch.uid_reused",
-               {{"session", session_},
-                {"mailbox", mailbox_.address},
-                {"uid", label},
-                {"recorded_size", recorded ? recorded->size : -1},
-                {"listed_size", size},
-                {"effect",
-                 "another message under a UID already recorded: treated as new, the "
-                 "server's UIDs are not unique"}});
-    switch (d.action) {
-      case listed_action::fetch: co_return true;
-      case listed_action::delete_old: co_await client_->async_dele(number); break;
-      case listed_action::hold_refused: ++out_.held; break;  // said again at every run's end
-      case listed_action::skip_oversize:
-        lg::warn(
-            "fetch.oversize",
-            {{"session", session_}, {"mailbox", mailbox_.address}, {"uid", label}, {"size", size}});
-        ++out_.skipped;
-        break;
-      case listed_action::would_fetch:
-        lg::info("fetch.would_fetch",
-                 {{"mailbox", mailbox_.address}, {"uid", label}, {"size", size}});
-        break;
-      case listed_action::leave_delivered:
-      case listed_action::leave_seen:
-      case listed_action::over_cap: break;
-    }
-    co_return false;
+    const message_ref m{number, std::string(label), std::string(label), size};
+    const listed_action a = report_listed(d, m, recorded, state_, session_, mailbox_, out_);
+    if (a == listed_action::delete_old) co_await client_->async_dele(number);
+    co_return a == listed_action::fetch;
   }
 
   /// The normal case: UIDL names every message, the state says which were handled.
@@ -237,7 +218,7 @@ class mailbox_run {
           co_return false;
         }
         // A message with no readable date is delivered: when in doubt, nothing is lost.
-        auto date = message_date(header);
+        auto date = header_date(header);
         if (!date || *date >= choice.since) continue;
       }
       if (!options_.dry_run)
@@ -258,12 +239,6 @@ class mailbox_run {
                                  {"recorded_as_seen", adopted},
                                  {"to_deliver", uids.size() - adopted}});
     co_return true;
-  }
-
-  static std::optional<std::int64_t> message_date(const std::string& header) {
-    const auto block = smtp::header_block::parse(header);
-    if (const auto* date = block.find("Date")) return parse_message_date(date->value());
-    return std::nullopt;
   }
 
   /// A server without UIDL (only with keep = false): nothing identifies a message across
@@ -364,6 +339,8 @@ class mailbox_run {
 awaitable<mailbox_outcome> fetch_mailbox(const conf::fetch_config& config,
                                          const conf::mailbox& mailbox, const run_options& options) {
   const std::string session = lg::new_session_id();
+  if (mailbox.protocol == conf::fetch_protocol::imap)
+    co_return co_await fetch_imap_mailbox(config, mailbox, options, session);
   auto opened = state_store::open(config.state_dir, mailbox.address);
   if (opened.status == state_store::open_status::busy) {
     lg::info("fetch.skipped",

@@ -31,7 +31,8 @@ struct mailbox_outcome {
   bool temporary = false;       ///< failed, but a later run may succeed
   bool needs_decision = false;  ///< failed until the admin chooses (--first-run)
   std::uint32_t delivered = 0, skipped = 0, deleted = 0, failed_messages = 0;
-  std::uint32_t held = 0;  ///< refused for good earlier, still on the server
+  std::uint32_t held = 0;   ///< refused for good earlier, still on the server
+  std::uint32_t moved = 0;  ///< IMAP: moved to another folder (after = "move:FOLDER")
   std::string error;
 };
 

@@ -1,5 +1,7 @@
 #include "first_run.hpp"
 
+#include "forwarder/smtp/message_header.hpp"
+
 #include <array>
 #include <cctype>
 #include <charconv>
@@ -122,6 +124,12 @@ std::optional<std::int64_t> parse_message_date(std::string_view text) {
   if (!zone) return std::nullopt;
   return days_from_civil(year, static_cast<unsigned>(*month), static_cast<unsigned>(day)) * 86400 +
          hh * 3600 + mm * 60 + ss - *zone;
+}
+
+std::optional<std::int64_t> header_date(const std::string& header) {
+  const auto block = smtp::header_block::parse(header);
+  if (const auto* date = block.find("Date")) return parse_message_date(date->value());
+  return std::nullopt;
 }
 
 }  // namespace postern::fetch

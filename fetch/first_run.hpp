@@ -25,4 +25,7 @@ std::optional<first_run_choice> parse_first_run(std::string_view text, std::stri
 /// seconds optional, obsolete zone names UT/GMT/EST... accepted), or nullopt.
 std::optional<std::int64_t> parse_message_date(std::string_view text);
 
+/// The time of the Date: field of a header section, or nullopt.
+std::optional<std::int64_t> header_date(const std::string& header);
+
 }  // namespace postern::fetch

@@ -264,6 +264,9 @@ imap_machine::action imap_machine::request_body(std::uint32_t uid) {
 
 imap_machine::action imap_machine::body(std::uint32_t uid) {
   if (state_ != state::ready) return unless_ready("UID FETCH BODY");
+  // Its body may have come already: discarded then, as it came while another was awaited,
+  // so its command is either still answering (wait for its OK: not found) or answered (ask
+  // again, below).
   found_ = false;
   own_uid_ = uid;
   own_kind_ = command_kind::body;
@@ -397,6 +400,14 @@ imap_machine::action imap_machine::untagged(const imap_response& r) {
     if (idle_exists_ > 0) --idle_exists_;
   } else if (r.name == "FETCH") {
     fetch_data(r);
+    if (found_ && own_kind_ == command_kind::body && state_ == state::command) {
+      // The body is here: the operation is done. Servers answer pipelined FETCHes with all
+      // their data first and the tagged OKs after, so the command's OK is read later, with
+      // the answers of the commands sent before the next one.
+      for (auto& p : pending_)
+        if (p.tag == own_tag_) p.what = op::body_ahead;
+      return finish({});
+    }
   } else if (r.name == "VANISHED" && r.earlier) {
     if (auto uids = parse_uid_set(r.uid_set))
       folder_.vanished.insert(folder_.vanished.end(), uids->begin(), uids->end());

@@ -381,8 +381,8 @@ void state_store::merge() {
       offset = store_key(uid, has_digest ? (*rec)->digest : std::string());
     }
     if (*rec)
-      merged.push_back({offset, static_cast<std::uint16_t>(uid.size()), (*rec)->outcome,
-                        has_digest, (*rec)->time, (*rec)->size});
+      merged.push_back({offset, static_cast<std::uint16_t>(uid.size()), (*rec)->outcome, has_digest,
+                        (*rec)->time, (*rec)->size});
   }
   while (i < sorted_.size()) merged.push_back(sorted_[i++]);
   sorted_ = std::move(merged);

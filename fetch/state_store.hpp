@@ -64,6 +64,8 @@ class state_store {
   /// atomic rename. For records that need no ordering against a DELE (a size learnt, mail
   /// adopted as seen): a crash loses all of them or none, never some.
   void note(const std::string& uid, const uid_record& r) { changed_[uid] = r; }
+  /// Forgets a record in memory only, as note() sets one: the next compact() drops it.
+  void note_forgotten(const std::string& uid) { changed_[uid] = std::nullopt; }
   /// Forgets records (UIDLs no longer on the server, or failures to retry).
   bool forget(const std::vector<std::string>& uids, std::string& error);
   /// Rewrites the file compactly and atomically.

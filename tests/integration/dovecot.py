@@ -28,8 +28,9 @@ class Dovecot:
         self.user, self.password = user, password
         (self.root / "passwd").write_text(f"{user}:{{PLAIN}}{password}\n")
         self.pop3_port, self.pop3s_port, self.imap_port = free_port(), free_port(), free_port()
+        self.imaps_port = free_port()
         self.lmtp_port = free_port()
-        config = self.root / "dovecot.conf"
+        config = self.config = self.root / "dovecot.conf"
         config.write_text(f"""
 base_dir = {self.root}/run
 state_dir = {self.root}/state
@@ -68,7 +69,8 @@ service imap-login {{
     port = {self.imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    port = {self.imaps_port}
+    ssl = yes
   }}
 }}
 service lmtp {{
@@ -94,6 +96,7 @@ service stats {{
         wait_port(self.pop3s_port)
         wait_port(self.lmtp_port)
         wait_port(self.imap_port)
+        wait_port(self.imaps_port)
 
     def add_user(self, user, password):
         """Another mailbox; Dovecot re-reads its passwd-file when it changes."""
@@ -111,6 +114,19 @@ service stats {{
         path = self.root / "home" / (user or self.user) / "Maildir" / "new" / name
         path.write_bytes(data)
         os.chown(path, nobody.pw_uid, nobody.pw_gid)
+
+    def doveadm(self, command, *args, user=None):
+        """Runs a doveadm command ("mailbox create", ...) on this Dovecot's mail for a user."""
+        return subprocess.run(["doveadm", "-c", str(self.config), *command.split(), "-u",
+                               user or self.user, *args], capture_output=True, text=True,
+                              timeout=60, check=True)
+
+    def folder_messages(self, folder=None, user=None):
+        """The files of a folder's messages (INBOX when None), as Dovecot keeps them."""
+        box = self.root / "home" / (user or self.user) / "Maildir"
+        if folder:
+            box = box / ("." + folder)
+        return [p for sub in ("new", "cur") if (box / sub).exists() for p in (box / sub).iterdir()]
 
     def cleanup(self):
         shutil.rmtree(self.root, ignore_errors=True)

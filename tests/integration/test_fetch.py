@@ -286,12 +286,12 @@ def test_keep_with_delete_after_deletes_exactly_the_old_delivered_messages(dovec
     failed_long_ago = uids[2]  # refused by the target long ago: never deleted
     rewritten = [lines[0]]
     for line in lines[1:]:
-        kind, when, size, uid = line.split(" ", 3)
+        kind, when, size, digest, uid = line.split(" ", 4)
         if uid in old:
             when = str(int(when) - 31 * 86400)
         elif uid == failed_long_ago:
             kind, when = "F", str(int(when) - 400 * 86400)
-        rewritten.append(f"{kind} {when} {size} {uid}")
+        rewritten.append(f"{kind} {when} {size} {digest} {uid}")
     state_file.write_text("\n".join(rewritten) + "\n")
     dovecot.add_message("k9.host:2,", b"Subject: keep new\r\n\r\nnew\r\n")
     result = run(config, "-v")

@@ -47,7 +47,7 @@ def test_every_option_in_help_is_in_the_man_page_and_every_exit_status_too():
 def test_examples_check_ok_with_real_files(tmp_path, pki):
     secrets = tmp_path / "secrets"
     secrets.mkdir()
-    for name in ("ufficio.pass", "legale.pass", "smtp.pass"):
+    for name in ("ufficio.pass", "legale.pass", "protocollo.pass", "smtp.pass"):
         (secrets / name).write_text("pw\n")
         (secrets / name).chmod(0o600)
 

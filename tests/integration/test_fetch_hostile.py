@@ -75,7 +75,7 @@ def test_a_message_larger_than_its_list_size_is_stopped_at_max_message_size(proc
     assert delivered(maildir) == []
     assert not (maildir / "tmp").exists() or list((maildir / "tmp").iterdir()) == []
     state = (tmp_path / "state" / f"{BOX}.state").read_text().splitlines()
-    assert state[1] == f"F {state[1].split()[1]} 100 u1"  # not fetched again, held
+    assert state[1] == f"F {state[1].split()[1]} 100 - u1"  # not fetched again, held
     second = run(config)
     assert "event=fetch.held" in second.stderr and "messages=1" in second.stderr
 

@@ -86,7 +86,7 @@ def test_every_option_in_help_is_in_the_man_page():
 def test_examples_check_ok_with_real_files(tmp_path, pki):
     secrets = tmp_path / "secrets"
     secrets.mkdir()
-    for name in ("ufficio.pass", "legale.pass", "relay.pass"):
+    for name in ("ufficio.pass", "legale.pass", "protocollo.pass", "relay.pass"):
         (secrets / name).write_text("pw\n")
         (secrets / name).chmod(0o600)
     users = tmp_path / "relay-users"

@@ -156,7 +156,8 @@ TEST_CASE("version 3: a malformed digest or named value is a corrupt file, not a
   temp_dir t;
   fs::create_directories(t.path / "state");
   const auto file = t.path / "state" / state_store::file_name("u@pec.it");
-  for (const char* bad : {"postern-fetch-state 3\nD 1 2 xyz 7/1\n", "postern-fetch-state 3\nM novalue\n"}) {
+  for (const char* bad :
+       {"postern-fetch-state 3\nD 1 2 xyz 7/1\n", "postern-fetch-state 3\nM novalue\n"}) {
     std::ofstream(file) << bad;
     auto o = state_store::open((t.path / "state").string(), "u@pec.it");
     CHECK(o.status == state_store::open_status::error);
