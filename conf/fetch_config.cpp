@@ -91,7 +91,12 @@ void read_timeouts(table_reader& parent, fetch_timeouts& t) {
                                {"retrieve", &t.retrieve},
                                {"message", &t.message},
                                {"deliver", &t.deliver},
-                               {"password_command", &t.password_command}});
+                               {"password_command", &t.password_command},
+                               {"idle", &t.idle}});
+  if (t.idle > std::chrono::minutes(29))
+    parent.error("timeouts",
+                 "idle: at most 29m (RFC 2177: servers may drop an IDLE of 30 "
+                 "minutes as inactive)");
 }
 
 void read_delivery(table_reader& parent, mailbox& d) {

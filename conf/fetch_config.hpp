@@ -37,6 +37,8 @@ struct fetch_timeouts {
   duration message{std::chrono::minutes(30)};  ///< a whole message (RETR) or listing
   duration deliver{std::chrono::minutes(10)};  ///< a delivery's final answer (exec exit)
   duration password_command{std::chrono::seconds(10)};  ///< a password_command run, whole
+  /// --daemon: an IMAP IDLE before it is renewed; RFC 2177 asks for at most 29 minutes.
+  duration idle{std::chrono::minutes(25)};
 };
 
 struct fetch_config {

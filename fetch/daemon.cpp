@@ -3,6 +3,7 @@
 #include <cctype>
 #include <csignal>
 #include <cstdlib>
+#include <list>
 #include <map>
 #include <optional>
 #include <random>
@@ -18,6 +19,7 @@
 #include "cli/service_manager.hpp"
 #include "cli/supervise.hpp"
 #include "conf/insecure.hpp"
+#include "fetch/imap_watch.hpp"
 #include "fetch/run_all.hpp"
 
 namespace postern::fetch {
@@ -52,6 +54,7 @@ class fetch_daemon::impl {
     explicit loop(asio::io_context& ctx) : timer(ctx) {}
     asio::steady_timer timer;  ///< the wait for the next pass, or for a free slot
     bool waiting_for_slot = false;
+    bool wake_pending = false;  ///< new mail was signalled (IDLE): a pass as soon as may be
   };
 
   bool start_loops() {
@@ -66,6 +69,7 @@ class fetch_daemon::impl {
       auto [it, added] = loops_.try_emplace(lower(m->address), nullptr);
       if (!added) continue;
       it->second = std::make_unique<loop>(ctx_);
+      start_watches(*m);
       asio::co_spawn(
           ctx_, mailbox_loop(it->first, *it->second),
           cli::supervised{"fetch.crashed", "", [this, key = it->first](const std::string&) {
@@ -83,6 +87,43 @@ class fetch_daemon::impl {
 
   void wake_all() {
     for (auto& [key, l] : loops_) l->timer.cancel();
+  }
+
+  /// A pass of `key` now, or right after the one in progress.
+  void wake(const std::string& key) {
+    auto it = loops_.find(key);
+    if (it == loops_.end()) return;
+    it->second->wake_pending = true;
+    it->second->timer.cancel();
+  }
+
+  /// IDLE on the folders the mailbox's connections allow; each signals its mailbox's loop.
+  void start_watches(const conf::mailbox& m) {
+    if (stopping_) return;
+    for (const std::string& folder : watched_folders(m)) {
+      const std::string key = lower(m.address);
+      auto it = watches_.insert(watches_.end(), nullptr);
+      *it = std::make_unique<folder_watch>(ctx_, config_, m.address, folder, options_,
+                                           [this, key] { wake(key); });
+      asio::co_spawn(ctx_, watch(it),
+                     cli::supervised{"fetch.crashed", "",
+                                     [this, it](const std::string&) { forget_watch(it); }});
+    }
+  }
+
+  using watch_list = std::list<std::unique_ptr<folder_watch>>;
+  asio::awaitable<void> watch(watch_list::iterator it) {
+    co_await (*it)->run();
+    forget_watch(it);
+  }
+
+  void forget_watch(watch_list::iterator it) {
+    watches_.erase(it);
+    maybe_done();
+  }
+
+  void stop_watches() {
+    for (auto& w : watches_) w->stop();
   }
 
   void free_slot() {
@@ -110,11 +151,13 @@ class fetch_daemon::impl {
       const conf::mailbox* m = config->registry.find(key);
       if (!m || !m->fetch) break;  // removed by a reload
       ++running_;
+      l.wake_pending = false;  // this pass takes what was signalled
       mailbox_outcome o = co_await fetch_mailbox(*config, *m, options_);
       free_slot();
       int ignored = 0;
       report(*m, o, ignored);
       if (stopping_) break;
+      if (l.wake_pending) continue;  // signalled during the pass
       const auto interval = config->interval;
       std::uniform_int_distribution<long long> jitter(-interval.count() / 10,
                                                       interval.count() / 10);
@@ -126,7 +169,7 @@ class fetch_daemon::impl {
   }
 
   void maybe_done() {
-    if (!stopping_ || !loops_.empty()) return;
+    if (!stopping_ || !loops_.empty() || !watches_.empty()) return;
     // Nothing is left to do: let the loop run out of work.
     std::error_code ignored;
     signals_.cancel(ignored);
@@ -158,6 +201,7 @@ class fetch_daemon::impl {
                           {"grace", conf::format_duration(grace_)},
                           {"running", running_}});
       cli::notify_stopping();
+      stop_watches();
       wake_all();
       grace_timer_.expires_after(grace_);
       grace_timer_.async_wait([this](std::error_code ec) {
@@ -179,6 +223,10 @@ class fetch_daemon::impl {
       config_ = std::make_shared<const conf::fetch_config>(std::move(*fresh));
       lg::info("reload.done", {{"config", file_}});
       cli::log_insecure(conf::insecure_settings(*config_));
+      // The watches start over with the new settings (folders, endpoints, credentials).
+      stop_watches();
+      for (auto& [key, l] : loops_)
+        if (const conf::mailbox* m = config_->registry.find(key); m && m->fetch) start_watches(*m);
       start_loops();
     } else {
       lg::error("reload.failed", {{"config", file_}, {"effect", "the old configuration stays"}});
@@ -198,6 +246,7 @@ class fetch_daemon::impl {
   asio::signal_set signals_;
   asio::steady_timer grace_timer_;
   std::map<std::string, std::unique_ptr<loop>> loops_;  ///< by lower-case address
+  watch_list watches_;                                  ///< IDLE on --daemon's IMAP folders
   std::size_t running_ = 0, slots_ = 1;
   bool stopping_ = false;
   std::mt19937 rng_{std::random_device{}()};

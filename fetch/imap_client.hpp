@@ -63,6 +63,10 @@ class imap_client {
   [[nodiscard]] std::uint32_t moved() const { return machine_.moved(); }
   [[nodiscard]] std::uint32_t refusals() const { return machine_.refusals(); }
   [[nodiscard]] bool usable() const { return channel_ && !machine_.broken(); }
+  /// Ends the session's use now: the wait under way and every later one fail at once.
+  void cut() {
+    if (channel_) channel_->cut();
+  }
 
  private:
   /// Carries out the machine's actions from `a` on. Not a coroutine (the coroutine rule).

@@ -411,6 +411,12 @@ imap_machine::action imap_machine::untagged(const imap_response& r) {
   } else if (r.name == "VANISHED" && r.earlier) {
     if (auto uids = parse_uid_set(r.uid_set))
       folder_.vanished.insert(folder_.vanished.end(), uids->begin(), uids->end());
+  } else if (r.name == "VANISHED") {
+    // With QRESYNC enabled, expunges are announced so instead of EXPUNGE (RFC 7162 §3.2.10).
+    const auto n = static_cast<std::uint32_t>(
+        parse_uid_set(r.uid_set).value_or(std::vector<std::uint32_t>{}).size());
+    folder_.exists -= std::min(folder_.exists, n);
+    idle_exists_ -= std::min(idle_exists_, n);
   } else if (r.status == imap_status::ok && own_kind_ == command_kind::select &&
              state_ == state::command) {
     if (r.code == "UIDVALIDITY")

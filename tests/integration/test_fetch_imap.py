@@ -164,3 +164,40 @@ def test_a_missing_folder_is_named_and_the_others_are_fetched(dovecot, pki, tmp_
     assert result.returncode == 69, result.stderr
     assert "folder Nonesuch: SELECT refused" in result.stderr
     assert body_digests(maildir) == digests(sent.values())
+
+
+def test_daemon_idle_delivers_within_seconds_survives_a_kick_and_renews(procs, dovecot, pki,
+                                                                       tmp_path):
+    import signal
+    import time
+    from harness import wait_for
+    config, maildir = configure(tmp_path, dovecot, pki, mailbox='after = "delete"\n',
+                                extra='interval = "1h"\n[timeouts]\nidle = "3s"\n')
+    proc = procs.start("fetchd", [str(FETCH), "-c", str(config), "--daemon", "-v", "--trace"])
+    log = lambda: procs.log("fetchd")
+    wait_for(lambda: "event=fetch.watching" in log(), what="the IDLE watch")
+    latencies = []
+    for i in range(3):
+        done = log().count("event=fetch.delivered")
+        start = time.monotonic()
+        preload(dovecot, (f"idle{i}",))
+        wait_for(lambda: log().count("event=fetch.delivered") == done + 1, timeout=10,
+                 what=f"message {i} delivered through IDLE, not the hourly poll")
+        latencies.append(time.monotonic() - start)
+    assert sorted(latencies)[1] < 2.0, latencies  # the median
+    time.sleep(4)  # more than one IDLE period: renewed with DONE, the watch goes on
+    assert "event=fetch.watch_dropped" not in log()
+    renewals = log().count("dir=> line=DONE") - log().count("event=fetch.new_mail")
+    assert renewals >= 1, "IDLE was not renewed after its period"
+    # The server drops the connection: the watch reconnects (back-off 5s) and goes on.
+    subprocess.run(["doveadm", "-c", str(dovecot.config), "kick", dovecot.user], check=True,
+                   capture_output=True, timeout=30)
+    wait_for(lambda: "event=fetch.watch_dropped" in log(), what="the dropped watch")
+    wait_for(lambda: log().count("event=fetch.watching") == 2, timeout=15, what="the reconnect")
+    done = log().count("event=fetch.delivered")
+    preload(dovecot, ("after-kick",))
+    wait_for(lambda: log().count("event=fetch.delivered") == done + 1, timeout=10,
+             what="delivery after the reconnect")
+    assert len(delivered(maildir)) == 4 and dovecot.folder_messages() == []
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0  # the IDLE connection is cut, not waited for
