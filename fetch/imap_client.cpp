@@ -114,9 +114,16 @@ void imap_client::queue(const imap_machine::action& a) {
     if (!shown.empty() && shown.back() == '\n') shown.remove_suffix(1);
     if (!shown.empty() && shown.back() == '\r') shown.remove_suffix(1);
     if (a.sensitive) {
-      // The tag and command word stay visible; the credentials do not.
-      const auto second = shown.find(' ', shown.find(' ') + 1);
-      trace(">", std::string(shown.substr(0, std::min(second, shown.size()))) + " <redacted>");
+      // "p1 LOGIN user" and "p1 AUTHENTICATE PLAIN" stay visible; credentials do not, nor
+      // the bare SASL response that follows a continuation.
+      std::size_t end = 0;
+      for (int word = 0; word < 3 && end != std::string_view::npos; ++word)
+        end = shown.find(' ', end == 0 ? 0 : end + 1);
+      const bool command = shown.find(" LOGIN ") != std::string_view::npos ||
+                           shown.find(" AUTHENTICATE ") != std::string_view::npos;
+      trace(">", command && end != std::string_view::npos
+                     ? std::string(shown.substr(0, end)) + " <redacted>"
+                     : std::string("<redacted>"));
     } else {
       trace(">", shown);
     }

@@ -42,7 +42,7 @@ def body_digests(maildir, recipient="alice@pec.test"):
     for f in delivered(maildir):
         data = f.read_bytes()
         head, _, rest = data.partition(f"\r\n\tfor <{recipient}>; ".encode())
-        assert head.startswith(b"Received: from localhost by ") and b" with IMAP" in head
+        assert head.startswith(b"Received: from ") and b" with IMAP" in head
         out.append(hashlib.sha256(rest.split(b"\r\n", 1)[1]).hexdigest())
     return sorted(out)
 
