@@ -33,6 +33,15 @@ def dovecot(procs, pki):
 
 
 @pytest.fixture
+def cyrus(procs, pki):
+    """A real Cyrus IMAP (IMAPS, IDLE) with one user, removed afterwards."""
+    from cyrus import Cyrus
+    c = Cyrus(procs, pki)
+    yield c
+    c.cleanup()
+
+
+@pytest.fixture
 def mta():
     """Starts private Postfix instances (mta(relay_port)); all are stopped afterwards."""
     from postfix import Postfix
