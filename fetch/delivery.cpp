@@ -52,8 +52,15 @@ class local_delivery : public delivery {
   awaitable<delivery_result> begin(const std::string& sender, const std::string&) override {
     std::string error;
     if (target_.kind == conf::target_kind::maildir) {
+      if (!place_) {
+        place_.emplace();
+        if (!place_->open(target_.path, error)) {
+          place_.reset();  // tried again with the next message
+          co_return failed(true, error);
+        }
+      }
       maildir_.emplace();
-      if (!maildir_->begin(target_.path, error)) co_return failed(true, error);
+      if (!maildir_->begin(*place_, error)) co_return failed(true, error);
     } else {
       mbox_ = mboxrd_encoder{};
       out_ = mboxrd_encoder::separator(sender, now_seconds());
@@ -94,6 +101,7 @@ class local_delivery : public delivery {
   }
   const conf::delivery_target& target_;
   int stdout_fd_;
+  std::optional<maildir_place> place_;  ///< opened at the first message, kept for the run
   std::optional<maildir_writer> maildir_;
   mboxrd_encoder mbox_;
   std::string out_;

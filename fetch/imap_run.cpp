@@ -91,6 +91,8 @@ struct folder_pass {
   std::vector<std::uint32_t> gone;       ///< listed, but gone before they were retrieved
   std::vector<std::uint32_t> withdrawn;  ///< removed or moved by this run
   bool reidentified = false;             ///< a UIDVALIDITY change was handled in this run
+  std::uint32_t refused_before = 0;      ///< the session's refused changes when it began
+  std::uint32_t expunged_before = 0;     ///< the session's confirmed expunges when it began
   [[nodiscard]] std::string key(std::uint32_t uid) const { return key_of(validity, uid); }
   [[nodiscard]] std::string label(std::uint32_t uid) const {
     return folder + ";UIDVALIDITY=" + std::to_string(validity) + ";UID=" + std::to_string(uid);
@@ -191,6 +193,8 @@ class imap_mailbox_run {
     folder_pass pass;
     pass.folder = folder;
     pass.state = std::move(opened.store);
+    pass.refused_before = client_->refusals();
+    pass.expunged_before = client_->expunged();
     const bool selected = co_await select(pass);
     if (!selected) co_return client_->usable();
     const bool listed = co_await list(pass);
@@ -478,16 +482,14 @@ class imap_mailbox_run {
   /// the server confirmed every change, the listing's new start, UIDVALIDITY and MODSEQ.
   awaitable<void> finish_folder(folder_pass& pass, bool complete) {
     scan_unlisted(pass);
-    const std::uint32_t refused_before = client_->refusals();
-    const std::uint32_t expunged_before = client_->expunged();
     imap_result r = co_await client_->async_sync();
     if (!r.ok()) {
       failed("folder " + pass.folder + ": " + describe(r), true);
       co_return;
     }
-    out_.deleted += client_->expunged() - expunged_before;
+    out_.deleted += client_->expunged() - pass.expunged_before;
     if (options_.dry_run) co_return;
-    if (client_->refusals() == refused_before)
+    if (client_->refusals() == pass.refused_before)
       for (std::uint32_t uid : pass.withdrawn) pass.state->note_forgotten(pass.key(uid));
     pass.state->set_meta("uidvalidity", std::to_string(pass.validity));
     pass.state->set_meta("next", std::to_string(next_start(pass, complete)));

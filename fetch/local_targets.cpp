@@ -24,14 +24,6 @@ std::string sys_error(const std::string& what, const std::string& path) {
 /// is the writer's to choose), so that a cleanup touches nothing of other programs'.
 constexpr const char* tmp_marker = "_postern";
 
-bool fsync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool ok = ::fsync(fd) == 0;
-  ::close(fd);
-  return ok;
-}
-
 std::string rfc5322_date(std::int64_t unix_time) {
   std::time_t t = static_cast<std::time_t>(unix_time);
   std::tm tm{};
@@ -43,7 +35,7 @@ std::string rfc5322_date(std::int64_t unix_time) {
 
 }  // namespace
 
-bool maildir_writer::begin(const std::string& dir, std::string& error) {
+bool maildir_place::open(const std::string& dir, std::string& error) {
   dir_ = dir;
   for (const char* sub : {"", "/tmp", "/new", "/cur"}) {
     std::string path = dir + sub;
@@ -52,17 +44,39 @@ bool maildir_writer::begin(const std::string& dir, std::string& error) {
       return false;
     }
   }
-  // Unique per Maildir convention: time, pid and a counter, host name.
-  static std::atomic<unsigned> counter{0};
+  new_fd_ = ::open((dir + "/new").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (new_fd_ < 0) {
+    error = sys_error("cannot open", dir + "/new");
+    return false;
+  }
   char host[HOST_NAME_MAX + 1] = {};
   ::gethostname(host, sizeof host - 1);
   for (char& c : host)
     if (c == '/' || c == ':') c = '_';
+  suffix_ = std::string(tmp_marker) + "." + host;
+  return true;
+}
+
+maildir_place::~maildir_place() {
+  if (new_fd_ >= 0) ::close(new_fd_);
+}
+
+bool maildir_writer::begin(const std::string& dir, std::string& error) {
+  own_place_.emplace();
+  if (!own_place_->open(dir, error)) return false;
+  return begin(*own_place_, error);
+}
+
+bool maildir_writer::begin(const maildir_place& place, std::string& error) {
+  place_ = &place;
+  // Unique per Maildir convention: time, pid and a counter, host name.
+  static std::atomic<unsigned> counter{0};
+  static const std::string pid = std::to_string(::getpid());
   timespec now{};
   ::clock_gettime(CLOCK_REALTIME, &now);
-  name_ = std::to_string(now.tv_sec) + ".M" + std::to_string(now.tv_nsec / 1000) + "P" +
-          std::to_string(::getpid()) + "Q" + std::to_string(++counter) + tmp_marker + "." + host;
-  tmp_path_ = dir + "/tmp/" + name_;
+  name_ = std::to_string(now.tv_sec) + ".M" + std::to_string(now.tv_nsec / 1000) + "P" + pid + "Q" +
+          std::to_string(++counter) + place.suffix();
+  tmp_path_ = place.dir() + "/tmp/" + name_;
   fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd_ < 0) {
     error = sys_error("cannot create", tmp_path_);
@@ -96,9 +110,10 @@ bool maildir_writer::commit(std::string& error) {
   }
   ::close(fd_);
   fd_ = -1;
-  final_path_ = dir_ + "/new/" + name_ + ",S=" + std::to_string(size_);
-  if (::rename(tmp_path_.c_str(), final_path_.c_str()) != 0 || !fsync_dir(dir_ + "/new")) {
-    error = sys_error("cannot move into", dir_ + "/new");
+  final_path_ = place_->dir() + "/new/" + name_ + ",S=" + std::to_string(size_);
+  // The rename is durable once new/ is synced.
+  if (::rename(tmp_path_.c_str(), final_path_.c_str()) != 0 || ::fsync(place_->new_fd()) != 0) {
+    error = sys_error("cannot move into", place_->dir() + "/new");
     return false;
   }
   tmp_path_.clear();

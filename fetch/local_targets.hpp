@@ -4,13 +4,32 @@
 /// descriptor (stdout, for pipelines). Both take the message in chunks as it is retrieved.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace postern::fetch {
 
+/// A Maildir as a run uses it: its directories made once, the host name and pid of the file
+/// names, and new/ kept open for the fsync that makes each rename durable.
+class maildir_place {
+ public:
+  /// Creates DIR/{tmp,new,cur} if missing.
+  bool open(const std::string& dir, std::string& error);
+  ~maildir_place();
+  [[nodiscard]] const std::string& dir() const { return dir_; }
+  [[nodiscard]] const std::string& suffix() const { return suffix_; }
+  [[nodiscard]] int new_fd() const { return new_fd_; }
+
+ private:
+  std::string dir_, suffix_;  ///< suffix: "P<pid>" and the host part of every file name
+  int new_fd_ = -1;
+};
+
 class maildir_writer {
  public:
-  /// Opens a new file in DIR/tmp (creating DIR/{tmp,new,cur} if missing).
+  /// Opens a new file in the Maildir's tmp/.
+  bool begin(const maildir_place& place, std::string& error);
+  /// The same for a Maildir opened just for this message.
   bool begin(const std::string& dir, std::string& error);
   bool write(const std::string& bytes, std::string& error);
   /// fsync, rename into new/, fsync new/: the message is delivered when this returns true.
@@ -25,7 +44,9 @@ class maildir_writer {
 
  private:
   int fd_ = -1;
-  std::string dir_, tmp_path_, final_path_, name_;
+  const maildir_place* place_ = nullptr;
+  std::optional<maildir_place> own_place_;
+  std::string tmp_path_, final_path_, name_;
   std::uint64_t size_ = 0;
 };
 

@@ -12,12 +12,18 @@ from pathlib import Path
 from harness import free_port, require, wait_port
 
 MASTER = "/usr/sbin/cyrmaster"
+# Unpacked by .ci/setup: cyrus-imapd conflicts with dovecot-imapd, so it is not installed.
+PEER = Path("/opt/postern-test-peers/cyrus-imapd/usr/lib/cyrus/bin")
 
 
 class Cyrus:
     def __init__(self, procs, pki, user="alice", password="wonderland"):
-        require("cyrmaster", "cyrus-imapd")
+        require("cyrmaster", "cyrus-common")
         require("saslpasswd2", "sasl2-bin")
+        if not (PEER / "imapd").exists():
+            raise AssertionError(f"test peer Cyrus imapd is missing from {PEER}: run .ci/setup, "
+                                 "which unpacks Debian's cyrus-imapd there (installing it would "
+                                 "remove dovecot-imapd)")
         self.root = Path(tempfile.mkdtemp(prefix="postern-cyrus-"))
         self.root.chmod(0o755)
         for sub in ("config", "spool", "socket"):
@@ -51,12 +57,12 @@ imapidlepoll: 1
   recover cmd="ctl_cyrusdb -r -C {config}"
 }}
 SERVICES {{
-  imaps cmd="imapd -s -C {config}" listen="127.0.0.1:{self.port}" prefork=0
+  imaps cmd="{PEER}/imapd -s -C {config}" listen="127.0.0.1:{self.port}" prefork=0
 }}
 EVENTS {{
 }}
 DAEMON {{
-  idled cmd="idled -C {config}"
+  idled cmd="{PEER}/idled -C {config}"
 }}
 """)
         for name, secret in (("cyrus", self.admin_password), (user, password)):
