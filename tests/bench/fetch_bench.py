@@ -137,6 +137,20 @@ class Bench:
     def run(self, argv, count, size):
         """Fills the mailbox, runs the tool to completion; returns wall s, CPU s, max RSS KiB."""
         self.fill(count, size)
+        elapsed, cpu, peak, code, output = self.execute(argv)
+        if code != 0:
+            sys.exit(f"{argv[0]} exited {code}:\n{output[-3000:]}")
+        # smtp-sink closes the dump file after answering; give it a moment to catch up.
+        deadline = time.monotonic() + 10
+        while self.at_sink() < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if self.at_sink() != count or self.left_on_server() != 0:
+            sys.exit(f"{argv[0]}: {self.at_sink()} of {count} at the sink, "
+                     f"{self.left_on_server()} left on the server\n{output[-3000:]}")
+        return elapsed, cpu, peak
+
+    def execute(self, argv):
+        """Runs a tool to its end: wall s, CPU s, peak RSS KiB, exit status, its output."""
         env = dict(os.environ, HOME=str(self.dir))
         log = open(self.dir / "tool.log", "wb")
         started = time.monotonic()
@@ -151,18 +165,9 @@ class Bench:
             peak = max(peak, vm_hwm(proc.pid))
             time.sleep(0.005)
         elapsed = time.monotonic() - started
-        code = os.waitstatus_to_exitcode(status)
         output = (self.dir / "tool.log").read_text(errors="replace")
-        if code != 0:
-            sys.exit(f"{argv[0]} exited {code}:\n{output[-3000:]}")
-        # smtp-sink closes the dump file after answering; give it a moment to catch up.
-        deadline = time.monotonic() + 10
-        while self.at_sink() < count and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if self.at_sink() != count or self.left_on_server() != 0:
-            sys.exit(f"{argv[0]}: {self.at_sink()} of {count} at the sink, "
-                     f"{self.left_on_server()} left on the server\n{output[-3000:]}")
-        return elapsed, usage.ru_utime + usage.ru_stime, peak
+        return (elapsed, usage.ru_utime + usage.ru_stime, peak,
+                os.waitstatus_to_exitcode(status), output)
 
 
 def main():

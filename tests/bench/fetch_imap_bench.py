@@ -32,7 +32,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from fetch_bench import Bench, message, vm_hwm  # noqa: E402  (the POP3 bench's Dovecot and sink)
+from fetch_bench import Bench, message  # noqa: E402  (the POP3 bench's Dovecot and sink)
 
 
 class ImapBench(Bench):
@@ -160,24 +160,11 @@ message_log_syslog = false
     def run_to_maildir(self, argv, count, size):
         """Fills the mailbox, runs the tool; every message must be in self.target after it."""
         self.fill(count, size)
-        env = dict(os.environ, HOME=str(self.dir))
-        log = open(self.dir / "tool.log", "wb")
-        started = time.monotonic()
-        proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
-        peak = 0
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            peak = max(peak, vm_hwm(proc.pid))
-            time.sleep(0.005)
-        elapsed = time.monotonic() - started
-        output = (self.dir / "tool.log").read_text(errors="replace")
-        code = os.waitstatus_to_exitcode(status)
+        elapsed, cpu, peak, code, output = self.execute(argv)
         got = sum(1 for sub in ("new", "cur") for _ in (self.target / sub).iterdir())
         if code != 0 or got != count:
             sys.exit(f"{argv[0]} exited {code} with {got} of {count} messages:\n{output[-3000:]}")
-        return elapsed, usage.ru_utime + usage.ru_stime, peak
+        return elapsed, cpu, peak
 
     def idle_latency(self, messages):
         """--daemon with IDLE: seconds from a message's arrival to its arrival at the sink."""
