@@ -90,6 +90,7 @@ struct folder_pass {
   std::vector<imap_listed> listed;       ///< ascending UIDs
   std::vector<std::uint32_t> gone;       ///< listed, but gone before they were retrieved
   std::vector<std::uint32_t> withdrawn;  ///< removed or moved by this run
+  std::vector<std::uint32_t> expunge;    ///< marked \Deleted, expunged at the folder's end
   bool reidentified = false;             ///< a UIDVALIDITY change was handled in this run
   std::uint32_t refused_before = 0;      ///< the session's refused changes when it began
   std::uint32_t expunged_before = 0;     ///< the session's confirmed expunges when it began
@@ -417,7 +418,9 @@ class imap_mailbox_run {
     co_return done;
   }
 
-  /// Deletes delivered messages: \Deleted and UID EXPUNGE of exactly them (UIDPLUS); without
+  /// Deletes delivered messages: \Deleted now, and UID EXPUNGE of exactly them (UIDPLUS) at
+  /// the folder's end, once the server has answered every STORE (an EXPUNGE pipelined behind
+  /// its STORE may run before it: RFC 3501 §5.5, and Dovecot does now and then). Without
   /// UIDPLUS they are only marked \Seen (said once, at the start).
   void withdraw(folder_pass& pass, const std::vector<std::uint32_t>& uids) {
     if (uids.empty() || options_.dry_run) return;
@@ -427,8 +430,23 @@ class imap_mailbox_run {
       return;
     }
     client_->store(set, "\\Deleted");
-    client_->expunge(set);
+    pass.expunge.insert(pass.expunge.end(), uids.begin(), uids.end());
     pass.withdrawn.insert(pass.withdrawn.end(), uids.begin(), uids.end());
+  }
+
+  /// UID EXPUNGE of what this pass marked \Deleted, after the STOREs were answered.
+  awaitable<bool> expunge_marked(folder_pass& pass) {
+    if (pass.expunge.empty()) co_return true;
+    std::sort(pass.expunge.begin(), pass.expunge.end());
+    for (std::size_t i = 0; i < pass.expunge.size(); i += 1000)
+      client_->expunge(imap_uid_set(std::vector<std::uint32_t>(
+          pass.expunge.begin() + static_cast<std::ptrdiff_t>(i),
+          pass.expunge.begin() +
+              static_cast<std::ptrdiff_t>(std::min(pass.expunge.size(), i + 1000)))));
+    pass.expunge.clear();
+    imap_result r = co_await client_->async_sync();
+    if (!r.ok()) failed("folder " + pass.folder + ": " + describe(r), true);
+    co_return r.ok();
   }
 
   /// What `after` asks for a message delivered and kept on the server.
@@ -446,7 +464,7 @@ class imap_mailbox_run {
         } else {
           client_->copy(set, after_.folder);
           client_->store(set, "\\Deleted");
-          if (caps.uidplus) client_->expunge(set);
+          if (caps.uidplus) pass.expunge.push_back(uid);
         }
         pass.withdrawn.push_back(uid);
         ++out_.moved;
@@ -455,9 +473,12 @@ class imap_mailbox_run {
   }
 
   /// Records not listed in this run: those refused for good are counted as held, delivered
-  /// ones kept long enough (delete_after) are deleted.
+  /// ones kept long enough (delete_after) are deleted, and so are those that after = "delete"
+  /// should have removed already (a run killed between the record and the expunge).
   void scan_unlisted(folder_pass& pass) {
     std::vector<std::uint32_t> expired;
+    const bool leftovers =
+        !keep_ && client_->capabilities().uidplus && !pass.reidentified && !options_.dry_run;
     const bool may_expire = keep_ && after_.what != conf::imap_after::kind::move &&
                             config_.delete_after && !pass.reidentified && !options_.dry_run;
     const std::int64_t age =
@@ -467,7 +488,8 @@ class imap_mailbox_run {
       auto k = parse_key(key);
       if (!k || k->validity != pass.validity || k->uid >= pass.from) return;
       if (rec.outcome == uid_outcome::failed) ++out_.held;
-      if (may_expire && rec.outcome == uid_outcome::delivered && now_ - rec.time >= age)
+      if (rec.outcome == uid_outcome::delivered &&
+          (leftovers || (may_expire && now_ - rec.time >= age)))
         expired.push_back(k->uid);
     });
     std::sort(expired.begin(), expired.end());
@@ -487,6 +509,8 @@ class imap_mailbox_run {
       failed("folder " + pass.folder + ": " + describe(r), true);
       co_return;
     }
+    const bool expunged = co_await expunge_marked(pass);
+    if (!expunged) co_return;
     out_.deleted += client_->expunged() - pass.expunged_before;
     if (options_.dry_run) co_return;
     if (client_->refusals() == pass.refused_before)
