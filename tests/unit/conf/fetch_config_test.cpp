@@ -135,3 +135,12 @@ TEST_CASE("IMAP keys: what would not work is refused at load") {
   CHECK(has(errors, "cleartext imap://imap.pec.it:143 would send the password unencrypted"));
   CHECK(has(errors, "moves into INBOX, which is also fetched"));
 }
+
+TEST_CASE("[timeouts] idle: at most RFC 2177's 29 minutes") {
+  fetch_dir d("deliver = \"-\"\n[timeouts]\nidle = \"30m\"\n",
+              "[[mailbox]]\naddress = \"r@pec.it\"\nprovider = \"register\"\n"
+              "password_file = \"secret\"\n");
+  std::vector<std::string> errors;
+  CHECK_FALSE(d.load(&errors));
+  CHECK(has(errors, "idle: at most 29m"));
+}

@@ -287,3 +287,61 @@ TEST_CASE("imap client: IDLE ends on new mail, or after its period with DONE") {
     CHECK(s->written().find("p3 IDLE\r\nDONE\r\np4 IDLE\r\nDONE\r\n") != std::string::npos);
   });
 }
+
+TEST_CASE("imap client: pipelined bodies answered data first, OKs after (as Dovecot does)") {
+  run_coroutine([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    imap_client c(ex, params());
+    test::scripted_stream* s = nullptr;
+    auto r = co_await open(c, ex, s, "AUTH=PLAIN SASL-IR UIDPLUS");
+    CHECK(r.ok());
+    s->then_read(select_answer + "p2 OK selected\r\n")
+        .then_read(
+            "* 1 FETCH (UID 10 BODY[] {3}\r\none)\r\n* 2 FETCH (UID 11 BODY[] {3}\r\ntwo)\r\n"
+            "p3 OK done\r\np4 OK done\r\n")
+        .then_read("p5 OK stored\r\np6 OK noop\r\n");
+    r = co_await c.async_select("INBOX", false);
+    CHECK(r.ok());
+    c.request_body(10);
+    c.request_body(11);
+    std::string got;
+    const imap_client::body_sink sink = [&got](const std::string& b) -> asio::awaitable<bool> {
+      got += b;
+      co_return true;
+    };
+    bool found = false;
+    r = co_await c.async_body(10, sink, found);
+    CHECK(r.ok());
+    CHECK(found);
+    CHECK(got == "one");  // done on its data, not held until its OK
+    got.clear();
+    r = co_await c.async_body(11, sink, found);
+    CHECK(r.ok());
+    CHECK(found);
+    CHECK(got == "two");
+    c.store("10:11", "\\Deleted");
+    r = co_await c.async_sync();
+    CHECK(r.ok());
+    CHECK(c.refusals() == 0);
+  });
+}
+
+TEST_CASE("imap client: with QRESYNC, VANISHED counts as expunges, so IDLE still sees new mail") {
+  run_coroutine([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    imap_client c(ex, params());
+    test::scripted_stream* s = nullptr;
+    auto r = co_await open(c, ex, s, "AUTH=PLAIN SASL-IR IDLE");
+    CHECK(r.ok());
+    s->then_read(select_answer + "p2 OK selected\r\n")  // 2 messages
+        .then_read("+ idling\r\n")
+        .then_read("* VANISHED 10:11\r\n")  // both expunged by another client: none left
+        .then_read("* 1 EXISTS\r\n")        // fewer than at the start, yet new
+        .then_read("p3 OK IDLE done\r\n");
+    r = co_await c.async_select("INBOX", false);
+    CHECK(r.ok());
+    bool new_mail = false;
+    r = co_await c.async_idle(5s, new_mail);
+    CHECK(r.ok());
+    CHECK(new_mail);
+    CHECK(c.folder().exists == 1);
+  });
+}
