@@ -202,7 +202,7 @@ awaitable<std::optional<imap_result>> imap_client::step(imap_machine::action& a)
 }
 
 awaitable<imap_result> imap_client::drive() {
-  op_deadline_ = clock::now() + params_.message_timeout;
+  op_deadline_ = clock::now() + idle_period_ + params_.message_timeout;
   for (;;) {
     const auto before = machine_.current();
     std::optional<imap_result> done = co_await step(next_);

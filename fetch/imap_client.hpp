@@ -74,6 +74,7 @@ class imap_client {
                                    conf::duration idle_period = {}) {
     next_ = std::move(a);
     sink_ = sink;
+    idle_period_ = idle_period;
     idle_until_ = net::line_channel::clock::now() + idle_period;
     return drive();
   }
@@ -98,6 +99,7 @@ class imap_client {
   const body_sink* sink_ = nullptr;
   net::line_channel::clock::time_point op_deadline_{};
   net::line_channel::clock::time_point idle_until_{};
+  conf::duration idle_period_{};  ///< IDLE: the answers after DONE get their time after it
 };
 
 }  // namespace postern::fetch

@@ -345,3 +345,25 @@ TEST_CASE("imap client: with QRESYNC, VANISHED counts as expunges, so IDLE still
     CHECK(c.folder().exists == 1);
   });
 }
+
+TEST_CASE("imap client: an IDLE longer than the message timeout still ends cleanly with DONE") {
+  run_coroutine([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    imap_client c(ex, params());  // message_timeout 1s
+    test::scripted_stream* s = nullptr;
+    auto r = co_await open(c, ex, s, "AUTH=PLAIN SASL-IR IDLE");
+    CHECK(r.ok());
+    s->then_read(select_answer + "p2 OK selected\r\n").then_read("+ idling\r\n").then_stall();
+    r = co_await c.async_select("INBOX", false);
+    CHECK(r.ok());
+    bool new_mail = true;
+    // IDLE for 1.5s, past the 1s message timeout: DONE's answer still has its own time (here
+    // none comes: the stall makes it time out as an answer, not at once).
+    const auto start = std::chrono::steady_clock::now();
+    r = co_await c.async_idle(1500ms, new_mail);
+    const auto took = std::chrono::steady_clock::now() - start;
+    CHECK_FALSE(new_mail);
+    CHECK(r.kind == failure_kind::timeout);
+    CHECK(took >= 1600ms);  // 1.5s of IDLE, then up to the 200ms reply timeout for DONE
+    CHECK(s->written().find("DONE\r\n") != std::string::npos);
+  });
+}
