@@ -92,11 +92,14 @@ service stats {{
 }}
 """)
         self.proc = procs.start("dovecot", ["dovecot", "-F", "-c", str(config)])
-        wait_port(self.pop3_port)
-        wait_port(self.pop3s_port)
-        wait_port(self.lmtp_port)
-        wait_port(self.imap_port)
-        wait_port(self.imaps_port)
+        try:
+            for port in (self.pop3_port, self.pop3s_port, self.lmtp_port, self.imap_port,
+                         self.imaps_port):
+                wait_port(port)
+        except AssertionError as e:
+            log = self.root / "dovecot.log"
+            raise AssertionError(f"{e}; Dovecot said: "
+                                 f"{log.read_text()[-2000:] if log.exists() else '(no log)'}")
 
     def add_user(self, user, password):
         """Another mailbox; Dovecot re-reads its passwd-file when it changes."""
