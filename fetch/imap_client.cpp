@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "cli/log.hpp"
-#include "tunnel/net/connect.hpp"
 
 namespace postern::fetch {
 
@@ -28,20 +27,15 @@ imap_machine::settings machine_settings(const imap_params& p) {
   return s;
 }
 
-imap_result not_connected() { return {failure_kind::connection, {}, "not connected"}; }
 }  // namespace
 
 imap_client::imap_client(asio::any_io_executor ex, imap_params params)
     : executor_(std::move(ex)), params_(std::move(params)), machine_(machine_settings(params_)) {}
 
-bool imap_client::tracing() const {
-  return params_.trace && lg::logger::instance().enabled(lg::level::trace);
-}
+bool imap_client::tracing() const { return fetch::tracing(params_); }
 
 void imap_client::trace(const char* dir, std::string_view line) {
-  if (tracing())
-    lg::event(lg::level::trace, "imap",
-              {{"session", params_.session}, {"dir", dir}, {"line", line}});
+  trace_line(params_, "imap", dir, line);
 }
 
 awaitable<imap_result> imap_client::read_literal(std::uint64_t n, imap_machine::literal_use use,
@@ -212,12 +206,9 @@ awaitable<imap_result> imap_client::drive() {
 }
 
 awaitable<imap_result> imap_client::async_open() {
-  auto c =
-      co_await net::async_connect_to(executor_, params_.endpoint.addr, params_.connect_timeout);
-  if (c.fd < 0)
-    co_return imap_result{
-        c.timed_out ? failure_kind::timeout : failure_kind::connection, {}, "connect: " + c.error};
-  auto channel = std::make_unique<net::line_channel>(executor_, c.fd);
+  imap_result failure;
+  auto channel = co_await connect_session(executor_, params_, failure);
+  if (!channel) co_return failure;
   co_return co_await async_open(std::move(channel));
 }
 

@@ -1,6 +1,33 @@
 #include "mail_session.hpp"
 
+#include "cli/log.hpp"
+#include "tunnel/net/connect.hpp"
+
 namespace postern::fetch {
+
+namespace lg = postern::log;
+
+asio::awaitable<std::unique_ptr<net::line_channel>> connect_session(const asio::any_io_executor& ex,
+                                                                    const session_params& p,
+                                                                    session_result& failure) {
+  auto c = co_await net::async_connect_to(ex, p.endpoint.addr, p.connect_timeout);
+  if (c.fd < 0) {
+    failure = {
+        c.timed_out ? failure_kind::timeout : failure_kind::connection, {}, "connect: " + c.error};
+    co_return nullptr;
+  }
+  co_return std::make_unique<net::line_channel>(ex, c.fd);
+}
+
+bool tracing(const session_params& p) {
+  return p.trace && lg::logger::instance().enabled(lg::level::trace);
+}
+
+void trace_line(const session_params& p, const char* protocol, const char* dir,
+                std::string_view line) {
+  if (tracing(p))
+    lg::event(lg::level::trace, protocol, {{"session", p.session}, {"dir", dir}, {"line", line}});
+}
 
 asio::awaitable<session_result> start_session_tls(net::line_channel& channel,
                                                   const session_params& p) {

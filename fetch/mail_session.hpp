@@ -47,6 +47,19 @@ struct session_params {
   bool trace = false;
 };
 
+/// The result of an operation asked of a session that is closed or broken.
+inline session_result not_connected() { return {failure_kind::connection, {}, "not connected"}; }
+
+/// A connection to the endpoint (null, with `failure` set, when none could be made).
+asio::awaitable<std::unique_ptr<net::line_channel>> connect_session(const asio::any_io_executor& ex,
+                                                                    const session_params& p,
+                                                                    session_result& failure);
+
+/// With --trace, one protocol line in the log ("pop3", "imap"; dir "<" or ">").
+void trace_line(const session_params& p, const char* protocol, const char* dir,
+                std::string_view line);
+[[nodiscard]] bool tracing(const session_params& p);
+
 /// TLS on `channel` to the endpoint, verified as configured.
 asio::awaitable<session_result> start_session_tls(net::line_channel& channel,
                                                   const session_params& p);

@@ -2,7 +2,6 @@
 
 #include "cli/log.hpp"
 #include "forwarder/smtp/dot_codec.hpp"
-#include "tunnel/net/connect.hpp"
 
 namespace postern::fetch {
 
@@ -24,20 +23,15 @@ pop3_machine::settings machine_settings(const pop3_params& p) {
   return s;
 }
 
-pop3_result not_connected() { return {failure_kind::connection, {}, "not connected"}; }
 }  // namespace
 
 pop3_client::pop3_client(asio::any_io_executor ex, pop3_params params)
     : executor_(std::move(ex)), params_(std::move(params)), machine_(machine_settings(params_)) {}
 
-bool pop3_client::tracing() const {
-  return params_.trace && lg::logger::instance().enabled(lg::level::trace);
-}
+bool pop3_client::tracing() const { return fetch::tracing(params_); }
 
 void pop3_client::trace(const char* dir, std::string_view line) {
-  if (tracing())
-    lg::event(lg::level::trace, "pop3",
-              {{"session", params_.session}, {"dir", dir}, {"line", line}});
+  trace_line(params_, "pop3", dir, line);
 }
 
 awaitable<pop3_result> pop3_client::read_status_line(std::string& line) {
@@ -179,12 +173,9 @@ awaitable<pop3_result> pop3_client::drive() {
 }
 
 awaitable<pop3_result> pop3_client::async_open() {
-  auto c =
-      co_await net::async_connect_to(executor_, params_.endpoint.addr, params_.connect_timeout);
-  if (c.fd < 0)
-    co_return pop3_result{
-        c.timed_out ? failure_kind::timeout : failure_kind::connection, {}, "connect: " + c.error};
-  auto channel = std::make_unique<net::line_channel>(executor_, c.fd);
+  pop3_result failure;
+  auto channel = co_await connect_session(executor_, params_, failure);
+  if (!channel) co_return failure;
   co_return co_await async_open(std::move(channel));
 }
 
